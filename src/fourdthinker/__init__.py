@@ -1,0 +1,7 @@
+"""fourdthinker: teach vision-language models to think with 4D imagery.
+
+Importing the package does no work; every stage lives in its own subpackage
+(world -> video -> data -> models/latent -> train -> infer -> eval). See README.md.
+"""
+
+__version__ = "0.1.0"
