@@ -12,6 +12,7 @@ from fourdthinker import __version__
 from fourdthinker import demo as demo_commands
 from fourdthinker.data import commands as data_commands
 from fourdthinker.eval import commands as eval_commands
+from fourdthinker.eval import probe_command
 from fourdthinker.latent import commands as latent_commands
 from fourdthinker.train import commands as train_commands
 from fourdthinker.video import commands as video_commands
@@ -48,7 +49,7 @@ app.add_typer(data_commands.app, name="data")
 app.add_typer(train_commands.app, name="train")
 app.command("infer")(latent_commands.infer)
 app.command("eval")(eval_commands.eval_cmd)
-app.command("probe")(eval_commands.probe)
+app.command("probe")(probe_command.probe)
 app.command("demo")(demo_commands.demo)
 app.command("ablate")(demo_commands.ablate)
 

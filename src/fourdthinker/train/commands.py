@@ -1,19 +1,12 @@
-"""`fourdthinker train ...`: DIFT and 4DRL."""
+"""`fourdthinker train ...`: DIFT (SPEC §3) and 4DRL (SPEC §5)."""
 
 from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="Training: `dift` (SPEC §3) and `rl` (4DRL, SPEC §5).", no_args_is_help=True)
+from fourdthinker.train.dift_command import dift
+from fourdthinker.train.rl_command import rl
 
-
-@app.command("dift")
-def dift(data: str = typer.Option(..., "--data")) -> None:
-    """Dynamic-imagery fine-tuning."""
-    raise NotImplementedError("fourdthinker train dift: not implemented yet (issue 4)")
-
-
-@app.command("rl")
-def rl(data: str = typer.Option(..., "--data")) -> None:
-    """4DRL: GRPO with latent-recurrent rollouts."""
-    raise NotImplementedError("fourdthinker train rl: not implemented yet (issue 6)")
+app = typer.Typer(help="Training: `dift` (dynamic-imagery fine-tuning) and `rl` (4DRL, GRPO).", no_args_is_help=True)
+app.command("dift")(dift)
+app.command("rl")(rl)
