@@ -1,16 +1,137 @@
-"""`fourdthinker eval`."""
+"""`fourdthinker eval`: run models on a benchmark and write tables and an HTML report.
+
+Thin recipe: load the benchmark -> for each ``--model``: build its runner, ``evaluate`` (resumable)
+-> paper-layout table (rich + Markdown + CSV), paired comparisons, HTML report.
+Heavy libraries (torch, transformers) are imported inside the runners, only when a model needs them.
+"""
 
 from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
 
 import typer
 
 
-def eval_cmd(
-    model: list[str] = typer.Option(..., "--model"),
-    bench: str = typer.Option(..., "--bench"),
-    data: str = typer.Option(..., "--data"),
-    out: str = typer.Option(..., "--out"),
-) -> None:
-    """Evaluate models on DSR-Bench, Dyn-Bench, VLM4D or the synthetic benchmark."""
-    raise NotImplementedError("fourdthinker eval: not implemented yet (issue 7)")
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
 
+
+def eval_cmd(
+    model: list[str] = typer.Option(
+        ..., "--model", "-m",
+        help="Model to evaluate; repeat for side-by-side tables. A tiny preset (qwen2.5-vl-tiny), a checkpoint "
+             "folder or hub id (latent decoder if it has latent tokens, else plain generate), 'plain:PATH', "
+             "'latent:PATH', 'api:MODEL' (OpenAI-compatible endpoint) or 'random' (chance). Name a row with "
+             "NAME=SPEC, e.g. --model 'DIFT=runs/dift'."),
+    bench: str = typer.Option(..., "--bench", "-b", help="dsr-bench | dyn-bench | vlm4d | synthetic | jsonl"),
+    data: str = typer.Option(
+        ..., "--data", "-d",
+        help="Local benchmark path: DSR-Bench folder or benchmark.parquet; Dyn-Bench root (frames/, multi_json/); "
+             "VLM4D root (QA/*_mc.json); synthetic: a world folder from `fourdthinker world` or a bench.jsonl. "
+             "A hub dataset id is tried only when the hub is reachable."),
+    out: str = typer.Option(..., "--out", "-o", help="Output folder; results go to OUT/BENCH/ (rerun the same command to resume)."),
+    samples: int = typer.Option(1, "--samples", help="1 = greedy (default). N > 1 = N sampled runs (seeds SEED..SEED+N-1); "
+                                                     "tables show the mean and the spread across seeds."),
+    seed: int = typer.Option(0, "--seed", help="First seed for sampled runs (and the seed sent to APIs)."),
+    temperature: float = typer.Option(0.7, help="Sampling temperature when --samples > 1 (reference: 0.7)."),
+    top_p: float = typer.Option(0.9, help="Nucleus sampling when --samples > 1 (reference: 0.9)."),
+    max_new_tokens: int = typer.Option(256, help="Response budget (latent slots included). The reference used 2048 "
+                                                 "for full-size models; more tokens = slower."),
+    max_frames: int = typer.Option(8, help="Frames per video (sampled at --fps, then spread uniformly). The reference "
+                                           "caps at 50; fewer = faster and cheaper."),
+    fps: float = typer.Option(1.0, help="Video sampling rate (paper: 1 FPS)."),
+    batch_size: int = typer.Option(4, help="Items per batch for local models (more = faster, more memory)."),
+    limit: int = typer.Option(None, help="Evaluate only the first N items (smoke tests)."),
+    video_root: str = typer.Option(None, help="DSR-Bench: folder with {videoID}.mp4 if not beside the parquet."),
+    api_base: str = typer.Option(None, help="api: models: endpoint root ending in /v1 (default $OPENAI_BASE_URL)."),
+    api_key_env: str = typer.Option("OPENAI_API_KEY", help="api: models: NAME of the env var holding the key (never logged)."),
+    concurrency: int = typer.Option(4, help="api: models: requests in flight at once."),
+    retries: int = typer.Option(5, help="api: models: attempts per request on 429/5xx/network errors."),
+    baseline: str = typer.Option(None, help="Row name that Avg. gains are measured against (default: the first model)."),
+    html: bool = typer.Option(True, "--html/--no-html", help="Write OUT/BENCH/report.html with plots and examples."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Discard earlier predictions in the output folders."),
+) -> None:
+    """Evaluate models on DSR-Bench, Dyn-Bench, VLM4D or the synthetic benchmark.
+
+    Prints the paper-layout table (Table 1 for DSR-Bench, Table 2 for Dyn-Bench) with 95% bootstrap CIs and compares every model with the first (McNemar exact test). Writes OUT/BENCH/: table.md, table.csv, comparisons.json, report.html, and one folder per model (predictions.jsonl, summary.json). Rerun the same command to resume: finished items are skipped.
+
+    Example: fourdthinker eval --model random --model qwen2.5-vl-tiny --bench synthetic --data data/world_test --out reports
+    """
+    from rich.console import Console
+
+    from fourdthinker.eval.loaders import BenchmarkFormatError
+    from fourdthinker.eval.runners import FatalRunnerError
+
+    console = Console()
+    try:
+        _run(console, model, bench, data, out, samples=samples, seed=seed, temperature=temperature, top_p=top_p,
+             max_new_tokens=max_new_tokens, max_frames=max_frames, fps=fps, batch_size=batch_size, limit=limit,
+             video_root=video_root, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
+             retries=retries, baseline=baseline, html=html, overwrite=overwrite)
+    except (BenchmarkFormatError, FileNotFoundError, ValueError, FatalRunnerError) as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _run(console, models: list[str], bench: str, data: str, out: str, *, samples: int, seed: int, temperature: float,
+         top_p: float, max_new_tokens: int, max_frames: int, fps: float, batch_size: int, limit: int | None,
+         video_root: str | None, api_base: str | None, api_key_env: str, concurrency: int, retries: int,
+         baseline: str | None, html: bool, overwrite: bool) -> None:
+    from fourdthinker.eval.evaluate import evaluate
+    from fourdthinker.eval.loaders import load_benchmark
+    from fourdthinker.eval.metrics import paired_compare
+    from fourdthinker.eval.runners import make_runner, split_spec
+    from fourdthinker.eval.tables import bench_table
+    from fourdthinker.io import atomic_write_json, atomic_write_text, write_jsonl
+
+    if samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {samples}")
+    names = [split_spec(m)[0] for m in models]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two --model entries share the name {next(n for n in names if names.count(n) > 1)!r}; "
+                         f"name them NAME=SPEC")
+    kw = {"video_root": video_root} if video_root and bench == "dsr-bench" else {}
+    lr = load_benchmark(bench, data, **kw)
+    bench = lr.bench
+    bench_out = Path(out) / bench
+    bench_out.mkdir(parents=True, exist_ok=True)
+    console.print(f"[bold]{bench}[/bold]: {len(lr.items)} items from {lr.root}"
+                  + (f", {len(lr.skipped)} skipped {lr.skip_reasons()}" if lr.skipped else ""), highlight=False)
+    if lr.skipped:
+        write_jsonl(bench_out / "skipped.jsonl", lr.skipped)
+    if not lr.items:
+        raise ValueError(f"{data}: no usable items in this benchmark (see {bench_out / 'skipped.jsonl'})")
+    results = {}
+    for spec in models:
+        runner = make_runner(spec, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
+                             cache_dir=Path(out) / "api_cache", batch_size=batch_size, max_new_tokens=max_new_tokens,
+                             max_frames=max_frames, fps=fps, temperature=temperature, top_p=top_p, retries=retries)
+        res = evaluate(runner, lr.items, bench_out / _slug(runner.name), root=lr.root, bench=bench, samples=samples,
+                       seed=seed, skipped=lr.skipped, overwrite=overwrite, limit=limit)
+        for w in res.warnings:
+            console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        if res.failed:
+            console.print(f"[yellow]{runner.name}: {len(res.failed)} item(s) quarantined[/yellow] "
+                          f"{res.summary()['failure_reasons']} -> {res.out_dir / 'quarantine.jsonl'}", highlight=False)
+        results[runner.name] = res
+    table = bench_table(results, bench, baseline=baseline or (names[0] if len(names) > 1 else None))
+    console.print(table.to_rich())
+    atomic_write_text(bench_out / "table.md", table.to_markdown())
+    atomic_write_text(bench_out / "table.csv", table.to_csv())
+    comps = []
+    for n in names[1:]:
+        pc = paired_compare(results[names[0]].correct(), results[n].correct(), names[0], n)
+        console.print(pc.summary(), highlight=False)
+        comps.append({"a": pc.name_a, "b": pc.name_b, "n": pc.n, "delta": pc.delta, "p_value": pc.p_value,
+                      "fixed": pc.b_only, "broken": pc.a_only})
+    if comps:
+        atomic_write_json(bench_out / "comparisons.json", comps)
+    written = [bench_out / "table.md", bench_out / "table.csv"]
+    if html:
+        from fourdthinker.eval.report import write_report
+
+        written.append(write_report(results, bench_out, bench=bench, root=lr.root, table=table))
+    console.print("wrote " + ", ".join(str(p) for p in written), highlight=False)
+    console.print(json.dumps({n: round(100 * r.avg(), 1) for n, r in results.items()}), highlight=False)

@@ -1,0 +1,124 @@
+"""Local VLM runners: our latent-recurrent models, and any HF VLM with plain ``generate``.
+
+Both load through ``fourdthinker.models.load`` (a tiny preset name, a local checkpoint folder or a
+hub id), build the prompt with ``adapter.encode_prompts`` from the sampled frames and the one
+question text (``build_question_text``), and decode a whole batch at once (left padding).
+
+* ``LatentModelRunner``: ``fourdthinker.latent.decode.latent_generate`` (SPEC Eq. 10): when the
+  model opens a latent block, its last hidden states are fed back as the next K inputs.
+* ``PlainModelRunner``: stock ``model.generate`` (baselines that never saw latent tokens).
+
+Sampling uses a ``torch.Generator`` seeded per batch from ``seed`` so sampled runs are reproducible.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from fourdthinker.data.records import BenchItem, build_question_text
+from fourdthinker.eval.runners.base import FatalRunnerError, RunOutput, load_visuals
+
+
+class _LocalRunner:
+    kind = "local"
+    add_latent_tokens = False
+
+    def __init__(self, name_or_path: str, *, adapter=None, batch_size: int = 4, max_new_tokens: int = 256,
+                 fps: float = 1.0, max_frames: int = 8, temperature: float = 0.7, top_p: float = 0.9,
+                 threads: int | None = None):
+        self._adapter = adapter
+        self.threads = threads
+        self.name = self.path = name_or_path
+        self.batch_size = batch_size
+        self.max_new_tokens, self.fps, self.max_frames = max_new_tokens, fps, max_frames
+        self.temperature, self.top_p = temperature, top_p
+
+    @property
+    def adapter(self):
+        """Loaded on first use, so a rerun whose predictions are all done never loads the model."""
+        if self._adapter is None:
+            import torch
+
+            from fourdthinker.models import load
+
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            try:
+                self._adapter = load(self.path, add_latent_tokens=self.add_latent_tokens)
+            except Exception as e:  # one clear error for the whole run, not one quarantine per item
+                raise FatalRunnerError(f"{self.path}: cannot load model ({type(e).__name__}: {e})") from e
+            self._check(self._adapter)
+        self._adapter.model.eval()
+        return self._adapter
+
+    def _check(self, adapter) -> None:
+        pass
+
+    def settings(self) -> dict:
+        return {"runner": self.kind, "model": self.path, "max_new_tokens": self.max_new_tokens, "fps": self.fps,
+                "max_frames": self.max_frames, "temperature": self.temperature, "top_p": self.top_p}
+
+    def _batch(self, items: Sequence[BenchItem], root: Path):
+        videos = [load_visuals(it, root, fps=self.fps, max_frames=self.max_frames) for it in items]
+        texts = [build_question_text(it.question, it.options) for it in items]
+        return self.adapter.encode_prompts(videos, texts)
+
+
+class LatentModelRunner(_LocalRunner):
+    """Our models: latent-recurrent decoding. The latent tokens are added when the checkpoint
+    lacks them (a base model then runs the same decoder, e.g. the "base" row of Table 3)."""
+
+    kind = "latent"
+    add_latent_tokens = True
+
+    def __init__(self, name_or_path: str, *, latent_size: int | None = None, **kw):
+        super().__init__(name_or_path, **kw)
+        self.latent_size = latent_size
+        if self._adapter is not None:
+            self._check(self._adapter)
+
+    def _check(self, adapter) -> None:
+        if adapter.latent_start_id is None:
+            raise FatalRunnerError(f"{self.path}: the tokenizer has no latent tokens; evaluate it with 'plain:{self.path}'")
+
+    def settings(self) -> dict:
+        return super().settings() | {"latent_size": self.latent_size}
+
+    def generate(self, items: Sequence[BenchItem], root: Path, *, seed: int, do_sample: bool) -> list[RunOutput]:
+        import torch
+
+        from fourdthinker.latent.decode import latent_generate
+
+        batch = self._batch(items, root)
+        gen = torch.Generator(device=self.adapter.device).manual_seed(seed * 1_000_003 + len(items))
+        with torch.no_grad():
+            res = latent_generate(self.adapter, batch, latent_size=self.latent_size, max_new_tokens=self.max_new_tokens,
+                                  do_sample=do_sample, temperature=self.temperature, top_p=self.top_p, generator=gen,
+                                  options=[it.options for it in items])
+        return [RunOutput(text=r.text, latency_s=r.latency_s / max(1, len(items)), n_latent_steps=r.n_latent_steps)
+                for r in res]
+
+
+class PlainModelRunner(_LocalRunner):
+    """Any HF VLM without latents: stock ``model.generate`` on the same prompts."""
+
+    kind = "plain"
+
+    def generate(self, items: Sequence[BenchItem], root: Path, *, seed: int, do_sample: bool) -> list[RunOutput]:
+        import torch
+
+        batch = self._batch(items, root)
+        dev = self.adapter.device
+        inputs = {k: (v.to(dev) if hasattr(v, "to") else v) for k, v in dict(batch).items()}
+        torch.manual_seed(seed)
+        kw = {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p} if do_sample else {"do_sample": False}
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out = self.adapter.model.generate(**inputs, max_new_tokens=self.max_new_tokens, pad_token_id=self.adapter.pad_id,
+                                              eos_token_id=self.adapter.eos_ids, **kw)
+        dt = (time.perf_counter() - t0) / max(1, len(items))
+        new = out[:, inputs["input_ids"].shape[1]:]
+        texts = self.adapter.tokenizer.batch_decode(new, skip_special_tokens=True)
+        return [RunOutput(text=t, latency_s=dt) for t in texts]
