@@ -16,15 +16,24 @@ Camera-motion segments are in video-frame indices (end exclusive) and seconds.
 Label definitions (what "truth" means; the data pipeline's derivations are audited against it):
 
 * camera segment label: the single motion the camera performs in that segment, one of the 12
-  ``labels.CAMERA_MOTIONS`` in the camera's own frame (Move Forward = +z_cam translation,
-  Pan Left = yaw turning the view to the left, Tilt Up = pitch raising the view,
-  Roll Clockwise = image content appears to rotate counter-clockwise... see world.camera for the
-  exact sign conventions, which follow SpatialVID's get_instructions.py).
+  ``labels.CAMERA_MOTIONS``, in the camera's own frame, at a constant rate (translations
+  0.9-1.3 m per segment, pan/tilt 4-5 deg/s, roll 8-12 deg/s; segments are 2-3 whole seconds;
+  SpatialVID's thresholds, 0.02 m and 0.5 deg per 2-frame step, are exceeded >= 2x on every step). Exact sign
+  conventions in ``world.camera`` (SpatialVID's ``get_instructions.py``): Move Forward = +z_cam,
+  Move Up = -y_cam, Pan Left = the view turns left, Tilt Up = the view turns up, Roll Clockwise =
+  the camera turns clockwise as seen from behind it (image content turns counter-clockwise).
+  Outside the segments the camera holds still or drifts (pan/tilt <= 0.6 deg/s: SpatialVID's rule
+  says "Stay" there); those stretches are not segments.
 * object ``direction``: displacement of the dynamic object over its active interval expressed in
-  the camera frame of the interval's first frame (camera motion removed); toward/away when the
-  depth component dominates, else the 8-way in-image direction; Stationary when it barely moves.
-* object ``distance``: change of the camera-to-object distance over the active interval.
-* object ``speed``: the shape of the object's world speed profile over the active interval.
+  the camera frame of the interval's first frame (camera motion removed). Rules and thresholds:
+  ``world.motion`` (Stationary < 0.05 m; Toward/Away when |dz| > 1.5 x in-plane; else 8 sectors
+  of 45 deg of (dx, -dy)).
+* object ``distance``: relative change r of the distance from the interval's first camera centre:
+  r < -0.15 Toward, r > 0.15 Away, |r| < 0.05 Maintaining (``world.motion.distance_label``).
+* object ``speed``: the shape of the per-second world speeds over the active interval
+  (``world.motion.speed_label``). For a Stationary object ``speed_defined`` is False.
+* the active interval starts and ends on whole seconds (``active_start_s``/``active_end_s``), and
+  the camera only holds/drifts during it.
 """
 
 from __future__ import annotations
@@ -84,6 +93,12 @@ class ObjectMotion(BaseModel):
     direction: str
     distance: str
     speed: str
+    speed_defined: bool = Field(True, description="False for a Stationary object (speed questions make no sense)")
+    active_start_s: float | None = None
+    active_end_s: float | None = None
+    displacement_cam: list[float] | None = Field(None, description="(dx, dy, dz) in the first active frame's camera frame")
+    distance_change: float | None = Field(None, description="relative camera-distance change r (world.motion)")
+    speeds_per_second: list[float] | None = Field(None, description="mean world speed (m/s) in each whole second")
 
     def model_post_init(self, __context) -> None:
         for v, vocab in ((self.direction, DIRECTIONS), (self.distance, DISTANCES), (self.speed, SPEEDS)):
