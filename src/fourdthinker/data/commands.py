@@ -1,4 +1,8 @@
-"""`fourdthinker data ...`: build, audit, show and import 4D reasoning data."""
+"""`fourdthinker data ...`: build, audit, show and import 4D reasoning data.
+
+Thin recipes: parse options -> call the library (``data.runner``, ``data.audit``, ``data.show``,
+``data.importer``) -> print a rich summary. Heavy imports happen inside the commands.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,131 @@ app = typer.Typer(help="Annotation-free 4D reasoning data: build, audit, show, i
 
 
 @app.command("build")
-def build(videos: str = typer.Option(..., "--videos"), out: str = typer.Option(..., "--out")) -> None:
-    """Build DIFT and RL records from a folder of clips."""
-    raise NotImplementedError("fourdthinker data build: not implemented yet (issue 3)")
+def build(
+    videos: str = typer.Option(..., "--videos", help="Folder of clip folders: the world's output (`fourdthinker world`) "
+                               "or SpatialVID-style clips (video + poses.npy + intrinsics.npy)."),
+    out: str = typer.Option(..., "--out", help="Dataset root to write (dift.jsonl, rl.jsonl, clips/...). Rerun the same "
+                            "command to resume after a crash."),
+    oracle: str = typer.Option("rule", "--oracle", help="rule: offline, uses the world's truth for landmark names. "
+                               "openai: any OpenAI-compatible endpoint (key from $OPENAI_API_KEY or --oracle-api-key-env)."),
+    segmenter: str = typer.Option("gt", "--segmenter", help="gt: the world's masks. sam3: text-prompted SAM3 (--sam3-model)."),
+    camera_labels: str = typer.Option("auto", "--camera-labels", help="poses: SpatialVID rule on camera poses; frames: "
+                                      "estimate camera motion from the pixels (no poses needed); auto: poses when present."),
+    fps: float = typer.Option(1.0, "--fps", help="Frame sampling rate for masks, overlays and questions (paper: 1)."),
+    workers: int | None = typer.Option(None, "--workers", help="Parallel clip workers (default: all cores)."),
+    executor: str = typer.Option("process", "--executor", help="process (local pool) or ray (cluster; needs `pip install ray`)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for option order and reasoning templates."),
+    limit: int | None = typer.Option(None, "--limit", help="Only the first N clips (sorted by name)."),
+    sam3_model: str | None = typer.Option(None, "--sam3-model", help="SAM3 weights folder or hub id (facebook/sam3)."),
+    oracle_base_url: str | None = typer.Option(None, "--oracle-base-url", help="Endpoint base URL, e.g. http://localhost:8000/v1 "
+                                                  "(default $FOURDTHINKER_ORACLE_BASE_URL or OpenAI's)."),
+    oracle_model: str | None = typer.Option(None, "--oracle-model", help="Model name (default $FOURDTHINKER_ORACLE_MODEL or gpt-4.1)."),
+    oracle_api_key_env: str = typer.Option("OPENAI_API_KEY", "--oracle-api-key-env", help="NAME of the env var holding the key "
+                                           "(the key itself is never accepted as a flag, logged or cached)."),
+    price_in: float = typer.Option(0.0, "--price-in", help="USD per 1M prompt tokens, for the cost line of the summary."),
+    price_out: float = typer.Option(0.0, "--price-out", help="USD per 1M completion tokens."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Rebuild a folder built with other settings."),
+    retry_quarantined: bool = typer.Option(False, "--retry-quarantined", help="Try quarantined clips again on this run."),
+) -> None:
+    """Build DIFT (imagery CoT) and RL (QA) records from a folder of clips.
+
+    Example: fourdthinker world --out data/world --videos 200 && fourdthinker data build --videos data/world --out data/dift
+    """
+    from rich.console import Console
+
+    from fourdthinker.data.config import BuildConfig
+    from fourdthinker.data.runner import build as run_build
+    from fourdthinker.data.runner import summary_table
+
+    try:
+        cfg = BuildConfig(fps=fps, camera_labels=camera_labels, oracle=oracle, segmenter=segmenter, sam3_model=sam3_model,
+                          seed=seed, oracle_base_url=oracle_base_url, oracle_model=oracle_model,
+                          oracle_api_key_env=oracle_api_key_env, price_in=price_in, price_out=price_out)
+        s = run_build(videos, out, cfg, workers=workers, executor=executor, overwrite=overwrite,
+                      retry_quarantined=retry_quarantined, limit=limit)
+    except (ValueError, RuntimeError, FileNotFoundError) as e:
+        raise typer.BadParameter(str(e)) from None
+    Console().print(summary_table(s))
+    typer.echo(f"wrote {out}/dift.jsonl, {out}/rl.jsonl ({sum(s.records.values())} records); quarantine: {out}/quarantine.jsonl")
+
+
+@app.command("audit")
+def audit(
+    videos: str = typer.Option(..., "--videos", help="The world folder the data was built from (has truth.json per clip)."),
+    data: str = typer.Option(..., "--data", help="The dataset root written by `data build`."),
+) -> None:
+    """Compare the labels the pipeline derived with the world's truth: agreement + confusion per task."""
+    from rich.console import Console
+
+    from fourdthinker.data.audit import AUDIT_TASKS, confusion_table
+    from fourdthinker.data.audit import audit as run_audit
+
+    try:
+        res = run_audit(videos, data)
+    except FileNotFoundError as e:
+        raise typer.BadParameter(str(e)) from None
+    con = Console(width=max(Console().width, 140))  # confusion matrices need the columns
+    for t in AUDIT_TASKS:
+        if res[t].n:
+            con.print(confusion_table(t, res[t]))
+    for t in AUDIT_TASKS:
+        typer.echo(f"{t}: {res[t].agreement:.1f}")
+
+
+@app.command("show")
+def show(
+    record_id: str = typer.Argument(..., help="Record id, e.g. clip_00000_00_camera (see dift.jsonl)."),
+    data: str = typer.Option(..., "--data", help="Dataset root (or a dift.jsonl)."),
+    out: str = typer.Option("record.png", "--out", help="PNG to write."),
+) -> None:
+    """Render one record (frames, overlays, question, reasoning) to a PNG."""
+    from fourdthinker.data.show import find_record, render_record
+
+    try:
+        rec, root = find_record(data, record_id)
+    except (KeyError, FileNotFoundError, ValueError) as e:
+        raise typer.BadParameter(str(e.args[0]) if isinstance(e, KeyError) else str(e)) from None
+    typer.echo(f"wrote {render_record(rec, root, out)}")
+
+
+@app.command("import")
+def import_official(
+    root: str = typer.Option(..., "--root", help="Folder the official release was unpacked in; every path in it "
+                             "must stay inside this folder."),
+    dift: str | None = typer.Option(None, "--dift", help="Official DIFT JSONL (dift_data.jsonl), relative to --root or absolute."),
+    rl: str | None = typer.Option(None, "--rl", help="Official RL JSONL (4drl_data_filtered.jsonl)."),
+    out: str | None = typer.Option(None, "--out", help="Where to write dift.jsonl / rl.jsonl (default: --root)."),
+) -> None:
+    """Import the official 4DThinker DIFT/RL JSONL into our record format (paths stay relative to --root)."""
+    from pathlib import Path
+
+    from fourdthinker.data.importer import import_dift, import_rl, reject_counts
+    from fourdthinker.io import write_jsonl
+
+    if not dift and not rl:
+        raise typer.BadParameter("give --dift and/or --rl")
+    r = Path(root)
+    o = Path(out) if out else r
+    try:
+        prefix = r.resolve().relative_to(o.resolve())
+    except ValueError:
+        raise typer.BadParameter(f"--out {o} must be --root or a folder containing it (record paths are relative "
+                                 f"to the folder holding dift.jsonl)") from None
+    for name, src, fn in (("dift", dift, import_dift), ("rl", rl, import_rl)):
+        if not src:
+            continue
+        p = Path(src) if Path(src).is_absolute() else r / src
+        try:
+            recs, rej = fn(p, r)
+        except (FileNotFoundError, ValueError) as e:
+            raise typer.BadParameter(str(e)) from None
+        if str(prefix) != ".":
+            for rec in recs:
+                rec["video"] = str(prefix / rec["video"])
+                for key in ("frames", "imagery"):
+                    if rec.get(key):
+                        rec[key] = [str(prefix / x) for x in rec[key]]
+        n = write_jsonl(o / f"{name}.jsonl", recs)
+        if rej:
+            write_jsonl(o / f"{name}_rejects.jsonl", rej)
+        typer.echo(f"{name}: imported {n}, rejected {len(rej)} {dict(reject_counts(rej))} -> {o / f'{name}.jsonl'}")

@@ -6,6 +6,18 @@
 * ``Prediction``  one model answer, appended to a predictions JSONL as it comes.
 
 All paths inside records are relative to their dataset root; ``resolve_inside`` refuses escapes.
+
+Dataset root layout written by ``fourdthinker data build`` (the root is the folder holding
+``dift.jsonl``; trainers resolve every path relative to it)::
+
+    dift.jsonl  rl.jsonl  quarantine.jsonl  manifest.json  summary.json
+    clips/<clip>/video.mp4            hard link (or copy) of the source video   -> record["video"]
+    clips/<clip>/frames/<k>.png       the 1-FPS sampled frames, in time order    -> record["frames"]
+    clips/<clip>/img/<id>_<k>.png     overlay k of record <id> (Eq. 1)           -> record["imagery"][k]
+
+Consumers should prefer ``frames`` (exactly the frames the questions were built on, 1 FPS) and
+fall back to decoding ``video`` at ``frames_fps``. ``answer`` is the letter; ``answer_text`` the
+option text (``options[answer]``), kept for answer formats that want the words.
 """
 
 from __future__ import annotations
@@ -58,6 +70,8 @@ class RLRecord(_Options):
     question: str
     task: str = "camera"
     frames: list[str] | None = Field(default=None, description="optional pre-extracted frame PNGs")
+    answer_text: str | None = Field(default=None, description="options[answer], the answer in words")
+    meta: dict = Field(default_factory=dict, description="provenance: times, label source, segment, objects")
     source: str = "synthetic"
     schema_version: int = SCHEMA_VERSION
 
@@ -67,6 +81,12 @@ class RLRecord(_Options):
         if not v.strip():
             raise ValueError("question is empty")
         return v
+
+    @model_validator(mode="after")
+    def _answer_text_matches(self) -> RLRecord:
+        if self.answer_text is not None and self.options.get(self.answer) != self.answer_text:
+            raise ValueError(f"record {self.id}: answer_text {self.answer_text!r} != options[{self.answer}]")
+        return self
 
 
 class DiftRecord(RLRecord):
