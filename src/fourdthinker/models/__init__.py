@@ -1,1 +1,119 @@
-"""models stage."""
+"""VLM adapters: one file per family, one protocol (``base.VLMAdapter``), one entry point ``load``.
+
+>>> ad = load("qwen2.5-vl-tiny")          # doctest: +SKIP  (random-init tiny real class, offline)
+>>> ad = load("Qwen/Qwen2.5-VL-3B-Instruct", dtype="bfloat16", attn_implementation="sdpa")  # doctest: +SKIP
+
+Preset names build small random-initialised configs of the real classes (deterministic, seed 0)
+with a tokenizer the package trains offline, saved once under ``~/.cache/fourdthinker/presets``
+(``FOURDTHINKER_CACHE``) and then loaded with stock ``from_pretrained`` like any checkpoint.
+Any other string is a hub id or local folder; the family comes from ``config.model_type``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from fourdthinker.models.base import VLMAdapter
+
+PRESET_VERSION = 2
+PRESETS = {
+    "qwen2.5-vl-tiny": "qwen2_5_vl",
+    "qwen3-vl-tiny": "qwen3_vl",
+    "internvl3.5-tiny": "internvl",
+}
+_MODEL_TYPE_TO_FAMILY = {"qwen2_5_vl": "qwen2_5_vl", "qwen3_vl": "qwen3_vl", "internvl": "internvl"}
+
+
+def _adapter_class(family: str) -> type[VLMAdapter]:
+    if family == "qwen2_5_vl":
+        from fourdthinker.models.qwen2_5_vl import Qwen25VLAdapter
+
+        return Qwen25VLAdapter
+    if family == "qwen3_vl":
+        from fourdthinker.models.qwen3_vl import Qwen3VLAdapter
+
+        return Qwen3VLAdapter
+    if family == "internvl":
+        from fourdthinker.models.internvl import InternVLAdapter
+
+        return InternVLAdapter
+    raise ValueError(f"unsupported VLM family {family!r}; supported: {sorted(set(_MODEL_TYPE_TO_FAMILY))}")
+
+
+def _builder(family: str):
+    if family == "qwen2_5_vl":
+        from fourdthinker.models.qwen2_5_vl import build_tiny
+    elif family == "qwen3_vl":
+        from fourdthinker.models.qwen3_vl import build_tiny
+    else:
+        from fourdthinker.models.internvl import build_tiny
+    return build_tiny
+
+
+def preset_dir(name: str) -> Path:
+    """HF folder of a tiny preset, built (deterministically) on first use and cached."""
+    from fourdthinker.models.tokenizer import TOKENIZER_VERSION, cache_root
+
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; presets: {sorted(PRESETS)}")
+    d = cache_root() / "presets" / f"{name}-v{PRESET_VERSION}.{TOKENIZER_VERSION}"
+    if (d / "config.json").exists():
+        return d
+    tmp = d.with_name(d.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    _builder(PRESETS[name])(tmp)
+    try:
+        os.replace(tmp, d)
+    except OSError:  # built concurrently by another process
+        shutil.rmtree(tmp, ignore_errors=True)
+    return d
+
+
+def detect_family(path_or_id: str, *, trust_remote_code: bool = False) -> str:
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.from_pretrained(path_or_id, trust_remote_code=trust_remote_code)
+    fam = _MODEL_TYPE_TO_FAMILY.get(cfg.model_type)
+    if fam is None:
+        raise ValueError(
+            f"{path_or_id}: model_type {cfg.model_type!r} is not supported; "
+            f"supported: {sorted(_MODEL_TYPE_TO_FAMILY)} (Qwen2.5-VL, Qwen3-VL, HF-format InternVL)"
+        )
+    return fam
+
+
+def load(name_or_path: str, *, dtype: str = "float32", attn_implementation: str = "sdpa", device: str = "cpu",
+         trust_remote_code: bool = False, add_latent_tokens: bool = True) -> VLMAdapter:
+    """Load a VLM as a :class:`VLMAdapter`.
+
+    ``name_or_path``: a preset (``qwen2.5-vl-tiny``, ``qwen3-vl-tiny``, ``internvl3.5-tiny``), a
+    hub id or a local folder. ``dtype``: ``float32`` | ``bfloat16`` | ``float16``.
+    ``add_latent_tokens``: add the three latent tokens (no-op when the checkpoint has them)."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+    is_preset = name_or_path in PRESETS
+    path = str(preset_dir(name_or_path)) if is_preset else name_or_path
+    if not is_preset and not Path(path).exists() and "/" not in path:
+        raise ValueError(f"{name_or_path}: not a preset ({', '.join(PRESETS)}), a local folder or a hub id")
+    fam = detect_family(path, trust_remote_code=trust_remote_code)
+    td = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype)
+    if td is None:
+        raise ValueError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
+    model = AutoModelForImageTextToText.from_pretrained(
+        path, dtype=td, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code
+    ).to(device)
+    processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+    ad = _adapter_class(fam)(model, processor, name=name_or_path)
+    if add_latent_tokens:
+        ad.add_latent_tokens()
+    model.eval()
+    return ad
+
+
+__all__ = ["PRESETS", "VLMAdapter", "load", "preset_dir", "detect_family"]

@@ -1,0 +1,188 @@
+"""Qwen2.5-VL adapter (stock ``Qwen2_5_VLForConditionalGeneration``) and its tiny preset.
+
+Video frames go through the stock ``Qwen2VLVideoProcessor`` (patch 14, temporal patch 2, merge 2);
+positions are 3-D M-RoPE from the stock ``get_rope_index``, which needs ``mm_token_type_ids``
+(0 text, 1 image, 2 video): without them the model silently falls back to 1-D positions
+(ENVIRONMENT.md §3). We always compute positions ourselves and pass them explicitly.
+Latent targets come from ``model.visual`` (ViT + PatchMerger): the vectors the LM sees for an image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fourdthinker.models.base import FamilyInfo, ImageLike, VLMAdapter, to_pil
+
+
+def unwrap(model):
+    """The stock ``*ForConditionalGeneration`` under PEFT/accelerate wrappers."""
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    return getattr(model, "module", model)
+
+
+def video_metadata(n_frames: int, fps: float):
+    from transformers.video_utils import VideoMetadata
+
+    return VideoMetadata(total_num_frames=n_frames, fps=fps, frames_indices=list(range(n_frames)))
+
+
+class Qwen25VLAdapter(VLMAdapter):
+    """Qwen2.5-VL. Also the base of the Qwen3-VL adapter (same processor/M-RoPE protocol)."""
+
+    info = FamilyInfo(family="qwen2_5_vl", mrope=True)
+    frames_fps: float = 1.0  # frames are sampled at 1 FPS (SPEC §1); sets temporal M-RoPE spacing
+
+    @property
+    def core(self):
+        """The stock ``Qwen2_5_VLModel`` (holds ``visual``, ``language_model``, ``get_rope_index``)."""
+        return unwrap(self.model).model
+
+    @property
+    def image_token_id(self) -> int:
+        return int(unwrap(self.model).config.image_token_id)
+
+    @property
+    def video_token_id(self) -> int:
+        return int(unwrap(self.model).config.video_token_id)
+
+    def encode_one(self, frames: Sequence[ImageLike], text: str, fps: float | None = None) -> dict[str, Any]:
+        if len(frames) == 0:
+            raise ValueError("encode_one: no video frames")
+        vid = [to_pil(f, what=f"frame {i}") for i, f in enumerate(frames)]
+        out = self.processor(
+            text=[self.prompt_text(text)],
+            videos=[vid],
+            video_metadata=[video_metadata(len(vid), fps or self.frames_fps)],
+            return_tensors="pt",
+            do_sample_frames=False,
+            cap_pixels_per_frame=True,
+        )
+        out.pop("video_metadata", None)
+        return dict(out)
+
+    def visual_kwargs(self, batch: dict[str, Any]) -> dict[str, Any]:
+        kw: dict[str, Any] = {}
+        for k in ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts", "pixel_values", "image_grid_thw"):
+            if batch.get(k) is not None:
+                v = batch[k].to(self.device)
+                kw[k] = v.to(self.dtype) if v.is_floating_point() and k.startswith("pixel") else v
+        return kw
+
+    def mm_token_type_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """0 text, 1 image, 2 video per token (latent and response tokens are text)."""
+        t = torch.zeros_like(input_ids, dtype=torch.int32)
+        t[input_ids == self.image_token_id] = 1
+        t[input_ids == self.video_token_id] = 2
+        return t
+
+    def position_ids(self, batch, input_ids=None, attention_mask=None) -> torch.Tensor:
+        ids = batch["input_ids"] if input_ids is None else input_ids
+        mask = batch["attention_mask"] if attention_mask is None else attention_mask
+        kw = {}
+        if batch.get("second_per_grid_ts") is not None and self.info.family == "qwen2_5_vl":
+            kw["second_per_grid_ts"] = batch["second_per_grid_ts"]
+        pos, _ = self.core.get_rope_index(
+            ids,
+            self.mm_token_type_ids(ids),
+            image_grid_thw=batch.get("image_grid_thw"),
+            video_grid_thw=batch.get("video_grid_thw"),
+            attention_mask=mask,
+            **kw,
+        )
+        return pos  # [3, B, L]
+
+    @torch.no_grad()
+    def visual_features(self, batch):
+        if batch.get("pixel_values_videos") is None:
+            return None, None
+        vo = self.core.get_video_features(
+            batch["pixel_values_videos"].to(self.device, self.dtype), batch["video_grid_thw"].to(self.device),
+            return_dict=True,
+        )
+        return torch.cat(list(vo.pooler_output), 0), batch["input_ids"] == self.video_token_id
+
+    def overlay_size(self) -> dict[str, int]:
+        ip = self.processor.image_processor
+        size = dict(ip.size.items()) if hasattr(ip.size, "items") else vars(ip.size)
+        longest = size.get("longest_edge") or getattr(ip, "max_pixels", None) or self.overlay_max_pixels
+        shortest = size.get("shortest_edge") or getattr(ip, "min_pixels", None) or 56 * 56
+        return {"shortest_edge": int(shortest), "longest_edge": int(min(longest, self.overlay_max_pixels))}
+
+    @torch.no_grad()
+    def image_embeddings(self, images: Sequence[ImageLike]) -> list[torch.Tensor]:
+        if len(images) == 0:
+            return []
+        pils = [to_pil(im, what=f"imagery image {i}") for i, im in enumerate(images)]
+        px = self.processor.image_processor(images=pils, size=self.overlay_size(), return_tensors="pt")
+        vo = self.core.get_image_features(
+            px["pixel_values"].to(self.device, self.dtype), px["image_grid_thw"].to(self.device), return_dict=True
+        )
+        return [e.detach() for e in vo.pooler_output]
+
+    def encoder_state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"model.visual.{k}": v for k, v in self.core.visual.state_dict().items()}
+
+    def freeze_visual(self) -> list[str]:
+        names = []
+        for n, p in self.core.visual.named_parameters():
+            p.requires_grad_(False)
+            names.append(f"model.visual.{n}")
+        self.core.visual.eval()
+        return names
+
+
+# ---------------------------------------------------------------------- tiny preset
+TINY_TEXT = dict(hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, max_position_embeddings=4096)
+TINY_FRAME_PIXELS = 112 * 112  # frames and overlays -> 8x8 patches -> 16 LM tokens per image
+
+
+def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
+    """Random-init tiny Qwen2.5-VL (real class) + offline tokenizer + stock processor, saved as an
+    HF folder. Deterministic for a given ``seed``."""
+    from transformers import (
+        AutoTokenizer,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    from fourdthinker.models.tokenizer import cached_tokenizer_dir
+
+    tok = AutoTokenizer.from_pretrained(cached_tokenizer_dir("qwen2_5_vl"))
+    ID = tok.convert_tokens_to_ids
+    H = TINY_TEXT["hidden_size"]
+    head_dim = H // TINY_TEXT["num_attention_heads"]
+    half = head_dim // 2
+    sec = [half // 4, 3 * half // 8, half - half // 4 - 3 * half // 8]
+    cfg = Qwen2_5_VLConfig(
+        text_config=dict(**TINY_TEXT, vocab_size=len(tok),
+                         rope_parameters=dict(rope_type="default", rope_theta=1e4, mrope_section=sec),
+                         bos_token_id=ID("<|endoftext|>"), eos_token_id=ID("<|im_end|>"), pad_token_id=ID("<|endoftext|>")),
+        vision_config=dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=4, out_hidden_size=H,
+                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
+                           fullatt_block_indexes=[1], tokens_per_second=2),
+        image_token_id=ID("<|image_pad|>"), video_token_id=ID("<|video_pad|>"),
+        vision_start_token_id=ID("<|vision_start|>"), vision_end_token_id=ID("<|vision_end|>"),
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(cfg)
+    model.generation_config.eos_token_id = [ID("<|im_end|>")]
+    model.generation_config.pad_token_id = ID("<|endoftext|>")
+    kw = dict(patch_size=14, merge_size=2, temporal_patch_size=2)
+    ip = Qwen2VLImageProcessor(min_pixels=28 * 28, max_pixels=TINY_FRAME_PIXELS, **kw)
+    vp = Qwen2VLVideoProcessor(size={"shortest_edge": 28 * 28, "longest_edge": TINY_FRAME_PIXELS * 64},
+                               do_sample_frames=False, **kw)
+    proc = Qwen2_5_VLProcessor(image_processor=ip, tokenizer=tok, video_processor=vp, chat_template=tok.chat_template)
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir)
+    proc.save_pretrained(out_dir)
+    return out_dir

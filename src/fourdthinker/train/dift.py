@@ -1,0 +1,291 @@
+"""DIFT: dynamic-imagery fine-tuning (SPEC §3, Eq. 7-9) — pure losses, config, trainer, entry point.
+
+Losses (pure functions; tensors in, ``(value, stats)`` out):
+
+* :func:`ce_loss` (Eq. 8): causal-LM cross-entropy, logits at t-1 predict the token at t, over
+  response text tokens only (labels -100 on prompt, padding and latent positions;
+  ``<|latent_start|>``/``<|latent_end|>`` supervised).
+* :func:`latent_cosine_loss` (Eq. 9): L_sim = mean over latent positions t of
+  ``1 - cos(h_{t-1}, z_t)``, h = last-layer hidden state (post final norm), z = pooled target.
+* :func:`dift_loss` (Eq. 7): L = l_ce * L_ce + l_sim * L_sim (defaults 0.1 / 1.0); ``use_ce`` /
+  ``use_sim`` switch the parts off for the ablations (Table 4).
+
+Training: ``train_dift(DiftConfig) -> DiftResult``; the HF ``Trainer`` subclass only wires the
+batch to the adapter forward and these functions. Modes ``dift | cot | raw-qa`` share it all
+(``cot``/``raw-qa`` have no latents, so their loss is plain CE).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from fourdthinker.latent.blocks import IGNORE_INDEX, latent_mask, scatter_latents
+from fourdthinker.train.trainer import StatsTrainer
+
+
+# ----------------------------------------------------------------------------- losses
+def ce_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """Eq. 8: L_ce = -(1/|T|) * sum_{t in T} log p(x_t | x_<t), T = positions with label != -100.
+
+    ``logits [B, L, V]`` at position t-1 score the label at t (shifted here)."""
+    lg = logits[:, :-1].float()  # [B, L-1, V]
+    tg = labels[:, 1:]  # [B, L-1]
+    n = int((tg != IGNORE_INDEX).sum())
+    if n == 0:
+        zero = logits.sum() * 0.0
+        return zero, {"ce": 0.0, "n_text": 0}
+    loss = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), tg.reshape(-1), ignore_index=IGNORE_INDEX)
+    return loss, {"ce": float(loss.detach()), "n_text": n}
+
+
+def latent_cosine_loss(hidden: torch.Tensor, latents: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """Eq. 9: L_sim = (1/|S|) * sum_{t in S} (1 - cos(h_{t-1}, z_t)), S = latent positions.
+
+    ``hidden [B, L, D]`` last-layer states; ``mask [B, L]`` True at latent positions;
+    ``latents [N, D]`` the targets z in row-major order of ``mask`` (N = mask.sum()).
+    A latent at position 0 has no predecessor and is an error."""
+    if mask[:, 0].any():
+        raise ValueError("latent_cosine_loss: a latent at position 0 has no h_{t-1}")
+    n = int(mask.sum())
+    if n == 0:
+        return hidden.sum() * 0.0, {"sim": None, "cos": None, "n_latent": 0}
+    if latents.shape[0] != n:
+        raise ValueError(f"latent_cosine_loss: {n} latent positions but {latents.shape[0]} targets")
+    pred = hidden[:, :-1][mask[:, 1:]].float()  # [N, D] = h_{t-1} for each latent t
+    gt = latents.detach().float().to(pred.device)  # [N, D]
+    cos = F.cosine_similarity(pred, gt, dim=-1, eps=1e-8)  # [N]
+    loss = (1.0 - cos).mean()
+    return loss, {"sim": float(loss.detach()), "cos": float(cos.detach().mean()), "n_latent": n}
+
+
+def dift_loss(ce: torch.Tensor, sim: torch.Tensor, *, l_ce: float = 0.1, l_sim: float = 1.0,
+              use_ce: bool = True, use_sim: bool = True) -> tuple[torch.Tensor, dict]:
+    """Eq. 7: L = l_ce * L_ce + l_sim * L_sim (a part switched off contributes 0)."""
+    if not (use_ce or use_sim):
+        raise ValueError("dift_loss: at least one of the CE and similarity parts must be on")
+    loss = ce * 0.0
+    if use_ce:
+        loss = loss + l_ce * ce
+    if use_sim:
+        loss = loss + l_sim * sim
+    return loss, {"loss": float(loss.detach())}
+
+
+# ----------------------------------------------------------------------------- config
+@dataclass
+class DiftConfig:
+    """Settings of one DIFT run (``fourdthinker train dift``; YAML via ``--config``)."""
+
+    data: str = field(default="", metadata={"help": "folder holding dift.jsonl (or the file)"})
+    model: str = field(default="qwen2.5-vl-tiny", metadata={"help": "preset, hub id or local folder"})
+    out: str = field(default="runs/dift", metadata={"help": "output folder (checkpoints, final model, logs)"})
+    mode: str = field(default="dift", metadata={"help": "dift | cot (placeholders removed) | raw-qa (answer only)"})
+    latent_size: int = field(default=4, metadata={"help": "K latent vectors per imagery image (Eq. 5; Table 5)"})
+    l_ce: float = field(default=0.1, metadata={"help": "weight of L_ce (Eq. 7)"})
+    l_sim: float = field(default=1.0, metadata={"help": "weight of L_sim (Eq. 7)"})
+    use_ce: bool = field(default=True, metadata={"help": "False = --no-ce ablation"})
+    use_sim: bool = field(default=True, metadata={"help": "False = --no-sim ablation"})
+    max_steps: int = field(default=-1, metadata={"help": "optimizer steps; -1 = run --epochs"})
+    epochs: float = field(default=1.0, metadata={"help": "passes over the data (paper: 1)"})
+    lr: float = field(default=1e-5, metadata={"help": "AdamW learning rate (reference 1e-5; tiny models need ~1e-3)"})
+    batch_size: int = field(default=1, metadata={"help": "per-device micro-batch (paper: 1)"})
+    grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
+    warmup_steps: int = field(default=10, metadata={"help": "linear warm-up steps"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    scheduler: str = field(default="linear", metadata={"help": "HF lr scheduler: linear | cosine | constant ..."})
+    grad_checkpointing: bool = field(default=False, metadata={"help": "recompute activations: less memory, ~30% slower"})
+    bf16: bool | None = field(default=None, metadata={"help": "None = bf16 where the GPU supports it"})
+    dtype: str = field(default="float32", metadata={"help": "load dtype of the weights"})
+    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa | eager | flash_attention_2"})
+    lora: bool = field(default=False, metadata={"help": "train LoRA adapters (merged at the end) instead of all LM weights"})
+    lora_r: int = 16
+    lora_alpha: int = 32
+    seed: int = 42
+    save_steps: int = field(default=500, metadata={"help": "checkpoint every N steps (resume point)"})
+    save_total_limit: int = 2
+    max_length: int = field(default=4096, metadata={"help": "longer samples are skipped with a reason"})
+    max_frames: int = field(default=16, metadata={"help": "video frames per sample (evenly spread)"})
+    max_pixels: int = field(default=448 * 448, metadata={"help": "pixel cap per frame before the processor"})
+    target_cache: str | None = field(default="auto", metadata={"help": "latent-target cache dir; auto = <cache>/latent_targets; none = off"})
+    deepspeed: str | None = field(default=None, metadata={"help": "DeepSpeed JSON (configs/ds_zero2.json ...)"})
+    resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint in --out"})
+    progress: bool = True
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> DiftConfig:
+        """Defaults < YAML < overrides (non-None)."""
+        import yaml
+
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: config file not found")
+        raw = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{p}: expected a mapping of DiftConfig fields")
+        names = {f.name for f in fields(cls)}
+        bad = sorted(set(raw) - names)
+        if bad:
+            raise ValueError(f"{p}: unknown DiftConfig fields {bad}")
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**raw)
+
+    def validate(self) -> None:
+        from fourdthinker.train.collate import MODES
+
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.latent_size < 1:
+            raise ValueError(f"latent_size must be >= 1, got {self.latent_size}")
+        if not (self.use_ce or self.use_sim):
+            raise ValueError("--no-ce and --no-sim together leave no loss")
+        if self.mode != "dift" and not self.use_ce:
+            raise ValueError(f"mode {self.mode} has no latents: --no-ce would leave no loss")
+
+
+@dataclass
+class DiftResult:
+    out_dir: Path
+    losses: list[dict]
+    n_samples: int
+    n_skipped: int
+    loss_png: Path | None = None
+    final_loss: float | None = None
+    adapter: Any = field(default=None, repr=False)  # the trained model in memory (LoRA merged)
+
+
+# ----------------------------------------------------------------------------- trainer
+class DiftTrainer(StatsTrainer):
+    """Wires a batch through the adapter and the pure losses (nothing else)."""
+
+    def __init__(self, *a, adapter=None, dift: DiftConfig | None = None, **kw):
+        super().__init__(*a, **kw)
+        self.adapter = adapter
+        self.dift = dift or DiftConfig()
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, stats, out = dift_forward(self.adapter, inputs, self.dift)
+        self.record(stats)
+        return (loss, out) if return_outputs else loss
+
+
+def dift_forward(adapter, batch: dict, cfg: DiftConfig) -> tuple[torch.Tensor, dict, Any]:
+    """Teacher-forced DIFT forward of one batch -> (loss, stats, model output)."""
+    ids = batch["input_ids"].to(adapter.device)
+    emb = adapter.embed_tokens(ids)  # [B, L, D]
+    mask = latent_mask(ids, adapter.latent_pad_id) if adapter.latent_pad_id is not None else torch.zeros_like(ids, dtype=torch.bool)
+    latents = batch.get("latents")
+    if mask.any():
+        emb = scatter_latents(emb, mask, latents.to(emb.device))
+    pos = adapter.position_ids(batch, input_ids=ids, attention_mask=batch["attention_mask"].to(ids.device))
+    out = adapter.forward(batch, inputs_embeds=emb, position_ids=pos, attention_mask=batch["attention_mask"])
+    ce, s_ce = ce_loss(out.logits, batch["labels"].to(out.logits.device))
+    hidden = out.hidden_states[-1]
+    sim, s_sim = latent_cosine_loss(hidden, latents.to(hidden.device) if latents is not None else None, mask)
+    use_sim = cfg.use_sim and s_sim["n_latent"] > 0
+    use_ce = cfg.use_ce or not use_sim  # a batch without latents under --no-ce still needs a loss path
+    loss, s = dift_loss(ce, sim, l_ce=cfg.l_ce, l_sim=cfg.l_sim, use_ce=use_ce, use_sim=use_sim)
+    if not cfg.use_ce and not use_sim:
+        loss = loss * 0.0  # --no-ce and no latents here: nothing to learn from this batch
+    stats = {**s, "ce": s_ce["ce"], "sim": s_sim["sim"], "cos": s_sim["cos"]}
+    return loss, stats, out
+
+
+# ----------------------------------------------------------------------------- entry point
+def default_target_cache() -> Path:
+    from fourdthinker.models.tokenizer import cache_root
+
+    return cache_root() / "latent_targets"
+
+
+def _zero3() -> bool:
+    try:
+        from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+    except ImportError:  # pragma: no cover
+        return False
+    return bool(is_deepspeed_zero3_enabled())
+
+
+def _gathered_encoder(ad):
+    """Under ZeRO-3 the weights are partitioned across ranks: gather the (frozen, small) visual
+    encoder while latent targets are computed. A no-op otherwise."""
+    import contextlib
+
+    if not _zero3():
+        return contextlib.nullcontext()
+    import deepspeed
+
+    names = set(ad.encoder_state_dict())
+    params = [p for n, p in ad.model.named_parameters() if n in names]
+    return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
+
+
+def train_dift(cfg: DiftConfig) -> DiftResult:
+    """Run DIFT (or a baseline mode) end to end: load -> encode data -> train -> save -> plot."""
+    import transformers
+
+    from fourdthinker.latent.targets import LatentTargetCache
+    from fourdthinker.models import load
+    from fourdthinker.train.collate import DiftCollator, DiftDataset
+    from fourdthinker.train.trainer import (
+        StepLogCallback,
+        apply_lora,
+        last_checkpoint,
+        plot_losses,
+        save_final,
+        training_args,
+        write_json,
+    )
+
+    cfg.validate()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.set_seed(cfg.seed)
+    out = Path(cfg.out)
+    resume_from = last_checkpoint(out) if cfg.resume else None
+    if cfg.resume and resume_from is None:
+        raise FileNotFoundError(f"--resume: no checkpoint-N with trainer_state.json in {out}")
+    if not cfg.resume and last_checkpoint(out) is not None:
+        raise FileExistsError(f"{out} already holds checkpoints: pass --resume to continue, or choose a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "dift_config.json", asdict(cfg))
+
+    # TrainingArguments before the model: with a ZeRO-3 DeepSpeed config this lets from_pretrained
+    # partition the weights as they load (HfDeepSpeedConfig is registered by TrainingArguments)
+    args = training_args(str(out), lr=cfg.lr, max_steps=cfg.max_steps, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                         grad_accum=cfg.grad_accum, warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,
+                         scheduler=cfg.scheduler, grad_checkpointing=cfg.grad_checkpointing, bf16=cfg.bf16,
+                         seed=cfg.seed, save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
+                         deepspeed=cfg.deepspeed)
+    ad = load(cfg.model, dtype=cfg.dtype, attn_implementation=cfg.attn_implementation,
+              device="cuda" if torch.cuda.is_available() else "cpu")
+    ad.freeze_visual()
+    cache_dir = None if cfg.target_cache in (None, "none", "") else (
+        default_target_cache() if cfg.target_cache == "auto" else Path(cfg.target_cache))
+    with _gathered_encoder(ad):
+        targets = LatentTargetCache(ad, cfg.latent_size, cache_dir) if cfg.mode == "dift" else None
+        ds = DiftDataset(cfg.data, ad, mode=cfg.mode, k=cfg.latent_size, targets=targets,
+                         quarantine=out / "quarantine.jsonl" if not resume_from else None, progress=cfg.progress,
+                         max_length=cfg.max_length, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels)
+    if cfg.lora:
+        ad.model = apply_lora(ad.model, r=cfg.lora_r, alpha=cfg.lora_alpha)
+    ad.model.train()
+    ad.freeze_visual()  # keep the encoder in eval mode and without grad (also under LoRA)
+    log_cb = StepLogCallback(out / "log.jsonl", progress=cfg.progress)
+    trainer = DiftTrainer(model=ad.model, args=args, train_dataset=ds, data_collator=DiftCollator(ad.pad_id),
+                          callbacks=[log_cb], adapter=ad, dift=cfg)
+    log_cb.trainer = trainer
+    trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # our rich bar + JSONL replace it
+    trainer.train(resume_from_checkpoint=resume_from)
+    ad.model = save_final(ad.model, ad.processor, out, extra_config={
+        "latent_size": cfg.latent_size, "latent_start_id": ad.latent_start_id, "latent_end_id": ad.latent_end_id,
+        "latent_token_id": ad.latent_pad_id, "dift_mode": cfg.mode, "ce_loss_weight": cfg.l_ce,
+        "sim_loss_weight": cfg.l_sim})
+    png = plot_losses(log_cb.rows, out / "loss.png", title=f"{cfg.mode} on {cfg.model}")
+    final = log_cb.rows[-1].get("loss") if log_cb.rows else None
+    return DiftResult(out_dir=out, losses=log_cb.rows, n_samples=len(ds), n_skipped=len(ds.skipped),
+                      loss_png=png, final_loss=final, adapter=ad)

@@ -1,0 +1,114 @@
+"""Adapters of the three families on their tiny presets (real classes, random init, offline)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fourdthinker.models.base import LATENT_END, LATENT_PAD, LATENT_START
+from fourdthinker.models.testing import TINY_PRESETS as FAMILIES
+from fourdthinker.models.testing import frames
+from fourdthinker.models.testing import tiny as get_adapter
+
+
+def test_offline_tokenizer_roundtrip(tmp_path):
+    from transformers import AutoTokenizer
+
+    from fourdthinker.data.records import build_question_text
+    from fourdthinker.models.tokenizer import build_tokenizer
+
+    build_tokenizer("qwen2_5_vl", tmp_path)
+    tok = AutoTokenizer.from_pretrained(tmp_path)  # saved like any HF tokenizer
+    for s in ("<|im_start|>", "<|im_end|>", "<|video_pad|>", "<|image_pad|>", "<|vision_start|>"):
+        assert len(tok(s, add_special_tokens=False)["input_ids"]) == 1, s
+    text = build_question_text("What is the camera movement from 0s to 3s?", dict(zip("ABCD", ["Pan Left", "Pan Right", "Tilt Up", "Tilt Down"], strict=False)))
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids) == text
+    assert len(ids) < len(text) / 3, "corpus-trained BPE should compress the package's prompts"
+    chat = tok.apply_chat_template([{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "hi"}]}],
+                                   tokenize=False, add_generation_prompt=True)
+    assert chat.endswith("<|im_start|>assistant\n") and "<|video_pad|>" in chat
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_latent_tokens_ids_from_tokenizer_and_mean_init(name):
+    ad = get_adapter(name)
+    ids = [ad.latent_start_id, ad.latent_end_id, ad.latent_pad_id]
+    assert ids == [ad.tokenizer.convert_tokens_to_ids(t) for t in (LATENT_START, LATENT_END, LATENT_PAD)]
+    for t in (LATENT_START, LATENT_END, LATENT_PAD):
+        assert len(ad.tokenizer(t, add_special_tokens=False)["input_ids"]) == 1
+    W = ad.model.get_input_embeddings().weight
+    n_old = min(ids)
+    assert W.shape[0] == len(ad.tokenizer)
+    assert torch.allclose(W[ids[0]], W[:n_old].mean(0), atol=1e-6), "new rows start at the mean of the old rows"
+    head = ad.model.get_output_embeddings().weight
+    assert torch.allclose(head[ids[2]], head[:n_old].mean(0), atol=1e-6)
+    assert ad.add_latent_tokens() == ids  # idempotent
+    assert ad.eos_ids == [ad.tokenizer.convert_tokens_to_ids("<|im_end|>")]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_batch_equals_one_by_one(name):
+    ad = get_adapter(name)
+    v = [frames(4, seed=1), frames(2, seed=2)]
+    t = ["What is the camera movement?", "Which way does it move?"]
+    b = ad.encode_prompts(v, t)
+    assert (b["attention_mask"][:, 0] == 0).any(), "shorter prompt must be LEFT padded"
+    with torch.no_grad():
+        full = ad.forward(b, inputs_embeds=ad.embed_tokens(b["input_ids"]), position_ids=ad.position_ids(b)).logits
+        for i in range(2):
+            one = ad.encode_prompts([v[i]], [t[i]])
+            lo = ad.forward(one, inputs_embeds=ad.embed_tokens(one["input_ids"]), position_ids=ad.position_ids(one)).logits
+            n = one["input_ids"].shape[1]
+            assert torch.allclose(full[i, -n:], lo[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_image_embeddings_are_lm_space_features(name):
+    """image_embeddings == the vectors the model scatters into the LM input for that image."""
+    ad = get_adapter(name)
+    imgs = frames(2, seed=3)
+    embs = ad.image_embeddings(imgs)
+    assert len(embs) == 2 and all(e.dim() == 2 and e.shape[1] == ad.hidden_size for e in embs)
+    assert embs[0].shape[0] >= 4, "an overlay must give at least K=4 vectors"
+    assert not torch.allclose(embs[0], embs[1])
+    # a prompt whose 'video' is the same image twice holds the same spatial features after the
+    # merger for Qwen (temporal patch of 2 identical frames == image); InternVL tiles == images
+    b = ad.encode_prompts([[imgs[0], imgs[0]] if ad.family != "internvl" else [imgs[0]]], ["x"])
+    feats, mask = ad.visual_features(b)
+    assert feats.shape == embs[0].shape and int(mask.sum()) == feats.shape[0]
+    assert torch.allclose(feats, embs[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_prompt_embeds_scatter_visual_features(name):
+    ad = get_adapter(name)
+    b = ad.encode_prompts([frames(2)], ["hello"])
+    emb = ad.prompt_embeds(b)
+    feats, mask = ad.visual_features(b)
+    assert torch.equal(emb[mask], feats)
+    assert torch.equal(emb[~mask], ad.embed_tokens(b["input_ids"])[~mask])
+
+
+def test_frame_errors():
+    ad = get_adapter("qwen2.5-vl-tiny")
+    import numpy as np
+
+    with pytest.raises(ValueError, match="no video frames"):
+        ad.encode_prompts([[]], ["x"])
+    with pytest.raises(ValueError, match="uint8"):
+        ad.encode_prompts([[np.zeros((32, 32, 3), np.float32)]], ["x"])
+    with pytest.raises(ValueError, match="HxWx3"):
+        ad.encode_prompts([[np.zeros((32, 32, 5), np.uint8)]], ["x"])
+
+
+def test_load_local_folder_and_unknown(tmp_path):
+    from fourdthinker.models import load, preset_dir
+
+    ad = load(str(preset_dir("qwen2.5-vl-tiny")))  # a local HF folder takes the stock path
+    assert ad.family == "qwen2_5_vl" and ad.latent_pad_id is not None
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(ValueError, match="not supported"):
+        load(str(tmp_path))
+    with pytest.raises(ValueError, match="not a preset"):
+        load("no-such-model")
