@@ -1,0 +1,647 @@
+"""4DRL: GRPO with latent-recurrent rollouts (SPEC §5, Eq. 11-13). Python entry: ``train_rl(RLConfig)``.
+
+One training step, exactly:
+
+1. Take ``questions_per_step`` QA records (a seeded shuffle, epoch after epoch). Each becomes one
+   prompt through the same frame sampling and prompt builder as DIFT and evaluation
+   (``load_prompt_frames`` + ``build_question_text``), repeated G times (``num_generations``).
+2. **Rollout**: all ``Q * G`` responses are sampled in ONE batch by the latent-recurrent decoder
+   (``fourdthinker.latent.decode.latent_generate``; temperature/top-p as the reference rollout,
+   1.0 / 0.9). Each response records its token ids, a per-token ``is_latent`` flag and the exact
+   vectors fed at its latent slots.
+3. **Rewards** (Eq. 11): ``acc_weight * accuracy + fmt_weight * format`` (``train/rewards.py``).
+4. **Advantages** (Eq. 12): group-normalised (``train/grpo.py``; zero-variance groups -> 0, counted).
+5. **Replay**: the policy (with grad), the rollout policy (``mu > 1`` only, no grad) and the frozen
+   reference (``beta > 0``, no grad) each run ONE full forward over prompt + responses in which the
+   latent slots receive the rollout's own latent vectors, detached (``replay_forward``). The
+   reference code fed the ``<|latent_pad|>`` embedding there (REFERENCE.md §4): text tokens were
+   scored under a context they were not sampled in. Log-probs use the rollout temperature.
+6. **Loss** (Eq. 13, ``grpo_loss``) over the response's TEXT tokens only: prompt, padding and latent
+   positions are masked out of both the surrogate and the KL. Latent positions are the fed slots
+   plus the ``<|latent_end|>`` the decoder places (never sampled); ``<|latent_start|>`` is sampled by
+   the policy but excluded by default like the reference (``score_latent_start`` includes it).
+7. ``mu`` AdamW steps on this batch (grad-norm clip ``max_grad_norm``), then the next rollout.
+
+The reference model is a frozen deep copy of the initial (DIFT) model. Baselines on the same
+trainer (Table 3): ``mode="grpo"`` (vanilla GRPO from a base model, latent blocks disabled in the
+rollout) and ``mode="cot-grpo"`` (init from a CoT-SFT checkpoint, latent blocks disabled).
+
+Outputs in ``out/``: ``metrics.jsonl`` (one line per step: reward mean/std, accuracy, format rate,
+KL, clip fraction, latent blocks per response, response length, zero-variance groups, timings),
+``reward_curve.png``, ``rejected.jsonl`` (records refused before training, with the reason),
+``samples.jsonl`` (a few rollouts per step), ``checkpoints/step-N/`` (safetensors model +
+tokenizer/processor + ``trainer_state.json`` + optimizer), ``final/``. A rerun with the same ``out``
+resumes from the last checkpoint.
+
+Defaults follow the reference launch script (``train_4dthinker.sh``: lr 1e-6, G 8, beta 0.01,
+reward weights 1.0/0.2, temperature 1.0, top-p 0.9); tiny CPU demos need a larger lr (1e-4 ..
+1e-3), which is why every field is configurable (YAML + CLI).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from fourdthinker.data.records import RLRecord, build_question_text
+from fourdthinker.io import append_jsonl, atomic_write_json, read_jsonl, resolve_inside
+
+__all__ = [
+    "RLConfig",
+    "RLResult",
+    "load_rl_records",
+    "load_prompt_frames",
+    "response_logps",
+    "rollout",
+    "text_token_mask",
+    "train_rl",
+]
+
+MODES = ("4drl", "grpo", "cot-grpo")
+
+
+def _f(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class RLConfig:
+    """Every knob of `fourdthinker train rl` (YAML keys = field names; CLI flags override)."""
+
+    data: str = _f("", "RL records: a JSONL file or a folder holding rl.jsonl ({id, video, question, options, answer, task}).")
+    init: str = _f("qwen2.5-vl-tiny", "Initial policy: a DIFT checkpoint folder (4drl), a base model (grpo), a CoT-SFT checkpoint (cot-grpo), or a tiny preset name.")
+    out: str = _f("runs/rl", "Output folder (metrics, curve, checkpoints). Rerunning with the same folder resumes.")
+    mode: str = _f("4drl", "4drl: latent-recurrent rollouts (the paper). grpo / cot-grpo: Table 3 baselines, rollouts without latent blocks.")
+    steps: int = _f(100, "Rollout+update steps. Each step samples questions_per_step x num_generations responses.")
+    questions_per_step: int = _f(2, "Questions per rollout batch (reference: 8 per GPU). More = steadier gradient, slower step.")
+    num_generations: int = _f(8, "G, responses per question (reference 8). Bigger G = better advantage baseline, fewer zero-variance groups.")
+    mu: int = _f(1, "Optimisation steps per rollout batch. 1 = on-policy (ratio 1, clipping inert, as the reference); >1 reuses rollouts and makes the clip matter.")
+    lr: float = _f(1e-6, "AdamW learning rate (reference 1e-6 for 3B). Tiny CPU models need ~1e-4..1e-3 to move within minutes.")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    max_grad_norm: float = _f(1.0, "Gradient-norm clip (0 = off).")
+    beta: float = _f(0.01, "KL weight to the frozen init model (reference 0.01). 0 skips the reference forward (faster, no anchor).")
+    kl: str = _f("k3", "KL estimator: k3 (non-negative, low variance; TRL default) or k1 (logp - ref; the reference code).")
+    epsilon: float = _f(0.2, "Clip range: ratio clipped to [1-epsilon, 1+epsilon_high].")
+    epsilon_high: float | None = _f(None, "Upper clip (DAPO's clip-higher); None = epsilon.")
+    loss_type: str = _f("grpo", "grpo: mean over each response's text tokens, then over responses (reference). bnpo: one token mean. dr_grpo: sum / (B * T).")
+    acc_weight: float = _f(1.0, "Weight of the accuracy reward (Table 4: 0 removes it).")
+    fmt_weight: float = _f(0.2, "Weight of the format reward (reference 0.2; Table 4: 0 removes it).")
+    temperature: float = _f(1.0, "Rollout sampling temperature (reference 1.0); also used to score log-probs.")
+    top_p: float = _f(0.9, "Rollout nucleus sampling (reference 0.9).")
+    max_new_tokens: int = _f(96, "Response budget per rollout, latent slots included (reference 8192 on GPUs).")
+    latent_size: int | None = _f(None, "K latent steps per block; None = the model's own (set by DIFT), else 4.")
+    max_latent_blocks: int | None = _f(None, "Cap on latent blocks per response (None = no cap). Forced to 0 in grpo/cot-grpo modes.")
+    score_latent_start: bool = _f(False, "Include the sampled <|latent_start|> token in the loss (default: excluded with all latent positions, like the reference).")
+    fps: float = _f(1.0, "Frame sampling rate for prompts (must match DIFT; 1 FPS in the paper).")
+    max_frames: int | None = _f(16, "Cap on frames per prompt (evenly spread). Keep DIFT's value (16) so RL sees what DIFT saw.")
+    max_pixels: int | None = _f(448 * 448, "Pixel cap per frame before the processor (DIFT's default 448*448).")
+    lora: bool = _f(False, "Train LoRA adapters on the LM (train/trainer.apply_lora, merged on save) instead of all weights. Resume restarts the LoRA optimiser state.")
+    lora_r: int = _f(16, "LoRA rank.")
+    lora_alpha: int = _f(32, "LoRA alpha.")
+    seed: int = _f(0, "Seed for record order, sampling and init.")
+    save_every: int = _f(50, "Checkpoint every N steps (0 = only the final model).")
+    samples_per_step: int = _f(2, "Rollouts written to samples.jsonl per step (to read what the model says).")
+    threads: int = _f(2, "torch CPU threads.")
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.mode not in MODES:
+            problems.append(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.kl not in ("k3", "k1"):
+            problems.append(f"kl must be k3 or k1, got {self.kl!r}")
+        if self.loss_type not in ("grpo", "bnpo", "dr_grpo"):
+            problems.append(f"loss_type must be grpo, bnpo or dr_grpo, got {self.loss_type!r}")
+        if self.num_generations < 2:
+            problems.append(f"num_generations must be >= 2 (group advantages need a group), got {self.num_generations}")
+        for name in ("steps", "questions_per_step", "mu", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.temperature <= 0:
+            problems.append(f"temperature must be > 0 (rollouts are sampled), got {self.temperature}")
+        if problems:
+            raise ValueError("RLConfig: " + "; ".join(problems))
+
+    @property
+    def latents_enabled(self) -> bool:
+        return self.mode == "4drl"
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> RLConfig:
+        """Fields from a YAML file, then ``overrides`` (CLI flags) on top; unknown keys are errors."""
+        import yaml
+
+        p = Path(path)
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ValueError(f"{p}: cannot read RL config ({e})") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{p}: RL config must be a mapping of field: value")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - names)
+        if unknown:
+            raise ValueError(f"{p}: unknown RL config keys {unknown}; known: {sorted(names)}")
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**raw)
+
+
+@dataclass
+class RLResult:
+    out: Path
+    steps_done: int
+    metrics: list[dict]
+    final_dir: Path | None
+    rejected: list[dict]
+    curve_png: Path | None
+
+    def reward_trend(self, window: int = 10) -> tuple[float, float]:
+        """(mean reward of the first ``window`` steps, of the last ``window`` steps)."""
+        r = [m["reward_mean"] for m in self.metrics]
+        w = max(1, min(window, len(r) // 2 or 1))
+        return sum(r[:w]) / w, sum(r[-w:]) / w
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def load_rl_records(path: str | Path) -> tuple[list[RLRecord], Path, list[dict]]:
+    """Read RL records, refusing bad ones BEFORE training: ``(records, dataset_root, rejected)``.
+
+    A record is refused (with a one-line reason) when it is not JSON, fails the ``RLRecord``
+    schema (missing/invalid ``answer``, answer not among the options, options not A-D, empty
+    question), repeats an id, or names a video outside the dataset root or not on disk.
+    Raises ``ValueError`` naming the file when nothing usable is left."""
+    p = Path(path)
+    if p.is_dir():
+        cands = [p / "rl.jsonl", p / "records.jsonl"]
+        found = [c for c in cands if c.exists()]
+        if not found:
+            raise ValueError(f"{p}: no rl.jsonl (or records.jsonl) in this folder")
+        p = found[0]
+    if not p.exists():
+        raise ValueError(f"{p}: RL records file not found")
+    root = p.parent
+    rows: list[tuple[int, Any]] = []
+    rejected: list[dict] = []
+    with open(p, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append((i, json.loads(line)))
+            except json.JSONDecodeError as e:
+                rejected.append({"file": str(p), "line": i, "id": None, "reason": f"not JSON ({e.msg})"})
+    from pydantic import ValidationError
+
+    records: list[RLRecord] = []
+    seen: set[str] = set()
+    for i, row in rows:
+        rid = row.get("id") if isinstance(row, dict) else None
+        if not isinstance(row, dict):
+            rejected.append({"file": str(p), "line": i, "id": None, "reason": "not a JSON object"})
+            continue
+        if row.get("answer") in (None, ""):
+            rejected.append({"file": str(p), "line": i, "id": rid, "reason": "missing answer"})
+            continue
+        try:
+            rec = RLRecord.model_validate(row)
+        except ValidationError as e:
+            err = e.errors()[0]
+            loc = ".".join(str(x) for x in err.get("loc", ()))
+            rejected.append({"file": str(p), "line": i, "id": rid, "reason": f"{loc}: {err.get('msg')}".strip(": ")})
+            continue
+        if rec.id in seen:
+            rejected.append({"file": str(p), "line": i, "id": rid, "reason": "duplicate id"})
+            continue
+        try:
+            paths = [resolve_inside(root, fr) for fr in rec.frames] if rec.frames else [resolve_inside(root, rec.video)]
+        except ValueError as e:
+            rejected.append({"file": str(p), "line": i, "id": rid, "reason": str(e)})
+            continue
+        missing = [str(q) for q in paths if not q.exists()]
+        if missing:
+            rejected.append({"file": str(p), "line": i, "id": rid, "reason": f"video/frames not found: {missing[0]}"})
+            continue
+        seen.add(rec.id)
+        records.append(rec)
+    if not records:
+        reasons = Counter(r["reason"] for r in rejected).most_common(3)
+        raise ValueError(f"{p}: no usable RL records ({len(rejected)} refused; top reasons: {reasons})")
+    return records, root, rejected
+
+
+def load_prompt_frames(rec: RLRecord, root: Path, *, fps: float = 1.0, max_frames: int | None = 16,
+                       max_pixels: int | None = 448 * 448) -> list:
+    """Frames of a record's video through the ONE input builder DIFT and evaluation use
+    (``fourdthinker.models.inputs.load_frames``: pre-extracted PNGs, a frame folder, or the video
+    sampled at ``fps``; capped at ``max_frames`` evenly and ``max_pixels``)."""
+    from fourdthinker.models.inputs import load_frames
+
+    return load_frames(root, rec.video, rec.frames, fps=fps, max_frames=max_frames, max_pixels=max_pixels)
+
+
+# ----------------------------------------------------------------------------- rollout + replay
+
+
+def rollout(adapter, prompt_batch: dict, records: Sequence[RLRecord], cfg: RLConfig, generator=None):
+    """Sample ``len(records)`` responses (the batch already repeats each question G times) in one
+    batched latent-recurrent decode. Returns ``DecodeResult`` per row."""
+    import torch
+
+    from fourdthinker.latent.decode import latent_generate
+
+    adapter.model.eval()
+    with torch.no_grad():
+        return latent_generate(
+            adapter,
+            prompt_batch,
+            latent_size=cfg.latent_size,
+            max_new_tokens=cfg.max_new_tokens,
+            do_sample=True,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            max_latent_blocks=cfg.max_latent_blocks if cfg.latents_enabled else 0,
+            generator=generator,
+            options=[r.options for r in records],
+        )
+
+
+def text_token_mask(response_ids, response_mask, latent_mask, latent_ids, *, score_latent_start: bool = False):
+    """``[B, R]`` bool: True at response tokens the policy sampled as text (the loss positions).
+
+    Excluded: padding (``response_mask == 0``), latent slots (``latent_mask``), the placed
+    ``<|latent_end|>`` and, unless ``score_latent_start``, ``<|latent_start|>``; the latent pad id is
+    excluded wherever it appears."""
+    import torch
+
+    m = response_mask.bool() & ~latent_mask.bool()
+    drop = [latent_ids.end, latent_ids.pad] + ([] if score_latent_start else [latent_ids.start])
+    return m & ~torch.isin(response_ids, torch.tensor(drop, device=response_ids.device))
+
+
+def response_logps(adapter, prompt_batch: dict, results, *, grad: bool, temperature: float = 1.0):
+    """Per-token log-probs of each response under ``adapter.model``, replaying the exact rollout
+    (latent slots get the rollout's vectors). Returns ``(logps [B, R], replay dict)``."""
+    from fourdthinker.latent.decode import replay_forward
+    from fourdthinker.train.grpo import token_logps
+
+    rep = replay_forward(adapter, prompt_batch, results, grad=grad)
+    L = int(rep["prompt_len"])
+    R = rep["response_ids"].shape[1]
+    logits = rep["logits"][:, L - 1 : L + R - 1]  # [B, R, V]: position L+i-1 predicts response token i
+    return token_logps(logits, rep["response_ids"], temperature), rep
+
+
+def _with_model(adapter, model):
+    """A shallow copy of ``adapter`` driving another model (the frozen reference)."""
+    other = copy.copy(adapter)
+    other.model = model
+    return other
+
+
+# ----------------------------------------------------------------------------- trainer
+
+
+class _Schedule:
+    """Seeded epoch-by-epoch shuffle of record indices; position = step * questions_per_step."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed = n, seed
+
+    def take(self, start: int, k: int) -> list[int]:
+        out = []
+        for j in range(start, start + k):
+            epoch, pos = divmod(j, self.n)
+            order = list(range(self.n))
+            random.Random(self.seed * 100_003 + epoch).shuffle(order)
+            out.append(order[pos])
+        return out
+
+
+def _latest_checkpoint(out: Path) -> tuple[Path | None, int]:
+    """The most advanced finished checkpoint under ``out`` (``checkpoints/step-N`` or ``final``)."""
+    cands = [d for d in [*(out / "checkpoints").glob("step-*"), out / "final"] if (d / "trainer_state.json").exists()]
+    best, best_step = None, 0
+    for d in cands:
+        try:
+            st = int(json.loads((d / "trainer_state.json").read_text())["step"])
+        except (ValueError, KeyError, OSError):
+            continue  # a damaged state file: ignore that checkpoint, keep looking
+        if st > best_step:
+            best, best_step = d, st
+    return best, best_step
+
+
+def _save_checkpoint(adapter, optimizer, step: int, cfg: RLConfig, dest: Path, train_model=None) -> None:
+    import shutil
+
+    import torch
+
+    tmp = dest.with_name(dest.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    _save_model(adapter, tmp, train_model, cfg.latent_size)
+    if optimizer is not None:
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")  # tensors + numbers: loads with weights_only=True
+    atomic_write_json(tmp / "trainer_state.json", {"step": step, "config": asdict(cfg)})
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+
+
+def _save_model(adapter, dest: Path, train_model=None, latent_size: int | None = None) -> None:
+    """safetensors weights + processor via the shared ``train.trainer.save_final`` (what DIFT uses),
+    loadable by ``fourdthinker.models.load``. A LoRA-wrapped ``train_model`` is merged into a copy."""
+    from fourdthinker.train.trainer import save_final
+
+    model = train_model if train_model is not None else adapter.model
+    if hasattr(model, "merge_and_unload"):
+        model = copy.deepcopy(model)  # merging in place would end LoRA training
+    extra = {"latent_size": latent_size} if latent_size else None
+    save_final(model, adapter.processor, dest, extra_config=extra)
+
+
+def _load_adapter(init: str):
+    from fourdthinker import models
+
+    return models.load(init)
+
+
+def plot_reward_curve(metrics: Sequence[dict], path: Path, title: str = "4DRL") -> Path:
+    """Reward mean per step (+/- std band, moving average), accuracy and format rate, KL."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [m["step"] for m in metrics]
+    r = [m["reward_mean"] for m in metrics]
+    sd = [m["reward_std"] for m in metrics]
+    w = max(1, len(r) // 10)
+    ma = [sum(r[max(0, i - w + 1) : i + 1]) / len(r[max(0, i - w + 1) : i + 1]) for i in range(len(r))]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    ax = axes[0]
+    ax.fill_between(steps, [a - b for a, b in zip(r, sd, strict=True)], [a + b for a, b in zip(r, sd, strict=True)], alpha=0.15, color="C0")
+    ax.plot(steps, r, color="C0", alpha=0.4 if w > 1 else 1.0, lw=1 if w > 1 else 2, label="reward mean (per step, +/- std)")
+    if w > 1:
+        ax.plot(steps, ma, color="C0", lw=2.5, label=f"reward mean ({w}-step moving avg)")
+    ax.plot(steps, [m["accuracy"] for m in metrics], color="C2", lw=1, alpha=0.7, label="accuracy")
+    ax.plot(steps, [m["format_rate"] for m in metrics], color="C1", lw=1, alpha=0.7, label="format rate")
+    ax.set_xlabel("RL step")
+    ax.set_ylabel("reward / rate")
+    ax.set_title(f"{title}: reward over training")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    ax = axes[1]
+    beta0 = all(m["kl"] == 0 for m in metrics)
+    ax.plot(steps, [m["kl"] for m in metrics], color="C3", label="KL to reference" + (" (beta=0: off)" if beta0 else ""))
+    ax.plot(steps, [m["clip_frac"] for m in metrics], color="C4", label="clip fraction")
+    ax2 = ax.twinx()
+    ax2.plot(steps, [m["latent_blocks"] for m in metrics], color="C5", ls="--", label="latent blocks / response")
+    ax2.set_ylim(bottom=0, top=max(1.0, 1.2 * max(m["latent_blocks"] for m in metrics)))
+    ax2.set_ylabel("latent blocks / response")
+    ax.set_xlabel("RL step")
+    ax.set_title("KL, clipping, imagery use")
+    ax.grid(alpha=0.3)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="best")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
+             extra_rewards: dict[str, tuple[Callable, float]] | None = None) -> RLResult:
+    """Run 4DRL (or a baseline, ``cfg.mode``) and return the metrics.
+
+    ``adapter`` overrides ``cfg.init`` (an already loaded ``fourdthinker.models`` adapter, e.g.
+    right after DIFT). ``extra_rewards`` adds TRL-style reward functions ``name -> (fn, weight)``;
+    each is called as ``fn(completions, answer=..., options=..., completion_ids=..., is_latent=...,
+    latent_size=...)`` and its weighted value is added to Eq. 11's sum."""
+    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from transformers.utils import logging as hf_logging
+
+    from fourdthinker.latent.decode import latent_ids
+    from fourdthinker.train.grpo import group_advantages, grpo_loss
+    from fourdthinker.train.rewards import accuracy_reward, combine_rewards, format_reward
+
+    hf_logging.disable_progress_bar()  # per-save "Writing model shards" bars would drown the RL bar
+    torch.set_num_threads(max(1, cfg.threads))
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    records, root, rejected = load_rl_records(cfg.data)
+    rej_path = out / "rejected.jsonl"
+    if rejected:
+        from fourdthinker.io import write_jsonl
+
+        write_jsonl(rej_path, rejected)
+
+    resume, start_step = _latest_checkpoint(out)
+    start_step = min(start_step, cfg.steps)
+    if resume is not None:
+        adapter = _load_adapter(str(resume))
+    if adapter is None:
+        adapter = _load_adapter(cfg.init)
+    lid = latent_ids(adapter) if cfg.latents_enabled else _maybe_latent_ids(adapter)
+    K = int(cfg.latent_size or model_latent_size(adapter))
+    cfg = dataclasses.replace(cfg, latent_size=K)
+
+    # Frozen reference = the INIT model (not the resumed one): reload it when resuming.
+    ref_adapter = None
+    if cfg.beta != 0.0:
+        # (a passed-in adapter has been trained by the earlier run, so it cannot serve as the init)
+        ref_model = copy.deepcopy(adapter.model) if resume is None else _load_adapter(cfg.init).model
+        ref_model.eval().requires_grad_(False)
+        ref_adapter = _with_model(adapter, ref_model)
+
+    train_model = None  # the PEFT wrapper under LoRA; forwards always use the unwrapped model
+    if cfg.lora:
+        from fourdthinker.train.trainer import apply_lora
+
+        train_model = apply_lora(adapter.model, r=cfg.lora_r, alpha=cfg.lora_alpha)
+        adapter.model = train_model.get_base_model()  # LoRA layers are injected in place
+    if hasattr(adapter, "freeze_visual"):
+        adapter.freeze_visual()  # the encoder defines the latent target space (SPEC §3)
+    params = [p for p in adapter.model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"{cfg.init}: model has no trainable parameters")
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if resume is not None and (resume / "optimizer.pt").exists() and not cfg.lora:
+        opt.load_state_dict(torch.load(resume / "optimizer.pt", weights_only=True))
+
+    metrics_path = out / "metrics.jsonl"
+    metrics = [m for m in read_jsonl(metrics_path, tolerate_truncated_tail=True) if m["step"] <= start_step] if (
+        metrics_path.exists() and start_step) else []
+    if metrics_path.exists():
+        from fourdthinker.io import write_jsonl
+
+        write_jsonl(metrics_path, metrics)
+    sched = _Schedule(len(records), cfg.seed)
+    frame_cache: dict[str, list] = {}
+    bad: set[int] = set()
+    G, Q = cfg.num_generations, cfg.questions_per_step
+    weights = {"accuracy": cfg.acc_weight, "format": cfg.fmt_weight}
+    weights.update({name: float(w) for name, (_fn, w) in (extra_rewards or {}).items()})
+    if not any(weights.values()):
+        raise ValueError(f"all reward weights are zero ({weights}): nothing to learn from")
+
+    cols = [TextColumn("[bold]4DRL[/] {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*cols, disable=not progress, transient=False) as bar:
+        task = bar.add_task("", total=cfg.steps, completed=start_step)
+        for step in range(start_step + 1, cfg.steps + 1):
+            t0 = time.perf_counter()
+            torch.manual_seed(cfg.seed * 1_000_003 + step)
+            gen = torch.Generator().manual_seed(cfg.seed * 7919 + step)
+            picked = []
+            for i in sched.take((step - 1) * Q, Q):
+                rec = _usable(records, i, bad, frame_cache, root, cfg, out)
+                picked.append(rec)
+            recs = [r for r in picked for _ in range(G)]
+            frames = [frame_cache[r.id] for r in recs]
+            texts = [build_question_text(r.question, r.options) for r in recs]
+            batch = adapter.encode_prompts(frames, texts, fps=cfg.fps)
+            results = rollout(adapter, batch, recs, cfg, gen)
+            t_roll = time.perf_counter() - t0
+
+            comps = [res.text for res in results]
+            per = {
+                "accuracy": accuracy_reward(comps, [r.answer for r in recs], options=[r.options for r in recs]),
+                "format": format_reward(comps, options=[r.options for r in recs],
+                                        latent_size=K if cfg.latents_enabled else None),
+            }
+            for name, (fn, _w) in (extra_rewards or {}).items():
+                per[name] = fn(comps, answer=[r.answer for r in recs], options=[r.options for r in recs],
+                               completion_ids=[res.token_ids for res in results],
+                               is_latent=[res.is_latent for res in results], latent_size=K)
+            rewards = torch.tensor(combine_rewards(per, weights), dtype=torch.float32)
+            adv, adv_stats = group_advantages(rewards, G)
+
+            t1 = time.perf_counter()
+            adapter.model.train()
+            old_lp = ref_lp = None
+            with torch.no_grad():
+                if cfg.mu > 1:
+                    old_lp, _ = response_logps(adapter, batch, results, grad=False, temperature=cfg.temperature)
+                if ref_adapter is not None:
+                    ref_lp, _ = response_logps(ref_adapter, batch, results, grad=False, temperature=cfg.temperature)
+            loss_stats: dict[str, float] = {}
+            grad_norm = 0.0
+            for _ in range(cfg.mu):
+                lp, rep = response_logps(adapter, batch, results, grad=True, temperature=cfg.temperature)
+                mask = text_token_mask(rep["response_ids"], rep["response_mask"], rep["latent_mask"], lid,
+                                       score_latent_start=cfg.score_latent_start) if lid else (
+                    rep["response_mask"].bool())
+                loss, loss_stats = grpo_loss(
+                    lp, adv.to(lp.device), mask, old_lp, ref_lp, eps_low=cfg.epsilon, eps_high=cfg.epsilon_high,
+                    beta=cfg.beta, kl=cfg.kl, loss_type=cfg.loss_type,
+                )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm > 0:
+                    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+                opt.step()
+            t_upd = time.perf_counter() - t1
+
+            m = {
+                "step": step,
+                "reward_mean": adv_stats["reward_mean"],
+                "reward_std": adv_stats["reward_std"],
+                "accuracy": _mean(per["accuracy"]),
+                "format_rate": _mean(per["format"]),
+                **{f"reward_{k}": _mean(v) for k, v in per.items() if k not in ("accuracy", "format")},
+                "zero_var_groups": adv_stats["zero_var_groups"],
+                "loss": float(loss.detach()),
+                "kl": loss_stats.get("kl", 0.0),
+                "clip_frac": loss_stats.get("clip_frac", 0.0),
+                "ratio_mean": loss_stats.get("ratio_mean", 1.0),
+                "grad_norm": grad_norm,
+                "latent_blocks": sum(r.n_latent_blocks for r in results) / len(results),
+                "latent_steps": sum(r.n_latent_steps for r in results) / len(results),
+                "response_len": sum(len(r.token_ids) for r in results) / len(results),
+                "text_tokens": loss_stats.get("text_tokens", 0.0),
+                "finished": sum(r.finished for r in results) / len(results),
+                "t_rollout_s": round(t_roll, 3),
+                "t_update_s": round(t_upd, 3),
+            }
+            metrics.append(m)
+            append_jsonl(metrics_path, m)
+            for r, res, rew in list(zip(recs, results, rewards.tolist(), strict=True))[: cfg.samples_per_step]:
+                append_jsonl(out / "samples.jsonl", {"step": step, "id": r.id, "answer": r.answer, "reward": rew,
+                                                      **res.to_json()})
+            bar.update(task, advance=1, description=(
+                f"step {step} reward {m['reward_mean']:.3f} acc {m['accuracy']:.2f} fmt {m['format_rate']:.2f} "
+                f"kl {m['kl']:.4f} lat {m['latent_blocks']:.1f}"))
+            if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps:
+                _save_checkpoint(adapter, opt, step, cfg, out / "checkpoints" / f"step-{step}", train_model)
+
+    curve = plot_reward_curve(metrics, out / "reward_curve.png", title=f"{cfg.mode} ({Path(cfg.init).name})") if (
+        metrics) else None  # before the save: a failed save must not lose the curve
+    final = out / "final"
+    if start_step < cfg.steps or not final.exists():
+        _save_checkpoint(adapter, opt, cfg.steps, cfg, final, train_model)
+    atomic_write_json(out / "summary.json", {
+        "mode": cfg.mode, "steps": cfg.steps, "resumed_from": start_step, "records": len(records),
+        "rejected": len(rejected), "config": asdict(cfg),
+        "reward_first_last": list(RLResult(out, cfg.steps, metrics, final, rejected, curve).reward_trend()) if metrics else None,
+    })
+    return RLResult(out=out, steps_done=cfg.steps, metrics=metrics, final_dir=final, rejected=rejected, curve_png=curve)
+
+
+def _usable(records: list[RLRecord], i: int, bad: set[int], cache: dict, root: Path, cfg: RLConfig,
+            out: Path) -> RLRecord:
+    """Record ``i`` with its frames loaded; a record whose video cannot be read is quarantined
+    (``rejected.jsonl``) and the next usable record takes its place, so one bad file never stops a run."""
+    from fourdthinker.models.inputs import InputError
+    from fourdthinker.video.errors import VideoError
+
+    for j in [*range(i, len(records)), *range(0, i)]:
+        if j in bad:
+            continue
+        rec = records[j]
+        if rec.id in cache:
+            return rec
+        if len(cache) >= 256:  # bounded memory on big datasets: frames are re-read after a clear
+            cache.clear()
+        try:
+            cache[rec.id] = load_prompt_frames(rec, root, fps=cfg.fps, max_frames=cfg.max_frames,
+                                               max_pixels=cfg.max_pixels)
+            return rec
+        except (InputError, VideoError, OSError, ValueError) as e:
+            bad.add(j)
+            append_jsonl(out / "rejected.jsonl", {"id": rec.id, "reason": f"unreadable during training: {e}"})
+    raise ValueError("every RL record failed to load its video; see rejected.jsonl")
+
+
+def model_latent_size(adapter, default: int = 4) -> int:
+    """K of a model: the adapter's ``latent_size``, else the checkpoint config's (DIFT writes it), else 4."""
+    k = getattr(adapter, "latent_size", None) or getattr(getattr(adapter.model, "config", None), "latent_size", None)
+    return int(k or default)
+
+
+def _maybe_latent_ids(adapter):
+    """Latent ids when the model has them (baselines may start from a base model without)."""
+    try:
+        from fourdthinker.latent.decode import latent_ids
+
+        return latent_ids(adapter)
+    except ValueError:
+        return None
+
+
+def _mean(xs: Sequence[float | None]) -> float:
+    v = [x for x in xs if x is not None and not math.isnan(x)]
+    return sum(v) / len(v) if v else 0.0
