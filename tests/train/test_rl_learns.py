@@ -13,9 +13,6 @@
 from __future__ import annotations
 
 import json
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # only effective when torch is not loaded yet
 
 import numpy as np
 import pytest

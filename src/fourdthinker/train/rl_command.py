@@ -15,11 +15,7 @@ _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "int | None": in
 
 
 def _run(config: str | None = None, **flags) -> None:
-    import os
-
-    # Before torch loads: spinning OpenMP threads waste their slices on a busy CPU (measured 9x
-    # slower batched decoding on a shared 2-core machine); set OMP_WAIT_POLICY yourself to override.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # OMP_WAIT_POLICY=PASSIVE is set once for every command in fourdthinker.cli.
     from rich.console import Console
 
     from fourdthinker.train.rl import train_rl
