@@ -1,4 +1,8 @@
-"""`fourdthinker probe`: do the latents matter?"""
+"""`fourdthinker probe`: do the latents matter? (issue 9)
+
+Thin recipe: load the benchmark -> ``eval.probe.probe_model`` (one resumable evaluation per latent
+intervention) -> rich table + ``<out>/probe.md`` / ``probe.json``.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,61 @@ import typer
 
 
 def probe(
-    model: str = typer.Option(..., "--model"),
-    bench: str = typer.Option(..., "--bench"),
-    data: str = typer.Option(..., "--data"),
+    model: str = typer.Option(..., "--model", "-m", help="Model with latent tokens: a trained run folder (runs/dift), a hub id or a tiny preset."),
+    bench: str = typer.Option(..., "--bench", "-b", help="dsr-bench | dyn-bench | vlm4d | synthetic | jsonl"),
+    data: str = typer.Option(..., "--data", "-d", help="Local benchmark path (as for `fourdthinker eval`)."),
+    out: str = typer.Option("reports/probe", "--out", "-o", help="Output folder: one sub-folder per intervention, probe.md, probe.json. Rerun to resume."),
+    latents: list[str] = typer.Option(None, "--latents", help="Interventions to run (repeatable); default all: normal zero noise shuffle pad drop."),
+    latent_size: int = typer.Option(None, "--latent-size", help="K latent steps per block (default: the model config's latent_size, else 4)."),
+    latent_norm: float = typer.Option(None, "--latent-norm", help="Rescale fed-back states to this norm (see `fourdthinker infer --latent-norm`)."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Items decoded together (>= 2: 'shuffle' takes another item's latents)."),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="Response budget, latent slots included."),
+    max_frames: int = typer.Option(8, "--max-frames", help="Frames per video."),
+    fps: float = typer.Option(1.0, "--fps", help="Video sampling rate (paper: 1 FPS)."),
+    limit: int = typer.Option(None, "--limit", help="Only the first N items (smoke tests)."),
+    seed: int = typer.Option(0, "--seed", help="Seed (the noise intervention)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Discard earlier predictions in the output folders."),
 ) -> None:
-    """Run a benchmark under every latent intervention and report what changes."""
-    raise NotImplementedError("fourdthinker probe: not implemented yet (issue 9)")
+    """Run a benchmark under every latent intervention and report what changes.
+
+    Same model, same items, same greedy decoder; only the vectors fed at latent positions change (zero vectors; Gaussian noise with the latents' norm; another item's latents; the <|latent_pad|> embedding; no imagery block at all). Prints accuracy with its 95% CI, paired flips vs normal with the exact McNemar p-value and the answer-change rate, then a verdict: a model whose accuracy does not drop under zero/shuffle is flagged as not relying on its imagery.
+
+    Example: fourdthinker probe --model runs/dift --bench synthetic --data data/world_test --out reports/probe
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from fourdthinker.eval.loaders import BenchmarkFormatError, load_benchmark
+    from fourdthinker.eval.probe import probe_model
+    from fourdthinker.eval.runners import FatalRunnerError
+    from fourdthinker.latent.interventions import INTERVENTIONS
+
+    console = Console()
+    try:
+        loaded = load_benchmark(bench, data)
+        if not loaded.items:
+            raise ValueError(f"{data}: the benchmark has no usable items ({len(loaded.skipped)} skipped)")
+        rows, (relies, reason), _ = probe_model(
+            model, loaded, out, interventions=latents or INTERVENTIONS, batch_size=batch_size,
+            max_new_tokens=max_new_tokens, max_frames=max_frames, fps=fps, latent_size=latent_size,
+            latent_norm=latent_norm, seed=seed, limit=limit, overwrite=overwrite)
+    except (BenchmarkFormatError, FileNotFoundError, ValueError, FatalRunnerError) as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+    t = Table(title=f"latent probe: {model} on {bench}",
+              caption="fix/brk: items fixed/broken vs normal; p: exact McNemar; chg: answers changed vs normal; "
+                      "lat: latent steps per item")
+    for c in ("latents", "n", "acc %", "95% CI", "fix", "brk", "p", "chg %", "lat"):
+        t.add_column(c, justify="right" if c != "latents" else "left", no_wrap=True)
+    for r in rows:
+        ref = r.intervention == "normal"
+        ci = "-" if r.ci95[0] != r.ci95[0] else f"{100 * r.ci95[0]:.1f}-{100 * r.ci95[1]:.1f}"
+        t.add_row(r.intervention, str(r.n), "-" if r.accuracy != r.accuracy else f"{100 * r.accuracy:.1f}", ci,
+                  "-" if ref else str(r.fixed), "-" if ref else str(r.broken), "-" if ref else f"{r.p_value:.3g}",
+                  "-" if ref else f"{100 * r.answer_change_rate:.1f}", f"{r.mean_latent_steps:.1f}")
+    console.print(t)
+    style = "green" if relies else "bold yellow"
+    console.print(f"[{style}]verdict: {'relies on its imagery' if relies else 'NOT shown to rely on its imagery'}[/] - {reason}",
+                  soft_wrap=True)
+    console.print(f"table: {out}/probe.md, {out}/probe.json", soft_wrap=True)

@@ -1,14 +1,391 @@
-"""`fourdthinker infer`: latent-recurrent inference on a video + question."""
+"""`fourdthinker infer`: latent-recurrent inference on a video + question (SPEC Eq. 10).
+
+Thin recipe: check the inputs -> sample the video's frames -> load the model -> decode with
+``latent.decode.latent_generate`` -> show (rich), print JSON, or append predictions (batch mode).
+Heavy libraries are imported inside the function so ``--help`` stays instant.
+
+Examples::
+
+    fourdthinker infer --model runs/dift --video clip.mp4 \\
+        --question "What is the camera movement from 0s to 4s?" \\
+        -o "Pan Left" -o "Pan Right" -o "Tilt Up" -o "Tilt Down"
+    fourdthinker infer --model runs/dift --batch questions.jsonl --out preds.jsonl --latents zero
+    fourdthinker infer --model runs/dift --video clip.mp4 -q "..." -o ... --explain out/ --bank data/dift/img
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
 import typer
+
+from fourdthinker.labels import OPTION_LETTERS
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg")
+
+
+class InputError(ValueError):
+    """A bad user input; the message is one line naming the file/argument and the problem."""
+
+
+# ------------------------------------------------------------------------------------- input checks
+
+
+def parse_options(values: list[str] | None) -> dict[str, str] | None:
+    """``--options`` values -> ``{"A": .., "B": .., "C": .., "D": ..}`` or None when none are given.
+
+    Accepts four values (``-o "Pan Left" -o ...``), one ``"x|y|z|w"`` string, or lettered values
+    (``"A=Pan Left"``, ``"A. Pan Left"``) in A-D order.
+
+    >>> parse_options(["Pan Left|Pan Right|Tilt Up|Tilt Down"])["B"]
+    'Pan Right'
+    """
+    if not values:
+        return None
+    items = [p.strip() for v in values for p in (v.split("|") if "|" in v else [v])]
+    texts, letters = [], []
+    for it in items:
+        m = re.match(r"^\s*([A-Za-z])\s*(?:=|\.|\)|:)\s*(.+)$", it)
+        if m:
+            letters.append(m.group(1).upper())
+            texts.append(m.group(2).strip())
+        else:
+            texts.append(it)
+    if letters and (len(letters) != len(items) or letters != list(OPTION_LETTERS)):
+        raise InputError(f"--options: lettered options must be exactly A, B, C, D in order, got {letters or items}")
+    if len(texts) != len(OPTION_LETTERS):
+        raise InputError(f"--options: give exactly 4 options (A-D), got {len(texts)}: {texts}")
+    if any(not t for t in texts):
+        raise InputError("--options: an option is empty")
+    if len(set(texts)) != len(texts):
+        raise InputError(f"--options: options must be distinct, got {texts}")
+    return dict(zip(OPTION_LETTERS, texts, strict=True))
+
+
+def check_question(question: str | None, where: str = "--question") -> str:
+    if question is None or not str(question).strip():
+        raise InputError(f"{where}: the question is empty")
+    return str(question).strip()
+
+
+def load_frames(video: str | os.PathLike, *, fps: float = 1.0, max_frames: int = 16, max_pixels: int | None = None):
+    """RGB frames the model sees: a video file sampled at ``fps`` (then capped to ``max_frames``,
+    spread evenly), a clip folder holding ``video.mp4``, or a folder of frame images."""
+    import numpy as np
+
+    from fourdthinker.video import VideoError, sample_frames
+
+    path = Path(video)
+    if not path.exists():
+        raise InputError(f"{path}: video not found")
+    if path.is_dir():
+        if (path / "video.mp4").exists():
+            path = path / "video.mp4"
+        else:
+            from PIL import Image
+
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+            if not files:
+                raise InputError(f"{path}: folder has neither video.mp4 nor frame images (.png/.jpg)")
+            idx = np.linspace(0, len(files) - 1, min(max_frames, len(files))).round().astype(int)
+            try:
+                return [np.asarray(Image.open(files[i]).convert("RGB")) for i in idx]
+            except OSError as e:
+                raise InputError(f"{path}: unreadable frame image ({e})") from None
+    try:
+        frames = sample_frames(path, fps=fps, max_frames=max_frames, max_pixels=max_pixels).frames
+    except VideoError as e:
+        raise InputError(str(e).splitlines()[0] if str(e) else f"{path}: unreadable video") from None
+    except Exception as e:  # noqa: BLE001 - any decoder failure is an unreadable file to the user
+        raise InputError(f"{path}: unreadable video ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    if not frames:
+        raise InputError(f"{path}: no frames could be decoded")
+    return frames
+
+
+def resolve_latent_norm(spec: str, adapter, bank=None) -> float | None:
+    """``--latent-norm``: ``none`` | ``match`` | a number. ``match`` takes the DIFT targets' mean
+    norm from the model config (``latent_target_norm``) or, failing that, from the ``--bank``
+    overlay latents (the same pooled targets DIFT trained towards)."""
+    s = (spec or "none").strip().lower()
+    if s in ("none", "off", "0", ""):
+        return None
+    if s == "match":
+        n = getattr(getattr(adapter, "model", None) and adapter.model.config, "latent_target_norm", None)
+        if n:
+            return float(n)
+        if bank is not None:
+            return float(bank.latents.float().norm(dim=-1).mean())
+        raise InputError(
+            "--latent-norm match: the model config has no latent_target_norm; pass --bank DIR (overlay images) "
+            "to measure it, or give the norm as a number"
+        )
+    try:
+        v = float(s)
+    except ValueError:
+        raise InputError(f"--latent-norm: expected none, match or a number, got {spec!r}") from None
+    if v <= 0:
+        raise InputError(f"--latent-norm: the norm must be > 0, got {v}")
+    return v
+
+
+# ------------------------------------------------------------------------------------- display
+
+
+def _render(console, question: str, options: dict | None, res, model: str) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    body = Text()
+    for part in re.split(r"(<imagery:\d+>|</?think>|</?answer>)", res.text):
+        if re.fullmatch(r"<imagery:\d+>", part):
+            body.append(f" [{part[1:-1]} latent steps] ", style="bold magenta")
+        elif re.fullmatch(r"</?(think|answer)>", part):
+            body.append(part, style="dim")
+        else:
+            body.append(part)
+    q = Text(question)
+    if options:
+        q.append("\n" + "\n".join(f"{k}. {v}" for k, v in options.items()), style="cyan")
+    console.print(Panel(q, title="question", border_style="cyan"))
+    console.print(Panel(body, title="reasoning (latent imagery in magenta)", border_style="magenta"))
+    t = Table(show_header=False, box=None)
+    ans = res.answer or "(none parsed)"
+    if res.answer and options:
+        ans = f"{res.answer}. {options[res.answer]}"
+    t.add_row("answer", f"[bold green]{ans}[/]" if res.answer else f"[yellow]{ans}[/]")
+    t.add_row("latent blocks / steps", f"{res.n_latent_blocks} / {res.n_latent_steps}")
+    t.add_row("tokens", f"{len(res.token_ids)} ({res.stop_reason})")
+    t.add_row("latency", f"{res.latency_s:.2f} s")
+    t.add_row("model", model)
+    console.print(t)
+
+
+def _fail(console, msg: str) -> None:
+    console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+# ------------------------------------------------------------------------------------- command
 
 
 def infer(
-    model: str = typer.Option(..., "--model"),
-    video: str = typer.Option(None, "--video"),
-    question: str = typer.Option(None, "--question"),
+    model: str = typer.Option(..., "--model", "-m", help="Model: a trained run folder (runs/dift), a hub id, or a tiny preset (qwen2.5-vl-tiny, qwen3-vl-tiny, internvl3.5-tiny)."),
+    video: str = typer.Option(None, "--video", "-v", help="Video file, clip folder (with video.mp4) or folder of frame images."),
+    question: str = typer.Option(None, "--question", "-q", help="The question about the video."),
+    options: list[str] = typer.Option(None, "--options", "-o", help="Answer options A-D: repeat 4 times (-o 'Pan Left' -o ...), or one 'x|y|z|w' string; 'A=...' also accepted. Omit for a free answer."),
+    batch: Path = typer.Option(None, "--batch", help="JSONL file, one {id, video, question, options} per line (video relative to the file's folder). Needs --out."),
+    out: Path = typer.Option(None, "--out", help="Predictions JSONL for --batch; appended as answers come, reruns skip ids already there. Bad items go to <out>.quarantine.jsonl."),
+    json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of the rich view."),
+    latents: str = typer.Option("normal", "--latents", help="What to feed at latent positions: normal (the model's own hidden state, Eq. 10), zero, noise, shuffle (another sample's state; batch >= 2), pad (the <|latent_pad|> embedding) or drop (no imagery block at all)."),
+    latent_size: int = typer.Option(None, "--latent-size", help="K latent steps per imagery block; default: the model config's latent_size, else 4. Use the K the model was trained with."),
+    latent_norm: str = typer.Option("none", "--latent-norm", help="none: feed hidden states as they are (paper). match: rescale each to the mean norm of the DIFT targets (config latent_target_norm or measured on --bank). Or a number."),
+    max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Token budget per answer, latent slots included."),
+    max_latent_blocks: int = typer.Option(None, "--max-latent-blocks", help="Cap on imagery blocks per answer (default: no cap)."),
+    sample: bool = typer.Option(False, "--sample/--greedy", help="Sample (with --temperature/--top-p) instead of greedy decoding."),
+    temperature: float = typer.Option(0.7, "--temperature", help="Sampling temperature (with --sample)."),
+    top_p: float = typer.Option(0.9, "--top-p", help="Nucleus sampling mass (with --sample)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for sampling and the noise intervention."),
+    fps: float = typer.Option(1.0, "--fps", help="Frames per second sampled from the video (the paper uses 1)."),
+    max_frames: int = typer.Option(16, "--max-frames", help="At most this many frames, spread evenly over the video."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Questions decoded together in --batch mode."),
+    explain: Path = typer.Option(None, "--explain", help="Folder for 'what the model imagined': per imagery block, the nearest overlay images of --bank (PNG strip + HTML)."),
+    bank: Path = typer.Option(None, "--bank", help="Folder of overlay images (e.g. a `data build` img/ folder) for --explain and --latent-norm match."),
+    top: int = typer.Option(3, "--top", help="Images shown per imagery block with --explain."),
+    force_imagery: list[int] = typer.Option(None, "--force-imagery", help="Diagnostic: open an imagery block at this response step (repeatable), e.g. to inspect an untrained model's latents with --explain."),
+    add_latent_tokens: bool = typer.Option(False, "--add-latent-tokens", help="Run a model that has no latent tokens (a base checkpoint) by adding untrained ones. Tiny presets always get them."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 | float16."),
 ) -> None:
-    """Answer a question about a video, thinking with latent imagery (SPEC Eq. 10)."""
-    raise NotImplementedError("fourdthinker infer: not implemented yet (issue 5)")
+    """Answer a question about a video, thinking with latent imagery (SPEC Eq. 10).
+
+    After the model writes <|latent_start|>, its own last hidden state is fed back as the next input for exactly K steps (shown as <imagery:K>), then text resumes; the answer letter is parsed from <answer>...</answer>. Use --latents to test whether the imagery matters, and --explain to see which overlay images the imagined latents are closest to.
+
+    Example: fourdthinker infer --model runs/dift --video clip.mp4 -q "What is the camera movement from 0s to 4s?" -o "Pan Left|Pan Right|Tilt Up|Tilt Down"
+    """
+    from rich.console import Console
+
+    console = Console(stderr=json_out)
+    try:
+        from fourdthinker.latent.interventions import check_intervention
+
+        check_intervention(latents)
+        if batch is not None:
+            if out is None:
+                raise InputError("--batch needs --out (the predictions JSONL)")
+            if video or question:
+                raise InputError("--batch reads videos and questions from the JSONL; drop --video/--question")
+            if not batch.is_file():
+                raise InputError(f"{batch}: batch file not found")
+        else:
+            if video is None:
+                raise InputError("--video is required (or --batch FILE.jsonl)")
+            question = check_question(question)
+            opts = parse_options(options)
+            frames = load_frames(video, fps=fps, max_frames=max_frames)
+        if explain is not None and bank is None:
+            raise InputError("--explain needs --bank DIR (a folder of overlay images to compare the latents with)")
+        if latents == "shuffle" and batch is None:
+            raise InputError("--latents shuffle feeds another sample's state: use --batch with --batch-size >= 2")
+    except (InputError, ValueError) as e:
+        _fail(console, str(e))
+
+    import torch
+
+    from fourdthinker.models import PRESETS, load
+
+    torch.manual_seed(seed)
+    with console.status(f"loading {model} ..."):
+        try:
+            adapter = load(model, dtype=dtype, device=device, add_latent_tokens=add_latent_tokens or model in PRESETS)
+        except (OSError, ValueError) as e:
+            _fail(console, f"{model}: cannot load model ({str(e).splitlines()[0]})")
+    from fourdthinker.latent.decode import latent_ids
+
+    try:
+        latent_ids(adapter)
+    except ValueError as e:
+        _fail(console, f"{e}; or pass --add-latent-tokens to run it with untrained ones")
+    K = latent_size or getattr(adapter.model.config, "latent_size", None) or 4
+    bank_obj = None
+    if bank is not None:
+        from fourdthinker.latent.explain import build_bank
+
+        with console.status(f"encoding the imagery bank {bank} ..."):
+            try:
+                bank_obj = build_bank(adapter, K, bank)
+            except (OSError, ValueError) as e:
+                _fail(console, str(e))
+    try:
+        norm = resolve_latent_norm(latent_norm, adapter, bank_obj)
+    except InputError as e:
+        _fail(console, str(e))
+    gen_kw = dict(latent_size=K, max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature, top_p=top_p,
+                  max_latent_blocks=max_latent_blocks, latents=latents, latent_norm=norm)
+
+    if batch is not None:
+        _run_batch(console, adapter, batch, out, gen_kw, seed=seed, fps=fps, max_frames=max_frames,
+                   batch_size=batch_size, json_out=json_out, model=model)
+        return
+
+    from fourdthinker.data.records import build_question_text
+    from fourdthinker.latent.decode import latent_generate
+
+    text = build_question_text(question, opts) if opts else question
+    enc = adapter.encode_prompts([frames], [text])
+    gen = torch.Generator(device=adapter.device).manual_seed(seed)
+    hook = None
+    if force_imagery:
+        from fourdthinker.latent.decode import ForceTokens
+
+        hook = ForceTokens(enc["input_ids"].shape[1], {int(s): adapter.latent_start_id for s in force_imagery})
+    with console.status("thinking ..."):
+        (res,) = latent_generate(adapter, enc, generator=gen, options=[opts] if opts else None, logits_processor=hook, **gen_kw)
+    info = {"model": model, "video": str(video), "question": question, "options": opts, "latents": latents,
+            "latent_size": K, "latent_norm": norm, **res.to_json()}
+    if explain is not None and bank_obj is not None:
+        from fourdthinker.latent.explain import explain as do_explain
+
+        info["explain"] = do_explain(res, bank_obj, K, explain, question=question, top=top)
+    if json_out:
+        sys.stdout.write(json.dumps(info) + "\n")
+        return
+    _render(console, question, opts, res, model)
+    if "explain" in info:
+        console.print(f"what the model imagined: [bold]{info['explain']['png']}[/] and {info['explain']['html']}", soft_wrap=True)
+
+
+def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, seed: int, fps: float, max_frames: int,
+               batch_size: int, json_out: bool, model: str) -> None:
+    """Batch mode: decode every line of ``batch_file``, append predictions to ``out`` as they come,
+    quarantine bad lines (with a reason) instead of stopping, skip ids already in ``out``."""
+    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from fourdthinker.data.records import build_question_text
+    from fourdthinker.io import append_jsonl, read_jsonl
+    from fourdthinker.latent.decode import latent_generate
+
+    if not batch_file.exists():
+        _fail(console, f"{batch_file}: batch file not found")
+    try:
+        rows = read_jsonl(batch_file)
+    except (ValueError, OSError) as e:
+        _fail(console, f"{batch_file}: not a JSONL file ({str(e).splitlines()[0]})")
+    done = {r.get("id") for r in read_jsonl(out, tolerate_truncated_tail=True)} if out.exists() else set()
+    quarantine = out.with_name(out.name + ".quarantine.jsonl")
+    quarantine.unlink(missing_ok=True)  # rebuilt each run: a fixed item is retried, a bad one listed once
+    root = batch_file.parent
+    todo, n_bad = [], 0
+    for i, row in enumerate(rows):
+        rid = str(row.get("id", f"line{i + 1}"))
+        if rid in done:
+            continue
+        try:
+            q = check_question(row.get("question"), where="question")
+            opts = row.get("options")
+            if isinstance(opts, list):
+                opts = parse_options([str(o) for o in opts])
+            elif isinstance(opts, dict):
+                if list(opts) != list(OPTION_LETTERS):
+                    raise InputError(f"options must have keys A, B, C, D in order, got {list(opts)}")
+                parse_options([str(v) for v in opts.values()])
+            elif opts is not None:
+                raise InputError(f"options must be a list or an A-D mapping, got {type(opts).__name__}")
+            if not row.get("video"):
+                raise InputError("no video")
+            vpath = Path(row["video"]) if os.path.isabs(str(row["video"])) else root / str(row["video"])
+            todo.append((rid, vpath, q, opts, row.get("answer")))
+        except InputError as e:
+            n_bad += 1
+            append_jsonl(quarantine, {"id": rid, "line": i + 1, "reason": f"{batch_file}:{i + 1}: {e}"})
+    gen = torch.Generator(device=adapter.device).manual_seed(seed)
+    n_ok = 0
+    cols = [TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*cols, console=console, transient=json_out) as prog:
+        task = prog.add_task("answering", total=len(todo))
+        for s in range(0, len(todo), max(1, batch_size)):
+            chunk, frames = [], []
+            for item in todo[s : s + batch_size]:
+                try:
+                    frames.append(load_frames(item[1], fps=fps, max_frames=max_frames))
+                    chunk.append(item)
+                except InputError as e:
+                    n_bad += 1
+                    append_jsonl(quarantine, {"id": item[0], "reason": str(e)})
+                    prog.advance(task)
+            if not chunk:
+                continue
+            if gen_kw["latents"] == "shuffle" and len(chunk) < 2:
+                for item in chunk:
+                    n_bad += 1
+                    append_jsonl(quarantine, {"id": item[0], "reason": "--latents shuffle: batch of one (no other sample to take latents from)"})
+                prog.advance(task, len(chunk))
+                continue
+            texts = [build_question_text(q, o) if o else q for _, _, q, o, _ in chunk]
+            try:
+                enc = adapter.encode_prompts(frames, texts)
+                res = latent_generate(adapter, enc, generator=gen, options=[c[3] for c in chunk], **gen_kw)
+            except (RuntimeError, ValueError) as e:  # one bad batch never kills the run
+                for item in chunk:
+                    n_bad += 1
+                    append_jsonl(quarantine, {"id": item[0], "reason": f"decode failed: {str(e).splitlines()[0]}"})
+                prog.advance(task, len(chunk))
+                continue
+            for (rid, _vpath, _q, _o, ans), r in zip(chunk, res, strict=True):
+                row = {"id": rid, "raw_output": r.text, "parsed_answer": r.answer,
+                       "correct": bool(ans is not None and r.answer == ans), "latency_s": round(r.latency_s, 4),
+                       "n_latent_steps": r.n_latent_steps, "n_latent_blocks": r.n_latent_blocks,
+                       "stop_reason": r.stop_reason, "latents": gen_kw["latents"], "model": model}
+                append_jsonl(out, row)
+                if json_out:
+                    sys.stdout.write(json.dumps(row) + "\n")
+                n_ok += 1
+            prog.advance(task, len(chunk))
+    msg = f"{n_ok} answered -> {out}; {len(done)} already done; {n_bad} quarantined"
+    console.print(msg + (f" -> {quarantine}" if n_bad else ""), soft_wrap=True, highlight=False)

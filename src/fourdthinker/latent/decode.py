@@ -1,0 +1,555 @@
+"""Latent-recurrent decoding (SPEC §4, Eq. 10): text generation that thinks with latent imagery.
+
+The model decodes text as usual; when it emits ``<|latent_start|>``, the next K input embeddings
+are its own last hidden states (e_t = h_{t-1}, the last decoder layer after the final norm, the
+same vector the DIFT loss Eq. 9 trains towards the pooled overlay latents), then
+``<|latent_end|>`` is placed and text decoding resumes. Exactly K latent steps per block, never an
+early close (issue 9 item 4), matching the DIFT layout ``<|latent_start|> K x <|latent_pad|>
+<|latent_end|>``.
+
+How (DESIGN "fast by construction"):
+* the prompt, video included, is encoded once (prefill) and every later step feeds one input
+  embedding per sample through the KV cache;
+* the batch carries per-sample state (tensors, no Python per-row loops on the hot path): each
+  sample enters and leaves latent blocks at its own steps. The reference's batched decoder fed the
+  ``<|latent_pad|>`` embedding to every mid-block row whenever *another* row opened a block
+  (REFERENCE.md §3); here every row always gets its own input;
+* positions: Qwen2.5-VL / Qwen3-VL (M-RoPE) continue at ``cache position + rope_deltas`` with the
+  same 1-D value on all three axes, exactly as ``generate`` does; InternVL (1-D RoPE) continues
+  at the number of valid tokens so far (left padding aware);
+* greedy or sampling (temperature, top-p); stops at ``</answer>``, EOS or the token budget; an
+  optional cap on latent blocks (the latent-start logit is suppressed once reached).
+
+Outputs (``DecodeResult``) carry everything the RL stage needs to replay the exact sequence:
+the response ids (with the latent start/pad/end ids), a per-token ``is_latent`` flag, and the
+vectors fed at latent positions (detached). ``replay_forward`` runs one full, non-cached forward
+over prompt + responses with those vectors re-injected (the RL policy/ref forward; the test
+oracle for the cached loop).
+
+Validated (tests/latent/test_decode*.py, tiny random models of all three families): greedy with no
+latent block equals ``model.generate`` token for token; fed-back states equal a full forward's
+hidden states (1e-4, fp32); batched equals one-by-one; exactly K latent steps per block.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from fourdthinker.eval.answers import parse_answer
+from fourdthinker.latent.interventions import apply_intervention, check_intervention, match_norm
+
+__all__ = [
+    "DecodeResult",
+    "ForceTokens",
+    "LatentIds",
+    "latent_generate",
+    "latent_ids",
+    "render_text",
+    "replay_forward",
+    "sample_next",
+]
+
+LogitsHook = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""HF ``LogitsProcessor`` signature: (input_ids [B, L+t] prompt + response so far, scores [B, V]) -> scores."""
+
+
+@dataclass
+class DecodeResult:
+    """One sample's decoded response.
+
+    ``token_ids[i]`` is the i-th response token; ``is_latent[i]`` is True where the input embedding
+    at that position was a fed-back vector (a ``<|latent_pad|>`` slot); ``latent_inputs[j]`` is the
+    vector fed at the j-th such position ([n_latent, D], detached, after any intervention or norm
+    matching) so the exact sequence can be replayed (``replay_forward``)."""
+
+    token_ids: list[int]
+    is_latent: list[bool]
+    latent_inputs: torch.Tensor
+    text: str
+    answer: str | None
+    n_latent_steps: int
+    n_latent_blocks: int
+    latency_s: float
+    finished: bool
+    stop_reason: str  # "answer" | "eos" | "budget"
+    raw_text: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-safe summary (no tensors)."""
+        return {
+            "text": self.text,
+            "answer": self.answer,
+            "n_latent_steps": self.n_latent_steps,
+            "n_latent_blocks": self.n_latent_blocks,
+            "latency_s": round(self.latency_s, 4),
+            "finished": self.finished,
+            "stop_reason": self.stop_reason,
+            "n_tokens": len(self.token_ids),
+        }
+
+
+@dataclass(frozen=True)
+class LatentIds:
+    start: int
+    end: int
+    pad: int
+
+
+def latent_ids(adapter: Any) -> LatentIds:
+    """The three latent special-token ids of ``adapter`` (or its tokenizer); clear error if absent."""
+    ids = [getattr(adapter, f"latent_{n}_id", None) for n in ("start", "end", "pad")]
+    if any(i is None for i in ids):
+        tok = getattr(adapter, "tokenizer", None)
+        if tok is not None:
+            vocab = tok.get_vocab()
+            ids = [vocab.get(f"<|latent_{n}|>") for n in ("start", "end", "pad")]
+    if any(i is None for i in ids):
+        name = getattr(getattr(adapter, "model", None), "name_or_path", None) or type(adapter).__name__
+        raise ValueError(
+            f"model {name} has no latent tokens (<|latent_start|>, <|latent_end|>, <|latent_pad|>); "
+            "train it with `fourdthinker train dift` (which adds them) or add them with adapter.add_latent_tokens()"
+        )
+    return LatentIds(*(int(i) for i in ids))
+
+
+# --------------------------------------------------------------------------------------------
+# pure pieces
+
+
+class ForceTokens:
+    """Logits hook that forces token ``schedule[t]`` at response step ``t`` (0-based; latent slots
+    count as steps). Use it to open an imagery block at a chosen step (``probe``-style debugging,
+    tests on random models) or to force an answer prefix.
+
+    >>> hook = ForceTokens(prompt_len=3, schedule={0: 2})
+    >>> hook(torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, 4)).argmax(-1)
+    tensor([2])
+    """
+
+    def __init__(self, prompt_len: int, schedule: Mapping[int, int]):
+        self.prompt_len = int(prompt_len)
+        self.schedule = {int(k): int(v) for k, v in schedule.items()}
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        tid = self.schedule.get(input_ids.shape[1] - self.prompt_len)
+        if tid is not None:
+            scores = scores.clone()
+            scores[:, tid] = scores.max(dim=-1).values.clamp_min(0) + 1e4
+        return scores
+
+
+def sample_next(
+    logits: torch.Tensor,
+    *,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Next token per row, [B]: argmax, or a sample from softmax(logits / T) restricted to the
+    smallest set of tokens whose probability mass reaches ``top_p`` (nucleus sampling; the most
+    likely token is always kept, as in HF's ``TopPLogitsWarper``).
+
+    >>> sample_next(torch.tensor([[0.0, 2.0, 1.0]]))
+    tensor([1])
+    """
+    if not do_sample:
+        return logits.argmax(dim=-1)
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
+    scores = logits.float() / temperature  # [B, V]
+    if top_p < 1.0:
+        sorted_scores, order = scores.sort(dim=-1, descending=False)
+        cum = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
+        remove_sorted = cum <= (1.0 - top_p)
+        remove_sorted[..., -1] = False  # keep the top token
+        remove = remove_sorted.scatter(-1, order, remove_sorted)
+        scores = scores.masked_fill(remove, float("-inf"))
+    probs = scores.softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def render_text(
+    tokenizer: Any,
+    token_ids: Sequence[int],
+    ids: LatentIds,
+    *,
+    drop_ids: Sequence[int] = (),
+) -> str:
+    """Response text with each latent block shown as ``<imagery:K>`` (K = its latent steps);
+    ``drop_ids`` (EOS, padding) are left out."""
+    drop = set(drop_ids)
+    parts: list[str] = []
+    seg: list[int] = []
+    k = 0
+    in_block = False
+    for t in token_ids:
+        if in_block:
+            if t == ids.pad:
+                k += 1
+                continue
+            if t == ids.end:
+                parts.append(f"<imagery:{k}>")
+                in_block = False
+                continue
+        if t == ids.start:
+            parts.append(tokenizer.decode(seg, skip_special_tokens=False))
+            seg, k, in_block = [], 0, True
+            continue
+        if t in drop:
+            continue
+        seg.append(int(t))
+    if in_block:  # cut by the budget inside a block
+        parts.append(f"<imagery:{k}>")
+    parts.append(tokenizer.decode(seg, skip_special_tokens=False))
+    return "".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# model plumbing (family-generic through the stock HF classes)
+
+
+def _base(model: torch.nn.Module) -> torch.nn.Module:
+    base = getattr(model, "model", None)
+    if base is None:
+        raise TypeError(f"{type(model).__name__} has no `.model` (expected a HF *ForConditionalGeneration VLM)")
+    return base
+
+
+def _uses_mrope(model: torch.nn.Module) -> bool:
+    return hasattr(_base(model), "rope_deltas")
+
+
+def _eos_ids(adapter: Any) -> list[int]:
+    if getattr(adapter, "eos_ids", None):
+        return [int(e) for e in adapter.eos_ids]
+    eos: Any = getattr(getattr(adapter.model, "generation_config", None), "eos_token_id", None)
+    if eos is None:
+        eos = getattr(adapter.tokenizer, "eos_token_id", None)
+    if eos is None:
+        return []
+    return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])]
+
+
+def _pad_id(adapter: Any, eos: list[int]) -> int:
+    pad = getattr(adapter.tokenizer, "pad_token_id", None)
+    return int(pad if pad is not None else (eos[0] if eos else 0))
+
+
+_GT_CACHE: dict[int, torch.Tensor] = {}
+
+
+def _has_gt(tokenizer: Any, vocab_size: int) -> torch.Tensor:
+    """[V] bool: token strings that contain '>' (only those can complete ``</answer>``)."""
+    key = id(tokenizer)
+    if key not in _GT_CACHE:
+        flags = torch.zeros(vocab_size, dtype=torch.bool)
+        for tok, i in tokenizer.get_vocab().items():
+            if i < vocab_size and ">" in tok:
+                flags[i] = True
+        _GT_CACHE[key] = flags
+    return _GT_CACHE[key]
+
+
+def _cache_of(out: Any) -> Any:
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else getattr(out, "past_key_values", None)
+
+
+def _model_kwargs(model: torch.nn.Module, batch: Mapping[str, Any]) -> dict[str, Any]:
+    """The batch's tensors on the model's device (vision tensors in the model's dtype)."""
+    dev = next(model.parameters()).device
+    out = {}
+    for k, v in batch.items():
+        if torch.is_tensor(v):
+            out[k] = v.to(dev, model.dtype) if v.is_floating_point() and k.startswith("pixel_values") else v.to(dev)
+    return out
+
+
+def _prefill(model: torch.nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Tensor, Any, torch.Tensor]:
+    """Encode the prompt once. Returns (last hidden [B, D], cache, next position [B])."""
+    base = _base(model)
+    mask = batch["attention_mask"]
+    kwargs = _model_kwargs(model, batch)
+    has_vision = any(k in batch for k in ("pixel_values", "pixel_values_videos"))
+    mrope = _uses_mrope(model)
+    if mrope:
+        base.rope_deltas = None  # stale deltas from the previous batch would shift every position
+    if not (mrope and has_vision):
+        kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp_min(0)  # left-padding aware 1-D positions
+    out = base(**kwargs, use_cache=True)
+    n_valid = mask.long().sum(-1)  # [B]
+    next_pos = n_valid.clone()
+    if mrope and has_vision and base.rope_deltas is not None:
+        next_pos = n_valid + base.rope_deltas.view(-1).to(n_valid.device)  # max position + 1
+    return out.last_hidden_state[:, -1], _cache_of(out), next_pos
+
+
+def _step(model: torch.nn.Module, embeds: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: Any):
+    """One cached step: embeds [B, D] at positions pos [B] -> (hidden [B, D], cache)."""
+    b = embeds.shape[0]
+    position_ids = pos.view(1, b, 1).expand(3, b, 1) if _uses_mrope(model) else pos.view(b, 1)
+    out = _base(model)(inputs_embeds=embeds[:, None], attention_mask=mask, position_ids=position_ids, cache=cache, use_cache=True)
+    return out.last_hidden_state[:, -1], _cache_of(out)
+
+
+# --------------------------------------------------------------------------------------------
+# the decoder
+
+
+@torch.no_grad()
+def latent_generate(
+    adapter: Any,
+    batch: Mapping[str, Any],
+    *,
+    latent_size: int | None = None,
+    max_new_tokens: int = 256,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_latent_blocks: int | None = None,
+    latents: str = "normal",
+    latent_norm: float | None = None,
+    generator: torch.Generator | None = None,
+    logits_processor: LogitsHook | None = None,
+    stop_strings: Sequence[str] = ("</answer>",),
+    options: Sequence[Mapping[str, str] | None] | None = None,
+) -> list[DecodeResult]:
+    """Latent-recurrent generation (SPEC Eq. 10) for a left-padded prompt batch.
+
+    Args:
+        adapter: ``fourdthinker.models`` adapter (``model``, ``tokenizer``, latent token ids).
+        batch: ``adapter.encode_prompts(...)`` output: ``input_ids``/``attention_mask`` [B, L]
+            (left-padded) plus the family's vision tensors, passed to the model unchanged.
+        latent_size: K, latent steps per block (default: ``adapter.latent_size`` or 4).
+        max_new_tokens: budget for all response tokens, latent slots included.
+        do_sample, temperature, top_p: sampling (greedy when ``do_sample`` is False).
+        max_latent_blocks: cap on latent blocks per answer (None: no cap; 0: never open one).
+        latents: intervention at latent positions (``normal|zero|noise|shuffle|pad|drop``,
+            see ``fourdthinker.latent.interventions``).
+        latent_norm: if set, each fed-back state is rescaled to this L2 norm before the
+            intervention (``--latent-norm match`` passes the DIFT targets' mean norm).
+        generator: RNG for sampling and the ``noise`` intervention.
+        logits_processor: HF-style hook applied to text-step logits (after latent-token suppression).
+        stop_strings: a sample stops once its text ends in one of these (``</answer>``).
+        options: per-sample options, used only to parse ``answer`` from option text.
+    """
+    check_intervention(latents)
+    model, tok = adapter.model, adapter.tokenizer
+    lid = latent_ids(adapter)
+    K = int(latent_size if latent_size is not None else getattr(adapter, "latent_size", None) or 4)
+    if K < 1:
+        raise ValueError(f"latent_size must be >= 1, got {K}")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if "input_ids" not in batch or "attention_mask" not in batch:
+        raise ValueError("batch needs input_ids and attention_mask (use adapter.encode_prompts)")
+    cap = 0 if latents == "drop" else max_latent_blocks
+    t0 = time.perf_counter()
+
+    batch = _model_kwargs(model, batch)
+    ids = batch["input_ids"]
+    mask = batch["attention_mask"].long()
+    dev = ids.device
+    B = ids.shape[0]
+    embed = model.get_input_embeddings()
+    lm_head = model.get_output_embeddings()
+    eos = _eos_ids(adapter)
+    pad_id = _pad_id(adapter, eos)
+    eos_t = torch.tensor(eos or [-1], device=dev)
+    pad_embed = embed(torch.tensor([lid.pad], device=dev))[0]  # [D]
+    stop_strs = tuple(stop_strings)
+
+    h, cache, next_pos = _prefill(model, batch)  # [B, D], cache, [B]
+    V = lm_head.out_features if hasattr(lm_head, "out_features") else lm_head.weight.shape[0]
+    has_gt = _has_gt(tok, V).to(dev) if stop_strs else None
+    suppress = torch.tensor([lid.pad, lid.end], device=dev)
+
+    lat_k = torch.full((B,), -1, dtype=torch.long, device=dev)  # -1: text mode; k: k latent steps done in block
+    n_blocks = torch.zeros(B, dtype=torch.long, device=dev)
+    done = torch.zeros(B, dtype=torch.bool, device=dev)
+    all_ids = ids
+    out_ids: list[list[int]] = [[] for _ in range(B)]
+    out_lat: list[list[bool]] = [[] for _ in range(B)]
+    vecs: list[list[torch.Tensor]] = [[] for _ in range(B)]
+    reason = ["budget"] * B
+    latency = [0.0] * B
+
+    for step in range(max_new_tokens):
+        in_lat = lat_k >= 0
+        feed = in_lat & (lat_k < K)  # this step's input is a fed-back vector
+        close = in_lat & (lat_k >= K)  # place <|latent_end|>
+        text = ~in_lat
+        # --- text rows: next token from the logits at the previous position
+        tok_next = torch.full((B,), pad_id, dtype=torch.long, device=dev)
+        if bool((text & ~done).any()):
+            logits = lm_head(h).float()  # [B, V]
+            if logits_processor is not None:
+                logits = logits_processor(all_ids, logits)
+            # hard rules last, so no hook can break them: pad/end only exist inside a block (which
+            # the decoder places), and no block opens past the cap
+            logits[:, suppress] = float("-inf")
+            if cap is not None:
+                logits[n_blocks >= cap, lid.start] = float("-inf")
+            tok_next = sample_next(logits, do_sample=do_sample, temperature=temperature, top_p=top_p, generator=generator)
+        tok_next = torch.where(feed, lid.pad, torch.where(close, lid.end, tok_next))
+        tok_next = torch.where(done, pad_id, tok_next)
+        # --- inputs for this step: token embeddings, fed-back states at latent slots
+        emb = embed(tok_next)  # [B, D]
+        live_feed = feed & ~done
+        if bool(live_feed.any()):
+            fed = match_norm(h, latent_norm) if latent_norm else h
+            fed = apply_intervention(latents, fed, live_feed, pad_embed=pad_embed, generator=generator)
+            emb = torch.where(live_feed[:, None], fed.to(emb.dtype), emb)
+        # --- bookkeeping (one sync per step)
+        opened = text & (tok_next == lid.start) & ~done
+        lat_k = torch.where(feed, lat_k + 1, torch.where(close, torch.full_like(lat_k, -1), lat_k))
+        lat_k = torch.where(opened, torch.zeros_like(lat_k), lat_k)
+        n_blocks = n_blocks + opened.long()
+        is_eos = text & ~done & torch.isin(tok_next, eos_t)
+        maybe_stop = (text & ~done & has_gt[tok_next]) if has_gt is not None else torch.zeros_like(done)
+        tok_list = tok_next.tolist()
+        live = (~done).tolist()
+        feed_list = live_feed.tolist()
+        eos_list = is_eos.tolist()
+        stop_list = maybe_stop.tolist()
+        now = time.perf_counter() - t0
+        for b in range(B):
+            if not live[b]:
+                continue
+            out_ids[b].append(tok_list[b])
+            out_lat[b].append(feed_list[b])
+            if feed_list[b]:
+                vecs[b].append(emb[b].detach())
+            if eos_list[b]:
+                reason[b], latency[b] = "eos", now
+            elif stop_list[b]:
+                tail = tok.decode(out_ids[b][-12:], skip_special_tokens=False)
+                if any(tail.endswith(s) or s in tail for s in stop_strs):
+                    reason[b], latency[b] = "answer", now
+        newly_done = torch.tensor([reason[b] != "budget" for b in range(B)], device=dev)
+        done = done | newly_done
+        if bool(done.all()) or step == max_new_tokens - 1:
+            break
+        all_ids = torch.cat([all_ids, tok_next[:, None]], dim=1)
+        mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=dev)], dim=1)
+        h, cache = _step(model, emb, mask, next_pos, cache)
+        next_pos = next_pos + 1
+
+    end = time.perf_counter() - t0
+    results = []
+    D = pad_embed.shape[-1]
+    for b in range(B):
+        text_b = render_text(tok, out_ids[b], lid, drop_ids=[*eos, pad_id])
+        opts = options[b] if options is not None else None
+        lat = torch.stack(vecs[b]) if vecs[b] else torch.zeros((0, D), dtype=pad_embed.dtype, device=dev)
+        results.append(
+            DecodeResult(
+                token_ids=out_ids[b],
+                is_latent=out_lat[b],
+                latent_inputs=lat,
+                text=text_b,
+                answer=parse_answer(text_b, dict(opts) if opts else None),
+                n_latent_steps=sum(out_lat[b]),
+                n_latent_blocks=sum(1 for t in out_ids[b] if t == lid.start),
+                latency_s=latency[b] if reason[b] != "budget" else end,
+                finished=reason[b] != "budget",
+                stop_reason=reason[b],
+                raw_text=tok.decode(out_ids[b], skip_special_tokens=False),
+            )
+        )
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# replay: one full forward over prompt + responses, latents re-injected
+
+
+def replay_forward(
+    adapter: Any,
+    batch: Mapping[str, Any],
+    results: Sequence[DecodeResult],
+    *,
+    grad: bool = False,
+) -> dict[str, torch.Tensor]:
+    """Full, non-cached forward over ``prompt + response`` with each response's latent vectors
+    written at its latent slots (the RL policy / reference forward; REFERENCE.md §4 weakness 2).
+
+    Responses are right-padded after the left-padded prompts. The latent vectors are put in
+    through a forward hook on the input-embedding layer, so every family's own vision merge and
+    position logic (M-RoPE via ``mm_token_type_ids``) runs unchanged.
+
+    Returns ``hidden`` [B, L+R, D] (last layer, post-norm), ``logits`` [B, L+R, V],
+    ``response_ids``/``response_mask``/``latent_mask`` [B, R] and ``prompt_len`` (L).
+    Position ``L + i - 1`` of ``hidden``/``logits`` predicts response token ``i``.
+    """
+    model = adapter.model
+    batch = _model_kwargs(model, batch)
+    ids, mask = batch["input_ids"], batch["attention_mask"].long()
+    B, L = ids.shape
+    if len(results) != B:
+        raise ValueError(f"{len(results)} results for a batch of {B}")
+    dev = ids.device
+    R = max(1, max(len(r.token_ids) for r in results))
+    eos = _eos_ids(adapter)
+    pad_id = _pad_id(adapter, eos)
+    resp = torch.full((B, R), pad_id, dtype=torch.long, device=dev)
+    resp_mask = torch.zeros((B, R), dtype=torch.long, device=dev)
+    lat_mask = torch.zeros((B, R), dtype=torch.bool, device=dev)
+    for b, r in enumerate(results):
+        n = len(r.token_ids)
+        resp[b, :n] = torch.tensor(r.token_ids, dtype=torch.long, device=dev)
+        resp_mask[b, :n] = 1
+        lat_mask[b, :n] = torch.tensor(r.is_latent, dtype=torch.bool, device=dev)
+    full_ids = torch.cat([ids, resp], dim=1)
+    full_mask = torch.cat([mask, resp_mask], dim=1)
+    full_lat = torch.cat([torch.zeros_like(ids, dtype=torch.bool), lat_mask], dim=1)
+    vectors = [r.latent_inputs for r in results if r.latent_inputs.shape[0]]
+    lat_vecs = torch.cat(vectors).detach() if vectors else None
+
+    kwargs = {}
+    for k, v in batch.items():
+        if k in ("input_ids", "attention_mask"):
+            continue
+        if torch.is_tensor(v) and v.shape[:2] == (B, L):  # per-token extras, e.g. mm_token_type_ids
+            v = torch.cat([v, torch.zeros((B, R), dtype=v.dtype, device=dev)], dim=1)
+        kwargs[k] = v
+    base = _base(model)
+    mrope = _uses_mrope(model)
+    has_vision = any(k in batch for k in ("pixel_values", "pixel_values_videos"))
+    if mrope:
+        base.rope_deltas = None
+    if not (mrope and has_vision):
+        kwargs["position_ids"] = (full_mask.cumsum(-1) - 1).clamp_min(0)
+
+    def hook(_module, inputs, output):
+        if lat_vecs is None or inputs[0].shape != full_ids.shape:
+            return output
+        out = output.clone()
+        out[full_lat] = lat_vecs.to(out.dtype)
+        return out
+
+    handle = model.get_input_embeddings().register_forward_hook(hook)
+    try:
+        with torch.set_grad_enabled(grad):
+            out = base(input_ids=full_ids, attention_mask=full_mask, use_cache=False, **kwargs)
+            hidden = out.last_hidden_state  # [B, L+R, D]
+            logits = model.get_output_embeddings()(hidden)
+    finally:
+        handle.remove()
+        if mrope:
+            base.rope_deltas = None
+    return {
+        "hidden": hidden,
+        "logits": logits,
+        "response_ids": resp,
+        "response_mask": resp_mask,
+        "latent_mask": lat_mask,
+        "prompt_len": torch.tensor(L),
+    }
