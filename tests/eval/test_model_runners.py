@@ -56,3 +56,14 @@ def test_auto_spec_picks_decoder_from_checkpoint(adapter, tmp_path):
     assert r.adapter.latent_start_id is not None
     # a preset base model has no latent tokens -> plain generate
     assert isinstance(make_runner("qwen2.5-vl-tiny"), PlainModelRunner)
+
+
+def test_eval_latents_option_reaches_the_runner():
+    """`fourdthinker eval --latents X` builds a latent runner that feeds intervention X (issue 9 item 1)."""
+    from fourdthinker.eval.runners import make_runner
+
+    r = make_runner("latent:qwen2.5-vl-tiny", latents="zero", latent_norm=2.5)
+    assert (r.latents, r.latent_norm) == ("zero", 2.5)
+    assert r.settings()["latents"] == "zero"  # part of the resume key: other latents never reuse predictions
+    with pytest.raises(ValueError, match="bogus"):
+        make_runner("latent:qwen2.5-vl-tiny", latents="bogus")

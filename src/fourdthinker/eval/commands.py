@@ -49,6 +49,13 @@ def eval_cmd(
     api_key_env: str = typer.Option("OPENAI_API_KEY", help="api: models: NAME of the env var holding the key (never logged)."),
     concurrency: int = typer.Option(4, help="api: models: requests in flight at once."),
     retries: int = typer.Option(5, help="api: models: attempts per request on 429/5xx/network errors."),
+    latents: str = typer.Option(
+        "normal", "--latents",
+        help="What latent models are fed at latent positions: normal (their own hidden states, Eq. 10) | zero | "
+             "noise | shuffle (another item's latents) | pad (the latent-pad embedding, as the reference RL code) | "
+             "drop (no latent block). `fourdthinker probe` runs them all."),
+    latent_norm: float = typer.Option(None, "--latent-norm", help="Rescale fed-back hidden states to this L2 norm "
+                                      "(e.g. the training targets' mean norm). Default: no rescaling."),
     baseline: str = typer.Option(None, help="Row name that Avg. gains are measured against (default: the first model)."),
     html: bool = typer.Option(True, "--html/--no-html", help="Write OUT/BENCH/report.html with plots and examples."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard earlier predictions in the output folders."),
@@ -69,7 +76,8 @@ def eval_cmd(
         _run(console, model, bench, data, out, samples=samples, seed=seed, temperature=temperature, top_p=top_p,
              max_new_tokens=max_new_tokens, max_frames=max_frames, fps=fps, batch_size=batch_size, limit=limit,
              video_root=video_root, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
-             retries=retries, baseline=baseline, html=html, overwrite=overwrite)
+             retries=retries, baseline=baseline, html=html, overwrite=overwrite, latents=latents,
+             latent_norm=latent_norm)
     except (BenchmarkFormatError, FileNotFoundError, ValueError, FatalRunnerError) as e:
         console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -78,7 +86,8 @@ def eval_cmd(
 def _run(console, models: list[str], bench: str, data: str, out: str, *, samples: int, seed: int, temperature: float,
          top_p: float, max_new_tokens: int, max_frames: int, fps: float, batch_size: int, limit: int | None,
          video_root: str | None, api_base: str | None, api_key_env: str, concurrency: int, retries: int,
-         baseline: str | None, html: bool, overwrite: bool) -> None:
+         baseline: str | None, html: bool, overwrite: bool, latents: str = "normal",
+         latent_norm: float | None = None) -> None:
     from fourdthinker.eval.evaluate import evaluate
     from fourdthinker.eval.loaders import load_benchmark
     from fourdthinker.eval.metrics import paired_compare
@@ -107,7 +116,8 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
     for spec in models:
         runner = make_runner(spec, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
                              cache_dir=Path(out) / "api_cache", batch_size=batch_size, max_new_tokens=max_new_tokens,
-                             max_frames=max_frames, fps=fps, temperature=temperature, top_p=top_p, retries=retries)
+                             max_frames=max_frames, fps=fps, temperature=temperature, top_p=top_p, retries=retries,
+                             latents=latents, latent_norm=latent_norm)
         res = evaluate(runner, lr.items, bench_out / _slug(runner.name), root=lr.root, bench=bench, samples=samples,
                        seed=seed, skipped=lr.skipped, overwrite=overwrite, limit=limit)
         for w in res.warnings:

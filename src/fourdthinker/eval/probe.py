@@ -33,35 +33,9 @@ __all__ = ["InterventionRunner", "ProbeRow", "answer_change_rate", "probe_model"
 ALPHA = 0.05
 
 
-class InterventionRunner(LatentModelRunner):
-    """``LatentModelRunner`` that feeds an intervention at latent positions (and may rescale
-    fed-back states to ``latent_norm``)."""
-
-    kind = "latent-intervention"
-
-    def __init__(self, name_or_path: str, *, latents: str = "normal", latent_norm: float | None = None, **kw):
-        super().__init__(name_or_path, **kw)
-        self.latents = check_intervention(latents)
-        self.latent_norm = latent_norm
-
-    def settings(self) -> dict:
-        return super().settings() | {"latents": self.latents, "latent_norm": self.latent_norm}
-
-    def generate(self, items, root, *, seed: int, do_sample: bool):
-        import torch
-
-        from fourdthinker.eval.runners.base import RunOutput
-        from fourdthinker.latent.decode import latent_generate
-
-        if self.latents == "shuffle" and len(items) < 2:
-            raise ValueError("latent intervention 'shuffle' needs a batch of at least 2 items")
-        batch = self._batch(items, Path(root))
-        gen = torch.Generator(device=self.adapter.device).manual_seed(seed * 1_000_003 + len(items))
-        res = latent_generate(self.adapter, batch, latent_size=self.latent_size, max_new_tokens=self.max_new_tokens,
-                              do_sample=do_sample, temperature=self.temperature, top_p=self.top_p, generator=gen,
-                              latents=self.latents, latent_norm=self.latent_norm, options=[it.options for it in items])
-        return [RunOutput(text=r.text, latency_s=r.latency_s / max(1, len(items)), n_latent_steps=r.n_latent_steps)
-                for r in res]
+# The runner that feeds an intervention is the ordinary latent runner with ``latents=``/``latent_norm=``
+# (the same option `fourdthinker eval --latents` uses); the name stays for callers of this module.
+InterventionRunner = LatentModelRunner
 
 
 @dataclass

@@ -73,9 +73,14 @@ class LatentModelRunner(_LocalRunner):
     kind = "latent"
     add_latent_tokens = True
 
-    def __init__(self, name_or_path: str, *, latent_size: int | None = None, **kw):
+    def __init__(self, name_or_path: str, *, latent_size: int | None = None, latents: str = "normal",
+                 latent_norm: float | None = None, **kw):
+        from fourdthinker.latent.interventions import check_intervention
+
         super().__init__(name_or_path, **kw)
         self.latent_size = latent_size
+        self.latents = check_intervention(latents)  # issue 9: what is fed at latent positions
+        self.latent_norm = latent_norm
         if self._adapter is not None:
             self._check(self._adapter)
 
@@ -84,19 +89,22 @@ class LatentModelRunner(_LocalRunner):
             raise FatalRunnerError(f"{self.path}: the tokenizer has no latent tokens; evaluate it with 'plain:{self.path}'")
 
     def settings(self) -> dict:
-        return super().settings() | {"latent_size": self.latent_size}
+        return super().settings() | {"latent_size": self.latent_size, "latents": self.latents,
+                                     "latent_norm": self.latent_norm}
 
     def generate(self, items: Sequence[BenchItem], root: Path, *, seed: int, do_sample: bool) -> list[RunOutput]:
         import torch
 
         from fourdthinker.latent.decode import latent_generate
 
+        if self.latents == "shuffle" and len(items) < 2:
+            raise ValueError("latent intervention 'shuffle' needs a batch of at least 2 items")
         batch = self._batch(items, root)
         gen = torch.Generator(device=self.adapter.device).manual_seed(seed * 1_000_003 + len(items))
         with torch.no_grad():
             res = latent_generate(self.adapter, batch, latent_size=self.latent_size, max_new_tokens=self.max_new_tokens,
                                   do_sample=do_sample, temperature=self.temperature, top_p=self.top_p, generator=gen,
-                                  options=[it.options for it in items])
+                                  latents=self.latents, latent_norm=self.latent_norm, options=[it.options for it in items])
         return [RunOutput(text=r.text, latency_s=r.latency_s / max(1, len(items)), n_latent_steps=r.n_latent_steps)
                 for r in res]
 
