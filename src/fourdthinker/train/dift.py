@@ -116,6 +116,9 @@ class DiftConfig:
     deepspeed: str | None = field(default=None, metadata={"help": "DeepSpeed JSON (configs/ds_zero2.json ...)"})
     resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint in --out"})
     progress: bool = True
+    health_heldout: int = field(default=2, metadata={"help": "records kept aside (not trained on) for the held-out latent cosine; used only when the data has more than 4x as many; 0 = off"})
+    health_every: int = field(default=10, metadata={"help": "held-out latent health every N steps (one no-grad forward of the held-out batch)"})
+    health_factor: float = field(default=4.0, metadata={"help": "warn when a latent norm ratio (fed-back h vs target z vs token embeddings) leaves [1/f, f]; smaller = earlier, noisier warnings"})
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> DiftConfig:
@@ -156,6 +159,9 @@ class DiftResult:
     n_skipped: int
     loss_png: Path | None = None
     final_loss: float | None = None
+    health_png: Path | None = None
+    n_heldout: int = 0
+    health_warnings: list = field(default_factory=list)  # (step, message) of divergent steps
     adapter: Any = field(default=None, repr=False)  # the trained model in memory (LoRA merged)
 
 
@@ -193,6 +199,17 @@ def dift_forward(adapter, batch: dict, cfg: DiftConfig) -> tuple[torch.Tensor, d
     if not cfg.use_ce and not use_sim:
         loss = loss * 0.0  # --no-ce and no latents here: nothing to learn from this batch
     stats = {**s, "ce": s_ce["ce"], "sim": s_sim["sim"], "cos": s_sim["cos"]}
+    if mask.any():  # latent health (fourdthinker.latent.health): norms of tensors computed above
+        from fourdthinker.latent.health import latent_health
+
+        with torch.no_grad():
+            text = mask.logical_not() & batch["attention_mask"].to(mask.device).bool()  # [B, L]
+            pred = hidden[:, :-1][mask[:, 1:]]  # [N, D] = h_{t-1}, as in latent_cosine_loss
+            tid = ids[text]  # [M] one embedding row per distinct text token (video pads would dominate)
+            uniq, inv = torch.unique(tid, return_inverse=True)
+            first = torch.full_like(uniq, tid.numel()).scatter_reduce(0, inv, torch.arange(tid.numel(), device=tid.device), "amin")
+            h = latent_health(pred, latents.to(pred.device), emb[text][first])
+        stats.update({k: v for k, v in h.items() if k != "cos"})
     return loss, stats, out
 
 
@@ -229,6 +246,7 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
     """Run DIFT (or a baseline mode) end to end: load -> encode data -> train -> save -> plot."""
     import transformers
 
+    from fourdthinker.latent.health import HealthCallback, plot_health
     from fourdthinker.latent.targets import LatentTargetCache
     from fourdthinker.models import load
     from fourdthinker.train.collate import DiftCollator, DiftDataset
@@ -271,14 +289,22 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
         ds = DiftDataset(cfg.data, ad, mode=cfg.mode, k=cfg.latent_size, targets=targets,
                          quarantine=out / "quarantine.jsonl" if not resume_from else None, progress=cfg.progress,
                          max_length=cfg.max_length, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels)
+    train_ds, heldout, n_held = ds, None, 0
+    if cfg.mode == "dift" and cfg.health_heldout > 0 and len(ds) > 4 * cfg.health_heldout:
+        # the last records are kept aside (deterministic, so --resume sees the same split)
+        n_held = cfg.health_heldout
+        train_ds = torch.utils.data.Subset(ds, range(len(ds) - n_held))
+        heldout = DiftCollator(ad.pad_id)([ds[i] for i in range(len(ds) - n_held, len(ds))])
     if cfg.lora:
         ad.model = apply_lora(ad.model, r=cfg.lora_r, alpha=cfg.lora_alpha)
     ad.model.train()
     ad.freeze_visual()  # keep the encoder in eval mode and without grad (also under LoRA)
     log_cb = StepLogCallback(out / "log.jsonl", progress=cfg.progress)
-    trainer = DiftTrainer(model=ad.model, args=args, train_dataset=ds, data_collator=DiftCollator(ad.pad_id),
-                          callbacks=[log_cb], adapter=ad, dift=cfg)
-    log_cb.trainer = trainer
+    health_cb = HealthCallback(lambda b: dift_forward(ad, b, cfg), heldout, every=cfg.health_every,
+                               factor=cfg.health_factor, progress=cfg.progress)
+    trainer = DiftTrainer(model=ad.model, args=args, train_dataset=train_ds, data_collator=DiftCollator(ad.pad_id),
+                          callbacks=[health_cb, log_cb], adapter=ad, dift=cfg)  # health first: same JSONL row
+    log_cb.trainer = health_cb.trainer = trainer
     trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # our rich bar + JSONL replace it
     trainer.train(resume_from_checkpoint=resume_from)
     ad.model = save_final(ad.model, ad.processor, out, extra_config={
@@ -286,6 +312,9 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
         "latent_token_id": ad.latent_pad_id, "dift_mode": cfg.mode, "ce_loss_weight": cfg.l_ce,
         "sim_loss_weight": cfg.l_sim})
     png = plot_losses(log_cb.rows, out / "loss.png", title=f"{cfg.mode} on {cfg.model}")
+    health_png = plot_health(log_cb.rows, out / "latent_health.png", factor=cfg.health_factor,
+                             title=f"latent health: {cfg.mode} on {cfg.model}")
     final = log_cb.rows[-1].get("loss") if log_cb.rows else None
     return DiftResult(out_dir=out, losses=log_cb.rows, n_samples=len(ds), n_skipped=len(ds.skipped),
-                      loss_png=png, final_loss=final, adapter=ad)
+                      loss_png=png, final_loss=final, health_png=health_png, n_heldout=n_held,
+                      health_warnings=health_cb.messages, adapter=ad)
