@@ -1,0 +1,90 @@
+"""Settings of ``fourdthinker demo`` / ``ablate``: one dataclass, two presets (``quick``, ``full``).
+
+Every field has a default and a help string that says its trade-off. The presets are the sizes
+measured to fit the budgets on a 2-core CPU (``--quick`` < 3 min, full < 20 min) while the full
+run still shows learning (docs/readme_demo.md has the numbers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+
+def _f(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    seed: int = _f(0, "Seed of the training world, data and training; the benchmark world uses seed + 1000.")
+    model: str = _f("qwen2.5-vl-tiny", "Base VLM: a tiny preset (random init, offline) or a local folder / hub id.")
+    # world
+    train_clips: int = _f(240, "Synthetic clips for training data (5 questions each). More = better model, slower world+data.")
+    bench_clips: int = _f(80, "Held-out clips for the benchmark (2 questions each). More = tighter CIs, slower evaluation.")
+    width: int = _f(112, "Frame width of the synthetic videos. The tiny model sees <= 112x112 per frame anyway.")
+    height: int = _f(84, "Frame height of the synthetic videos.")
+    world_fps: int = _f(4, "Video frame rate of the synthetic world (rendering cost grows with it).")
+    max_segments: int = _f(1, "Camera segments per clip (1..3). 1 = no temporal grounding needed, learnable by a tiny model.")
+    workers: int = _f(2, "Processes for world rendering and the data build.")
+    # data -> training records
+    answer_style: str = _f("text", "text: train on <answer>Pan Left</answer> (the option's text; the parser maps it to its letter). "
+                                   "letter: <answer>B</answer> as the oracle writes it (tiny models stay at chance: "
+                                   "binding letters to shuffled options is hard, ENVIRONMENT.md §9).")
+    cot: str = _f("compact", "compact: keep the oracle CoT's imagery sentences and its conclusion (~4x fewer tokens, "
+                             "faster training and decoding). full: the oracle's whole reasoning.")
+    tasks: tuple[str, ...] = _f(("camera", "direction", "distance", "speed"),
+                                "Training tasks kept (the benchmark asks camera, direction, distance, speed).")
+    max_frames: int = _f(8, "Frames per video prompt (1 FPS, evenly capped), the same for training and evaluation.")
+    # SFT stages (Raw QA SFT, CoT SFT, DIFT)
+    sft_steps: int = _f(150, "Optimizer steps of each SFT run (Raw QA, CoT, DIFT).")
+    sft_batch: int = _f(8, "SFT micro-batch size.")
+    sft_lr: float = _f(1e-3, "SFT learning rate (tiny random-init models need ~1e-3).")
+    latent_size: int = _f(4, "K latent vectors per imagery image (Eq. 5; Table 5 ablates it).")
+    l_ce: float = _f(1.0, "DIFT weight of L_ce (Eq. 7). The paper uses 0.1 on a pretrained 3B; a random-init model must "
+                          "learn the language too, so the demo weighs text fully.")
+    l_sim: float = _f(1.0, "DIFT weight of L_sim (Eq. 7).")
+    # RL stages (GRPO, CoT SFT + GRPO, DIFT + 4DRL)
+    rl_steps: int = _f(20, "GRPO steps of each RL run.")
+    rl_questions: int = _f(4, "Questions per GRPO step.")
+    rl_generations: int = _f(4, "G, sampled responses per question.")
+    rl_lr: float = _f(1e-4, "GRPO learning rate.")
+    rl_beta: float = _f(0.0, "KL weight to the initial model (0 = no reference forward; faster).")
+    rl_max_new_tokens: int = _f(128, "Response budget per rollout (latent slots included).")
+    # evaluation
+    eval_max_new_tokens: int = _f(160, "Response budget per benchmark question.")
+    eval_batch: int = _f(16, "Questions decoded together.")
+    threads: int = _f(2, "torch CPU threads.")
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.answer_style not in ("text", "letter"):
+            problems.append(f"answer_style must be text or letter, got {self.answer_style!r}")
+        if self.cot not in ("compact", "full"):
+            problems.append(f"cot must be compact or full, got {self.cot!r}")
+        for name in ("train_clips", "bench_clips", "sft_steps", "rl_steps", "max_frames", "latent_size"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if problems:
+            raise ValueError("DemoConfig: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["tasks"] = list(self.tasks)
+        return d
+
+    def with_overrides(self, **kw: Any) -> DemoConfig:
+        names = {f.name for f in fields(self)}
+        bad = sorted(set(kw) - names)
+        if bad:
+            raise ValueError(f"DemoConfig: unknown settings {bad}; known: {sorted(names)}")
+        return replace(self, **kw)
+
+
+FULL = DemoConfig()
+QUICK = DemoConfig(train_clips=8, bench_clips=4, sft_steps=4, sft_batch=4, rl_steps=2, rl_questions=2,
+                   rl_generations=2, rl_max_new_tokens=24, eval_max_new_tokens=24, max_frames=4)
+
+
+def preset(quick: bool) -> DemoConfig:
+    return QUICK if quick else FULL

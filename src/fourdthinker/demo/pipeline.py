@@ -1,0 +1,249 @@
+"""The demo recipe: every stage of the paper on the embedded defaults, resumable stage by stage.
+
+Stages (each leaves ``<out>/.stages/<name>.json`` when finished; a rerun skips it):
+
+1. ``world``        synthetic clips for training (``seed``) and for the benchmark (``seed + 1000``);
+2. ``data``         ``fourdthinker data build`` (rule oracle, ground-truth segmenter) on the
+                    training clips, then the demo's record shaping (``demo.records``);
+3. ``bench``        the held-out synthetic benchmark (camera + object questions on the benchmark
+                    clips' true labels), frozen to ``world/bench/bench.jsonl``;
+4. ``sft-raw-qa``, ``sft-cot``, ``dift``           SFT on the same records (Table 3 rows 2-4);
+5. ``rl-grpo``, ``rl-cot-grpo``, ``rl-4drl``     GRPO from base / CoT SFT / DIFT (rows 5-7);
+6. ``eval-<row>``   each of the 7 models on the benchmark (greedy, latent-recurrent decoder);
+7. ``report``       Table 3 layout with 95% CIs, paired deltas with CIs, HTML report, figures.
+
+Layout of ``out``: ``world/{train,bench}``, ``data/``, ``runs/<stage>/``, ``eval/<row>/``,
+``report/`` (``table3.md``, ``table3.csv``, ``paired.json``, ``report.html``, ``*.png``),
+``config.json`` (the pinned settings) and ``.stages/``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fourdthinker.demo.config import DemoConfig
+from fourdthinker.demo.stages import Stage, pin_config, run_stages
+
+__all__ = ["ROWS", "build_stages", "run_demo"]
+
+# Table 3 rows -> (stage that makes the model, how to find its folder)
+ROWS: dict[str, str] = {
+    "base": "",
+    "Raw QA SFT": "sft-raw-qa",
+    "CoT SFT": "sft-cot",
+    "DIFT": "dift",
+    "GRPO": "rl-grpo",
+    "CoT SFT + GRPO": "rl-cot-grpo",
+    "DIFT + 4DRL": "rl-4drl",
+}
+
+
+def slug(name: str) -> str:
+    """'CoT SFT + GRPO' -> 'cot-sft-grpo' (folder and stage names)."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+class Demo:
+    """Holds the paths and settings; one method per stage (each returns a JSON-able summary)."""
+
+    def __init__(self, cfg: DemoConfig, out: str | Path, *, progress: bool = True, shared: str | Path | None = None):
+        """``shared``: folder for ``world/`` and ``data/`` (default ``out``); the ablations share
+        one (world generation and data build skip what is already there)."""
+        self.cfg = cfg
+        self.out = Path(out)
+        self.progress = progress
+        root = Path(shared) if shared is not None else self.out
+        self.world_train = root / "world" / "train"
+        self.world_bench = root / "world" / "bench"
+        self.data = root / "data"
+        self.runs = self.out / "runs"
+        self.evals = self.out / "eval"
+        self.report_dir = self.out / "report"
+
+    # ----------------------------------------------------------------------------- world / data
+    def world_config(self):
+        from fourdthinker.world import WorldConfig
+
+        c = self.cfg
+        return WorldConfig(width=c.width, height=c.height, fps=c.world_fps, duration_s=(6.0, 9.0),
+                           max_segments=c.max_segments, min_object_pixels=max(40, c.width * c.height // 160))
+
+    def stage_world(self) -> dict:
+        from fourdthinker.world import generate_world
+
+        wc = self.world_config()
+        train = generate_world(self.world_train, self.cfg.train_clips, seed=self.cfg.seed, workers=self.cfg.workers,
+                               config=wc, progress=self.progress)
+        bench = generate_world(self.world_bench, self.cfg.bench_clips, seed=self.cfg.seed + 1000,
+                               workers=self.cfg.workers, config=wc, progress=self.progress)
+        return {"train_clips": len(train), "bench_clips": len(bench)}
+
+    def stage_data(self) -> dict:
+        from fourdthinker.data.config import BuildConfig
+        from fourdthinker.data.runner import build
+        from fourdthinker.demo.records import prepare_records
+
+        s = build(self.world_train, self.data, BuildConfig(seed=self.cfg.seed), workers=self.cfg.workers,
+                  progress=self.progress)
+        counts = prepare_records(self.data, answer_style=self.cfg.answer_style, cot=self.cfg.cot,
+                                 tasks=tuple(self.cfg.tasks))
+        return {"clips_ok": s.clips_ok, "clips_quarantined": s.clips_quarantined,
+                "records_built": dict(s.records), "build_drops": dict(s.drops), **counts}
+
+    def stage_bench(self) -> dict:
+        from fourdthinker.eval.synthetic import load_synthetic_bench, write_bench_jsonl
+
+        res = load_synthetic_bench(self.world_bench, seed=self.cfg.seed)
+        write_bench_jsonl(res)  # world/bench/bench.jsonl: item paths are relative to the bench world
+        by: dict[str, int] = {}
+        for it in res.items:
+            by[it.subtask] = by.get(it.subtask, 0) + 1
+        return {"items": len(res.items), "skipped": len(res.skipped), "by_subtask": by}
+
+    def bench_items(self):
+        from fourdthinker.eval.synthetic import load_synthetic_bench
+
+        return load_synthetic_bench(self.world_bench / "bench.jsonl").items
+
+    # ----------------------------------------------------------------------------- training
+    def model_dir(self, stage: str) -> str:
+        """The folder holding the model a stage trained ('' = the base model)."""
+        if not stage:
+            return self.cfg.model
+        if stage.startswith("rl-"):
+            return str(self.runs / stage / "final")
+        return str(self.runs / stage)
+
+    def _clean_partial(self, path: Path) -> None:
+        """A stage killed half-way left a partial run folder: start it again from scratch."""
+        import shutil
+
+        if path.exists():
+            shutil.rmtree(path)
+
+    def stage_sft(self, mode: str, name: str, **over: Any) -> dict:
+        import torch
+
+        from fourdthinker.train.dift import DiftConfig, train_dift
+
+        torch.set_num_threads(self.cfg.threads)
+        c = self.cfg
+        out = self.runs / name
+        self._clean_partial(out)
+        dc = DiftConfig(data=str(self.data / "demo_dift.jsonl"), model=c.model, out=str(out), mode=mode,
+                        latent_size=c.latent_size, l_ce=c.l_ce, l_sim=c.l_sim, max_steps=c.sft_steps, lr=c.sft_lr,
+                        batch_size=c.sft_batch, warmup_steps=max(1, c.sft_steps // 10), scheduler="cosine",
+                        seed=c.seed, save_steps=10**9, max_frames=c.max_frames,
+                        target_cache=str(self.out / "cache" / "latent_targets"), progress=self.progress)
+        for k, v in over.items():
+            setattr(dc, k, v)
+        r = train_dift(dc)
+        first = next((row.get("loss") for row in r.losses if "loss" in row), None)
+        return {"mode": mode, "samples": r.n_samples, "skipped": r.n_skipped, "first_loss": first,
+                "final_loss": r.final_loss, "model": str(out)}
+
+    def stage_rl(self, mode: str, name: str, init_stage: str, **over: Any) -> dict:
+        from fourdthinker.train.rl import RLConfig, train_rl
+
+        c = self.cfg
+        out = self.runs / name
+        self._clean_partial(out)
+        rc = RLConfig(data=str(self.data / "demo_rl.jsonl"), init=self.model_dir(init_stage), out=str(out), mode=mode,
+                      steps=c.rl_steps, questions_per_step=c.rl_questions, num_generations=c.rl_generations,
+                      lr=c.rl_lr, beta=c.rl_beta, max_new_tokens=c.rl_max_new_tokens, latent_size=None,
+                      max_frames=c.max_frames, seed=c.seed, save_every=0, threads=c.threads)
+        for k, v in over.items():
+            setattr(rc, k, v)
+        r = train_rl(rc, progress=self.progress)
+        first, last = r.reward_trend() if r.metrics else (None, None)
+        acc = [m["accuracy"] for m in r.metrics]
+        return {"mode": mode, "steps": r.steps_done, "reward_first": first, "reward_last": last,
+                "acc_first": acc[0] if acc else None, "acc_last": acc[-1] if acc else None,
+                "rejected": len(r.rejected), "model": str(r.final_dir)}
+
+    # ----------------------------------------------------------------------------- evaluation
+    def stage_eval(self, row: str, model_stage: str, folder: str | None = None) -> dict:
+        import torch
+
+        from fourdthinker.eval.evaluate import evaluate
+        from fourdthinker.eval.runners.model import LatentModelRunner
+
+        torch.set_num_threads(self.cfg.threads)
+        c = self.cfg
+        runner = LatentModelRunner(self.model_dir(model_stage), batch_size=c.eval_batch,
+                                   max_new_tokens=c.eval_max_new_tokens, max_frames=c.max_frames, threads=c.threads)
+        res = evaluate(runner, self.bench_items(), self.evals / (folder or slug(row)), root=self.world_bench, bench="synthetic",
+                       name=row, progress=self.progress)
+        lo, hi = res.ci()
+        return {"avg": res.avg(), "ci": [lo, hi], "n": len(res.correct()), "failed": len(res.failed),
+                "by_subtask": res.subtask_accuracy()}
+
+    def load_results(self, rows: list[str]) -> dict:
+        from fourdthinker.eval.evaluate import load_result
+
+        items = self.bench_items()
+        return {r: load_result(self.evals / slug(r), items, name=r) for r in rows
+                if (self.evals / slug(r) / "summary.json").exists()}
+
+    def stage_report(self) -> dict:
+        from fourdthinker.demo.report import write_demo_report
+
+        return write_demo_report(self, self.load_results(list(ROWS)))
+
+    # ----------------------------------------------------------------------------- recipe
+    def stages(self) -> list[Stage]:
+        st = [
+            Stage("world", "Synthetic 4D world (training + held-out benchmark clips)", self.stage_world),
+            Stage("data", "Data build: rule oracle + ground-truth segmenter -> DIFT / RL records", self.stage_data),
+            Stage("bench", "Held-out synthetic benchmark", self.stage_bench),
+            Stage("sft-raw-qa", "Raw QA SFT (answer only)", lambda: self.stage_sft("raw-qa", "sft-raw-qa")),
+            Stage("sft-cot", "CoT SFT (reasoning, no imagery)", lambda: self.stage_sft("cot", "sft-cot")),
+            Stage("dift", "DIFT (reasoning with latent imagery, Eq. 7-9)", lambda: self.stage_sft("dift", "dift")),
+            Stage("rl-grpo", "GRPO from the base model", lambda: self.stage_rl("grpo", "rl-grpo", "")),
+            Stage("rl-cot-grpo", "CoT SFT + GRPO", lambda: self.stage_rl("cot-grpo", "rl-cot-grpo", "sft-cot")),
+            Stage("rl-4drl", "DIFT + 4DRL (latent-recurrent rollouts)", lambda: self.stage_rl("4drl", "rl-4drl", "dift")),
+        ]
+        for row, model_stage in ROWS.items():
+            st.append(Stage(f"eval-{slug(row)}", f"Evaluate: {row}", _bind(self.stage_eval, row, model_stage)))
+        st.append(Stage("report", "Table 3, paired comparisons, HTML report", self.stage_report))
+        return st
+
+
+def _bind(fn: Callable, *args: Any) -> Callable[[], dict]:
+    return lambda: fn(*args)
+
+
+def build_stages(cfg: DemoConfig, out: str | Path, *, progress: bool = True) -> list[Stage]:
+    return Demo(cfg, out, progress=progress).stages()
+
+
+def run_demo(cfg: DemoConfig, out: str | Path, *, progress: bool = True, console=None,
+             stages: list[Stage] | None = None, kind: str = "demo") -> dict[str, dict]:
+    """Run (or resume) the whole demo into ``out``; returns ``{stage: summary}``."""
+    from rich.console import Console
+
+    console = console or Console()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pin_config(out, {"kind": kind, **cfg.to_dict()})
+    stages = stages if stages is not None else build_stages(cfg, out, progress=progress)
+    t0 = time.perf_counter()
+    n = len(stages)
+    index = {s.name: i + 1 for i, s in enumerate(stages)}
+
+    def on_start(s: Stage) -> None:
+        console.rule(f"[bold]{index[s.name]}/{n} {s.title}[/bold]  [dim]({s.name})[/dim]")
+
+    def on_done(s: Stage, summary: dict, skipped: bool) -> None:
+        if skipped:
+            console.print(f"[dim]{index[s.name]}/{n} {s.name}: done earlier ({summary.get('elapsed_s', '?')} s), skipped[/dim]")
+        else:
+            console.print(f"[green]✓[/green] {s.name} in {summary['elapsed_s']:.1f} s "
+                          f"[dim](total {time.perf_counter() - t0:.0f} s)[/dim]")
+
+    return run_stages(out, stages, on_start=on_start, on_done=on_done)

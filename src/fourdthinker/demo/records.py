@@ -1,0 +1,102 @@
+"""Demo-scale training records: the built DIFT/RL data, reshaped so a tiny model can learn it.
+
+Two pure text transforms (each documented, each tested) and one file step:
+
+* :func:`answer_as_text` ``<answer>B</answer>`` -> ``<answer>Pan Left</answer>``. A tiny
+  random-init VLM does not learn to bind letters to shuffled options within minutes
+  (ENVIRONMENT.md §9); answering with the option's text removes that binding, and the one answer
+  parser (``eval.answers.parse_answer``) maps the text back to its letter, so scoring is unchanged.
+* :func:`compact_cot` keeps the ``<think>`` sentences that hold ``<imagery>`` placeholders and the
+  concluding sentence (which names the motion): the oracle's full template reasoning is ~240
+  tokens, the compact one ~60, which is what makes the CPU budget of the demo.
+* :func:`prepare_records` applies them to ``dift.jsonl`` / ``rl.jsonl`` of a built dataset and
+  writes ``demo_dift.jsonl`` / ``demo_rl.jsonl`` beside them (same root, so record paths resolve).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+from fourdthinker.data.records import IMAGERY, DiftRecord, RLRecord
+from fourdthinker.io import read_jsonl, write_jsonl
+
+__all__ = ["answer_as_text", "compact_cot", "prepare_records"]
+
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def answer_as_text(reasoning: str, options: dict[str, str]) -> str:
+    """Replace the answer letter inside ``<answer>..</answer>`` by that option's text.
+
+    >>> answer_as_text("<think>x</think><answer>B</answer>", {"A": "Pan Left", "B": "Tilt Up", "C": "c", "D": "d"})
+    '<think>x</think><answer>Tilt Up</answer>'
+
+    An answer that already is an option's text is kept; anything else raises ``ValueError``."""
+    m = _ANSWER.search(reasoning)
+    if m is None:
+        raise ValueError(f"no <answer>...</answer> in reasoning {reasoning[-60:]!r}")
+    ans = m.group(1).strip().rstrip(".")
+    if ans in options:
+        text = options[ans]
+    elif ans in options.values():
+        text = ans
+    else:
+        raise ValueError(f"answer {m.group(1)!r} is neither a letter nor an option text of {options}")
+    return reasoning[: m.start()] + f"<answer>{text}</answer>" + reasoning[m.end():]
+
+
+def compact_cot(reasoning: str) -> str:
+    """Keep only the ``<think>`` sentences with ``<imagery>`` and the last sentence, in order.
+
+    >>> compact_cot("<think>Intro. See <imagery> then <imagery> here. Shift. So: Pan Left.</think><answer>A</answer>")
+    '<think>See <imagery> then <imagery> here. So: Pan Left.</think><answer>A</answer>'
+
+    The placeholder count never changes (a sentence split inside the imagery chain keeps both
+    parts); reasoning without a think block is returned unchanged."""
+    m = _THINK.search(reasoning)
+    if m is None:
+        return reasoning
+    sentences = [s for s in _SENTENCE_END.split(m.group(1).strip()) if s]
+    keep = [s for i, s in enumerate(sentences) if IMAGERY in s or i == len(sentences) - 1]
+    body = " ".join(keep)
+    if body.count(IMAGERY) != m.group(1).count(IMAGERY):  # never lose a placeholder
+        body = m.group(1).strip()
+    return reasoning[: m.start()] + f"<think>{body}</think>" + reasoning[m.end():]
+
+
+def prepare_records(data_dir: str | Path, *, answer_style: str = "text", cot: str = "compact",
+                    tasks: tuple[str, ...] | None = None) -> dict:
+    """``data_dir/{dift,rl}.jsonl`` -> ``data_dir/demo_{dift,rl}.jsonl``; returns counts.
+
+    Records of other ``tasks`` are left out; a record the transforms break is dropped and counted
+    (``drops``), never fatal."""
+    root = Path(data_dir)
+    counts: dict = {"dift": 0, "rl": 0, "drops": Counter(), "by_task": Counter()}
+    dift_rows = []
+    for row in read_jsonl(root / "dift.jsonl"):
+        if tasks and row.get("task") not in tasks:
+            continue
+        try:
+            rec = DiftRecord.model_validate(row)
+            text = rec.reasoning
+            if cot == "compact":
+                text = compact_cot(text)
+            if answer_style == "text":
+                text = answer_as_text(text, rec.options)
+            rec = DiftRecord.model_validate(rec.model_dump() | {"reasoning": text})
+        except ValueError as e:
+            counts["drops"][str(e).splitlines()[0][:80]] += 1
+            continue
+        dift_rows.append(rec.model_dump(exclude_none=True))
+        counts["by_task"][rec.task] += 1
+    counts["dift"] = write_jsonl(root / "demo_dift.jsonl", dift_rows)
+    rl_rows = [RLRecord.model_validate(r).model_dump(exclude_none=True) for r in read_jsonl(root / "rl.jsonl")
+               if not tasks or r.get("task") in tasks]
+    counts["rl"] = write_jsonl(root / "demo_rl.jsonl", rl_rows)
+    counts["drops"] = dict(counts["drops"])
+    counts["by_task"] = dict(counts["by_task"])
+    return counts

@@ -1,0 +1,245 @@
+"""The demo's results: Table 3 layout, paired deltas with 95% CIs, HTML report and figures.
+
+``paired_delta_ci`` is the one new statistic: the accuracy gain of model B over model A on the
+same benchmark items, with a stratified paired bootstrap CI (the demo's claim "DIFT + 4DRL beats
+base" is that this CI excludes zero). Everything else reuses ``fourdthinker.eval`` (``table3``,
+``write_report``, McNemar via ``paired_compare``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["paired_delta_ci", "plot_table3", "plot_training", "write_demo_report"]
+
+
+def paired_delta_ci(a: Mapping[str, bool], b: Mapping[str, bool], subtask_of: Mapping[str, str], *,
+                    n_boot: int = 2000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float, float]:
+    """Gain of B over A in macro "Avg." accuracy, with a paired stratified bootstrap CI.
+
+    ``delta = mean_s [acc_s(B) - acc_s(A)]`` over the subtasks ``s`` of the items both answered.
+    Each replicate resamples, within every subtask, the *same* item indices for A and B (paired),
+    so the CI reflects per-item disagreements only. Returns ``(delta, lo, hi)``.
+
+    Hand check: one subtask, per-item differences [1, 0] (B fixes one item, ties the other):
+    delta = 0.5; replicates are 0, 0.5, 1 with probability 1/4, 1/2, 1/4, so the 95% CI is [0, 1].
+    """
+    common = sorted(set(a) & set(b) & set(subtask_of))
+    if not common:
+        return float("nan"), float("nan"), float("nan")
+    groups: dict[str, list[float]] = {}
+    for i in common:
+        groups.setdefault(subtask_of[i], []).append(float(b[i]) - float(a[i]))
+    diffs = [np.asarray(v) for _, v in sorted(groups.items())]
+    delta = float(np.mean([d.mean() for d in diffs]))
+    rng = np.random.default_rng(seed)
+    reps = np.zeros(n_boot)
+    for d in diffs:
+        idx = rng.integers(0, len(d), size=(n_boot, len(d)))  # [B, n_s]
+        reps += d[idx].mean(axis=1)
+    reps /= len(diffs)
+    lo, hi = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
+    return delta, float(lo), float(hi)
+
+
+def plot_table3(numbers: list[dict], path: Path, *, chance: float | None = 0.25, title: str = "") -> Path:
+    """Horizontal bars of Avg. accuracy per training strategy with the 95% CI as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["strategy"] for r in numbers]
+    acc = np.array([100 * r["accuracy"] for r in numbers])
+    lo = np.array([100 * r["ci_lo"] for r in numbers])
+    hi = np.array([100 * r["ci_hi"] for r in numbers])
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.4))
+    y = np.arange(len(names))[::-1]
+    colors = ["#9e9e9e" if n == "base" else "#d62728" if "DIFT" in n else "#1f77b4" for n in names]
+    ax.barh(y, acc, xerr=[np.clip(acc - lo, 0, None), np.clip(hi - acc, 0, None)], color=colors, capsize=4, alpha=0.85)
+    for yi, v, h in zip(y, acc, hi, strict=True):
+        ax.text(max(v, h) + 1.5, yi, f"{v:.1f}", va="center", fontsize=9)
+    if chance is not None:
+        ax.axvline(100 * chance, ls="--", color="k", lw=1, label="chance (4 options)")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_yticks(y, names)
+    ax.set_xlabel("Avg. accuracy on the held-out synthetic benchmark (%), 95% bootstrap CI")
+    ax.set_xlim(0, max(100, float(np.nanmax(hi)) + 10) if len(hi) else 100)
+    ax.set_title(title or "Table 3 layout: training strategies (tiny model, CPU)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    from fourdthinker.io import read_jsonl
+
+    return read_jsonl(path, tolerate_truncated_tail=True) if path.exists() else []
+
+
+def plot_training(runs: Path, path: Path) -> Path | None:
+    """Left: SFT loss per step (Raw QA, CoT, DIFT; DIFT's CE and cosine parts dashed). Right:
+    GRPO mean reward per step of the three RL runs (moving average over 5 steps)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sft = {"Raw QA SFT": "sft-raw-qa", "CoT SFT": "sft-cot", "DIFT": "dift"}
+    rl = {"GRPO": "rl-grpo", "CoT SFT + GRPO": "rl-cot-grpo", "DIFT + 4DRL": "rl-4drl"}
+    if not any((runs / d / "log.jsonl").exists() for d in sft.values()):
+        return None
+    has_rl = any(_read_jsonl(runs / d / "metrics.jsonl") for d in rl.values())
+    if has_rl:
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    else:  # no RL stage has run yet: the SFT panel alone
+        fig, a1 = plt.subplots(1, 1, figsize=(6, 3.8))
+        a2 = None
+    for name, d in sft.items():
+        rows = [r for r in _read_jsonl(runs / d / "log.jsonl") if "loss" in r]
+        if not rows:
+            continue
+        steps = [r["step"] for r in rows]
+        key = "ce" if all("ce" in r for r in rows) else "loss"
+        line, = a1.plot(steps, [r[key] for r in rows], label=f"{name} (text CE)", marker="o" if len(rows) < 10 else None)
+        if name == "DIFT" and all("sim" in r for r in rows):
+            a1.plot(steps, [r["sim"] for r in rows], ls="--", color=line.get_color(), label="DIFT L_sim (1 - cos)")
+    a1.set_xlabel("optimizer step")
+    a1.set_ylabel("loss")
+    a1.set_yscale("log")
+    a1.set_title("SFT stages")
+    a1.legend(fontsize=8)
+    for name, d in rl.items() if a2 is not None else ():
+        rows = _read_jsonl(runs / d / "metrics.jsonl")
+        if not rows:
+            continue
+        r = np.array([m["reward_mean"] for m in rows], dtype=float)
+        w = min(5, len(r))
+        sm = np.convolve(r, np.ones(w) / w, mode="valid")
+        a2.plot(np.arange(w, len(r) + 1), sm, label=name, marker="o" if len(sm) < 10 else None)
+    if a2 is not None:
+        a2.set_xlabel("GRPO step")
+        a2.set_ylabel("mean reward (acc + 0.2 fmt), 5-step avg")
+        a2.set_title("RL stages")
+        if a2.lines:
+            a2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_demo_report(demo: Any, results: Mapping[str, Any], *, title: str = "fourdthinker demo") -> dict:
+    """Write ``report/`` for the demo's results (row name -> ``EvalResult``) and return the
+    headline numbers (also stored in ``report/summary.json``)."""
+    from fourdthinker.eval.metrics import paired_compare
+    from fourdthinker.eval.report import write_report
+    from fourdthinker.eval.tables import table3
+    from fourdthinker.io import atomic_write_json, atomic_write_text
+
+    out = Path(demo.report_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if not results:
+        raise ValueError(f"{demo.evals}: no evaluation results to report")
+    table = table3(results)
+    atomic_write_text(out / "table3.md", table.to_markdown() + "\n")
+    if hasattr(table, "to_csv"):
+        atomic_write_text(out / "table3.csv", table.to_csv())
+    first = next(iter(results.values()))
+    subtask_of = {i: it.subtask for i, it in first.items.items()}
+    paired = []
+    pairs = [("base", n) for n in results if n != "base"] + [
+        (b, "DIFT + 4DRL") for b in ("Raw QA SFT", "CoT SFT", "GRPO", "CoT SFT + GRPO", "DIFT") if b in results]
+    for a_name, b_name in pairs:
+        if a_name not in results or b_name not in results:
+            continue
+        a, b = results[a_name].correct(), results[b_name].correct()
+        d, lo, hi = paired_delta_ci(a, b, subtask_of)
+        pc = paired_compare(a, b, a_name, b_name)
+        paired.append({"a": a_name, "b": b_name, "delta": d, "ci_lo": lo, "ci_hi": hi, "n": pc.n,
+                       "fixed": len(pc.b_only), "broken": len(pc.a_only), "mcnemar_p": pc.p_value,
+                       "ci_excludes_zero": bool(lo > 0 or hi < 0)})
+    atomic_write_json(out / "paired.json", paired)
+    plot_table3(table.numbers, out / "demo_table3.png")
+    train_png = plot_training(Path(demo.runs), out / "demo_training.png")
+    html = write_report(results, out, bench="synthetic", root=demo.world_bench, title=title, table=table)
+    _add_demo_section(Path(html), paired, [out / "demo_table3.png", train_png])
+    summary = {
+        "rows": {r["strategy"]: {"accuracy": r["accuracy"], "ci": [r["ci_lo"], r["ci_hi"]], "n": r["n"]}
+                 for r in table.numbers},
+        "paired": paired, "report": str(html), "table3_png": str(out / "demo_table3.png"),
+        "training_png": str(train_png) if train_png else None,
+    }
+    atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+def _add_demo_section(html_path: Path, paired: list[dict], pngs: list[Path | None]) -> None:
+    """Insert the paired gains (with CIs) and the demo figures into the eval report's HTML."""
+    import base64
+    import html as H
+
+    from fourdthinker.io import atomic_write_text
+
+    rows = "".join(
+        f"<tr><td>{H.escape(r['b'])} vs {H.escape(r['a'])}</td><td>{100 * r['delta']:+.1f}</td>"
+        f"<td>[{100 * r['ci_lo']:+.1f}, {100 * r['ci_hi']:+.1f}]</td><td>{r['fixed']}/{r['broken']}</td>"
+        f"<td>{r['mcnemar_p']:.3g}</td></tr>" for r in paired)
+    imgs = "".join(f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" alt="{p.stem}">'
+                   for p in pngs if p is not None and p.exists())
+    section = ("<h2>Demo: paired gains (same items, paired stratified bootstrap 95% CI)</h2>"
+               "<table><tr><th>B vs A</th><th>delta (pp)</th><th>95% CI</th><th>fixed/broken</th><th>McNemar p</th></tr>"
+               f"{rows}</table><p class='caption'>The base row is a random-init model (it rarely answers in a parseable "
+               "way), so compare with chance (25%) too.</p><h2>Demo figures</h2><div class='grid'>" + imgs + "</div>")
+    text = html_path.read_text(encoding="utf-8")
+    text = text.replace("</body>", section + "</body>", 1) if "</body>" in text else text + section
+    atomic_write_text(html_path, text)
+
+
+def print_summary(summary: dict, console=None) -> None:
+    """Rich Table 3 + the paired deltas, then the headline figures (``name: value`` lines last)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    t = Table(title="Table 3 layout: training strategies (Avg. accuracy %, held-out synthetic benchmark)")
+    for h in ("Training strategies", "Accuracy", "95% CI", "vs base", "n"):
+        t.add_column(h, justify="left" if h == "Training strategies" else "right")
+    base = summary["rows"].get("base", {}).get("accuracy")
+    for name, r in summary["rows"].items():
+        gain = "" if base is None or name == "base" else f"{100 * (r['accuracy'] - base):+.1f}"
+        t.add_row(name, _pct(r["accuracy"]), f"[{_pct(r['ci'][0])}, {_pct(r['ci'][1])}]", gain, str(r["n"]))
+    console.print(t)
+    p = Table(title="Paired comparisons on the same items (delta of Avg., paired bootstrap 95% CI, McNemar)")
+    for h in ("B vs A", "delta (pp)", "95% CI", "fixed/broken", "McNemar p"):
+        p.add_column(h, justify="left" if h == "B vs A" else "right")
+    for r in summary["paired"]:
+        mark = " *" if r["ci_excludes_zero"] else ""
+        p.add_row(f"{r['b']} vs {r['a']}", f"{100 * r['delta']:+.1f}{mark}", f"[{100 * r['ci_lo']:+.1f}, {100 * r['ci_hi']:+.1f}]",
+                  f"{r['fixed']}/{r['broken']}", f"{r['mcnemar_p']:.3g}")
+    console.print(p)
+    console.print(f"report: {summary['report']}")
+    for name, r in summary["rows"].items():
+        console.print(f"{slug_key(name)}_acc: {_pct(r['accuracy'])}", highlight=False)
+    for r in summary["paired"]:
+        if r["a"] == "base" and r["b"] == "DIFT + 4DRL":
+            console.print(f"dift_4drl_minus_base_pp: {100 * r['delta']:+.1f} [{100 * r['ci_lo']:+.1f}, {100 * r['ci_hi']:+.1f}]",
+                          highlight=False)
+
+
+def slug_key(name: str) -> str:
+    """'DIFT + 4DRL' -> 'dift_4drl' (headline figure names)."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"

@@ -1,0 +1,97 @@
+"""End-to-end: `fourdthinker demo --quick` killed mid-run, rerun, resumes and finishes.
+
+The quick demo runs every stage (world, data build, benchmark, 3 SFT runs, 3 RL runs, 7
+evaluations, report) at the smallest sizes; it checks the wiring, not learning. The full demo
+(learning: DIFT + 4DRL beats base with a paired CI excluding zero) is the slow test below.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from fourdthinker.cli import app
+from fourdthinker.demo.pipeline import ROWS
+
+
+def _wait_for(path, proc, timeout: float) -> None:
+    t0 = time.time()
+    while not path.exists():
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            pytest.fail(f"demo exited with {proc.returncode} before {path.name} appeared:\n{out[-3000:]}")
+        if time.time() - t0 > timeout:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"{path} did not appear within {timeout} s")
+        time.sleep(0.3)
+
+
+def test_quick_demo_killed_resumes_and_finishes(tmp_path):
+    out = tmp_path / "demo"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "fourdthinker.cli", "demo", "--quick", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    marker = out / ".stages" / "data.json"
+    _wait_for(marker, proc, timeout=600)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole group: the demo and any worker processes
+    proc.wait(timeout=60)
+    done_before = {p.name: p.stat().st_mtime_ns for p in (out / ".stages").glob("*.json")}
+    assert {"world.json", "data.json"} <= set(done_before), done_before
+
+    res = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output[-3000:]
+    for name in done_before:  # finished stages were skipped, not redone
+        assert f"{name[:-5]}: done earlier" in res.output, res.output[:2000]
+        assert (out / ".stages" / name).stat().st_mtime_ns == done_before[name], f"{name} was rewritten"
+    assert "✓ world" not in res.output
+
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    assert list(summary["rows"]) == list(ROWS), summary["rows"].keys()
+    n_items = len((out / "world" / "bench" / "bench.jsonl").read_text().splitlines())
+    assert n_items > 0 and all(r["n"] == n_items for r in summary["rows"].values()), summary["rows"]
+    assert all(0.0 <= r["accuracy"] <= 1.0 and r["ci"][0] <= r["accuracy"] <= r["ci"][1] for r in summary["rows"].values())
+    report = (out / "report" / "report.html").read_text()
+    assert "Table 3" in report and "DIFT + 4DRL" in report
+    for png in ("demo_table3.png", "demo_training.png"):
+        assert (out / "report" / png).stat().st_size > 5000, png
+    md = (out / "report" / "table3.md").read_text()
+    assert all(f"| {row} |" in md for row in ROWS), md
+    # headline figures come last, one `name: value` per line
+    last = [ln for ln in res.output.strip().splitlines() if ln.strip()][-8:]
+    assert all(": " in ln for ln in last) and last[-1].startswith("dift_4drl_minus_base_pp: "), last
+
+    # a rerun with other settings into the same folder is refused with a one-line error
+    res2 = CliRunner().invoke(app, ["demo", "--out", str(out)])
+    assert res2.exit_code == 2 and "different configuration" in res2.output
+
+
+@pytest.fixture(scope="module")
+def full_demo(tmp_path_factory):
+    from fourdthinker.demo.config import FULL
+    from fourdthinker.demo.pipeline import run_demo
+
+    return run_demo(FULL, tmp_path_factory.mktemp("demo") / "full", kind="full")
+
+
+@pytest.mark.slow
+def test_full_demo_beats_base(full_demo):
+    """Issue criterion: DIFT + 4DRL beats the base model, paired 95% CI of the gain above zero."""
+    paired = {(p["a"], p["b"]): p for p in full_demo["report"]["paired"]}
+    gain = paired[("base", "DIFT + 4DRL")]
+    assert gain["ci_lo"] > 0, gain
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="measured: at demo scale the model learns the format and per-task label priors, "
+                          "not the visual task (DIFT 27.5% [20.9, 34.5], chance 25%; docs/readme_demo.md)",
+                   strict=False)
+def test_full_demo_beats_chance(full_demo):
+    """The stronger bar: DIFT + 4DRL's whole 95% CI above chance (25%, four options)."""
+    assert full_demo["report"]["rows"]["DIFT + 4DRL"]["ci"][0] > 0.25, full_demo["report"]["rows"]

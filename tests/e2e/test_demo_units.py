@@ -1,0 +1,155 @@
+"""Fast checks of the demo's own pieces: stage resume, config pinning, record shaping, paired CI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fourdthinker.data.records import DiftRecord
+from fourdthinker.demo.config import FULL, QUICK, DemoConfig
+from fourdthinker.demo.records import answer_as_text, compact_cot, prepare_records
+from fourdthinker.demo.report import paired_delta_ci, slug_key
+from fourdthinker.demo.stages import ConfigMismatchError, Stage, marker_path, pin_config, run_stages
+from fourdthinker.io import read_jsonl, write_jsonl
+
+OPTS = {"A": "Pan Left", "B": "Tilt Up", "C": "Move Left", "D": "Pan Right"}
+
+
+# ----------------------------------------------------------------------------- stages
+def test_run_stages_skips_finished_and_resumes_after_failure(tmp_path):
+    calls = []
+
+    def ok(name):
+        def fn():
+            calls.append(name)
+            return {"name": name}
+        return fn
+
+    def boom():
+        calls.append("b")
+        raise RuntimeError("killed half-way")
+
+    with pytest.raises(RuntimeError):
+        run_stages(tmp_path, [Stage("a", "A", ok("a")), Stage("b", "B", boom), Stage("c", "C", ok("c"))])
+    assert calls == ["a", "b"]
+    assert marker_path(tmp_path, "a").exists() and not marker_path(tmp_path, "b").exists()
+    seen = []
+    res = run_stages(tmp_path, [Stage("a", "A", ok("a")), Stage("b", "B", ok("b")), Stage("c", "C", ok("c"))],
+                     on_done=lambda s, summary, skipped: seen.append((s.name, skipped)))
+    assert calls == ["a", "b", "b", "c"], "stage a must not run again"
+    assert seen == [("a", True), ("b", False), ("c", False)]
+    assert res["a"]["name"] == "a" and res["c"]["elapsed_s"] >= 0 and "cpu_s" in res["c"]
+    assert not list((tmp_path / ".stages").glob(".*")), "no temp files left beside the markers"
+
+
+def test_run_stages_rejects_duplicate_names(tmp_path):
+    with pytest.raises(ValueError, match="unique"):
+        run_stages(tmp_path, [Stage("a", "A", dict), Stage("a", "A", dict)])
+
+
+def test_pin_config_refuses_other_settings(tmp_path):
+    pin_config(tmp_path, {"kind": "quick", "seed": 0})
+    pin_config(tmp_path, {"kind": "quick", "seed": 0})  # same settings: fine
+    with pytest.raises(ConfigMismatchError, match=r"config.json.*differs in seed"):
+        pin_config(tmp_path, {"kind": "quick", "seed": 1})
+
+
+def test_config_presets_and_overrides():
+    assert QUICK.train_clips < FULL.train_clips and QUICK.sft_steps < FULL.sft_steps
+    assert FULL.with_overrides(seed=3).seed == 3
+    with pytest.raises(ValueError, match="unknown settings"):
+        FULL.with_overrides(nope=1)
+    with pytest.raises(ValueError, match="answer_style"):
+        DemoConfig(answer_style="emoji")
+    assert json.loads(json.dumps(FULL.to_dict()))["tasks"] == list(FULL.tasks)
+
+
+# ----------------------------------------------------------------------------- records
+def test_answer_as_text():
+    assert answer_as_text("<think>t</think><answer>D</answer>", OPTS) == "<think>t</think><answer>Pan Right</answer>"
+    assert answer_as_text("<think>t</think><answer> B. </answer>", OPTS) == "<think>t</think><answer>Tilt Up</answer>"
+    assert answer_as_text("<think>t</think><answer>Move Left</answer>", OPTS).endswith("<answer>Move Left</answer>")
+    with pytest.raises(ValueError, match="neither a letter"):
+        answer_as_text("<think>t</think><answer>E</answer>", OPTS)
+    with pytest.raises(ValueError, match="no <answer>"):
+        answer_as_text("<think>t</think>", OPTS)
+
+
+def test_compact_cot_keeps_imagery_sentences_and_conclusion():
+    text = ("<think>Look at 0s to 3s. The crate at 0s <imagery> and at 3s <imagery> shifts up (about -30 px). "
+            "Everything slides up together. So the camera tilts down: Tilt Down.</think><answer>D</answer>")
+    out = compact_cot(text)
+    assert out == ("<think>The crate at 0s <imagery> and at 3s <imagery> shifts up (about -30 px). "
+                   "So the camera tilts down: Tilt Down.</think><answer>D</answer>")
+    assert out.count("<imagery>") == text.count("<imagery>")
+    assert compact_cot("<answer>A</answer>") == "<answer>A</answer>"
+
+
+def _record(i: int, task: str = "camera", answer: str = "B") -> dict:
+    return DiftRecord(id=f"r{i}", video="clips/c/video.mp4", question="How does the camera move?", options=OPTS,
+                      answer=answer, task=task, imagery=["clips/c/img/0.png", "clips/c/img/1.png"],
+                      reasoning=("<think>Intro. At 0s <imagery> then <imagery> later. Middle. "
+                                 f"Thus {OPTS[answer]}.</think><answer>{answer}</answer>")).model_dump()
+
+
+def test_prepare_records_writes_demo_files(tmp_path):
+    rows = [_record(0), _record(1, "speed", "C"), _record(2, "bbox")]
+    bad = _record(3)
+    bad["reasoning"] = bad["reasoning"].replace("<answer>B</answer>", "<answer>Z</answer>")  # parser can't map it
+    write_jsonl(tmp_path / "dift.jsonl", rows + [bad])
+    write_jsonl(tmp_path / "rl.jsonl", [{k: r[k] for k in ("id", "video", "question", "options", "answer", "task")}
+                                        for r in rows])
+    counts = prepare_records(tmp_path, answer_style="text", cot="compact", tasks=("camera", "speed"))
+    assert counts["dift"] == 2 and counts["rl"] == 2 and counts["by_task"] == {"camera": 1, "speed": 1}
+    assert sum(counts["drops"].values()) == 1, counts
+    out = read_jsonl(tmp_path / "demo_dift.jsonl")
+    assert out[0]["reasoning"] == "<think>At 0s <imagery> then <imagery> later. Thus Tilt Up.</think><answer>Tilt Up</answer>"
+    assert out[1]["reasoning"].endswith("<answer>Move Left</answer>")
+    assert all(DiftRecord.model_validate(r) for r in out)
+
+
+# ----------------------------------------------------------------------------- statistics
+def test_paired_delta_ci_hand_computation():
+    sub = {"x": "s", "y": "s"}
+    # one subtask, per-item differences [1, 0]: delta 0.5; replicates 0 / 0.5 / 1 w.p. 1/4, 1/2, 1/4
+    d, lo, hi = paired_delta_ci({"x": False, "y": True}, {"x": True, "y": True}, sub, n_boot=4000)
+    assert d == pytest.approx(0.5) and lo == 0.0 and hi == 1.0
+    # B right everywhere A is wrong: delta 1 with a degenerate CI [1, 1]
+    d, lo, hi = paired_delta_ci({"x": False, "y": False}, {"x": True, "y": True}, sub)
+    assert (d, lo, hi) == (1.0, 1.0, 1.0)
+
+
+def test_paired_delta_ci_is_macro_over_subtasks():
+    # subtask s: delta +1 (1 item); subtask t: delta 0 (3 items) -> macro delta 0.5 (micro would be 0.25)
+    sub = {"a": "s", "b": "t", "c": "t", "d": "t"}
+    a = {"a": False, "b": True, "c": False, "d": True}
+    b = {"a": True, "b": True, "c": False, "d": True}
+    d, lo, hi = paired_delta_ci(a, b, sub)
+    assert d == pytest.approx(0.5) and lo == hi == pytest.approx(0.5)
+    assert all(map(lambda v: v != v, paired_delta_ci({}, {}, {})))  # no common items -> NaNs
+
+
+def test_slug_key():
+    assert slug_key("DIFT + 4DRL") == "dift_4drl" and slug_key("CoT SFT + GRPO") == "cot_sft_grpo"
+
+
+# ----------------------------------------------------------------------------- ablation recipes
+def test_ablation_stage_plans(tmp_path):
+    from fourdthinker.demo.ablate import ablation_stages
+    from fourdthinker.demo.pipeline import Demo
+
+    demo = Demo(QUICK, tmp_path, progress=False)
+    stages, rows = ablation_stages("loss", demo)
+    names = [s.name for s in stages]
+    assert rows == ["Full", "w/o L_sim", "w/o L_ce", "w/o r_fmt", "w/o r_acc"]
+    assert names[:3] == ["world", "data", "bench"] and names[-1] == "ablation-report"
+    assert names.count("dift") == 1, "the shared DIFT model is trained once"
+    assert {"dift-no-sim", "dift-no-ce", "rl-4drl", "rl-4drl-no-fmt", "rl-4drl-no-acc"} <= set(names)
+    assert len(set(names)) == len(names)
+    stages, rows = ablation_stages("latent-size", demo, (1, 4, 16))
+    assert rows == ["1", "4", "16"] and [s.name for s in stages][3:6] == ["dift-k1", "dift", "dift-k16"]
+    stages, rows = ablation_stages("reward", demo)
+    assert rows == ["Full", "w/o r_fmt", "w/o r_acc"]
+    with pytest.raises(ValueError, match="unknown ablation"):
+        ablation_stages("dropout", demo)
