@@ -18,7 +18,7 @@ batch to the adapter forward and these functions. Modes ``dift | cot | raw-qa`` 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -122,21 +122,10 @@ class DiftConfig:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> DiftConfig:
-        """Defaults < YAML < overrides (non-None)."""
-        import yaml
+        """Defaults < YAML < overrides (non-None); unknown keys are an error."""
+        from fourdthinker.config import load_yaml_config
 
-        p = Path(path)
-        if not p.exists():
-            raise FileNotFoundError(f"{p}: config file not found")
-        raw = yaml.safe_load(p.read_text()) or {}
-        if not isinstance(raw, dict):
-            raise ValueError(f"{p}: expected a mapping of DiftConfig fields")
-        names = {f.name for f in fields(cls)}
-        bad = sorted(set(raw) - names)
-        if bad:
-            raise ValueError(f"{p}: unknown DiftConfig fields {bad}")
-        raw.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**raw)
+        return load_yaml_config(cls, path, overrides, what="DiftConfig fields")
 
     def validate(self) -> None:
         from fourdthinker.train.collate import MODES

@@ -48,7 +48,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -137,21 +137,9 @@ class RLConfig:
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> RLConfig:
         """Fields from a YAML file, then ``overrides`` (CLI flags) on top; unknown keys are errors."""
-        import yaml
+        from fourdthinker.config import load_yaml_config
 
-        p = Path(path)
-        try:
-            raw = yaml.safe_load(p.read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise ValueError(f"{p}: cannot read RL config ({e})") from None
-        if not isinstance(raw, dict):
-            raise ValueError(f"{p}: RL config must be a mapping of field: value")
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - names)
-        if unknown:
-            raise ValueError(f"{p}: unknown RL config keys {unknown}; known: {sorted(names)}")
-        raw.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**raw)
+        return load_yaml_config(cls, path, overrides, what="RL config keys")
 
 
 @dataclass
