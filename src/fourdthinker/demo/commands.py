@@ -36,7 +36,8 @@ def demo(
 
     Ends with the paper's Table 3 layout (7 training strategies, Avg. accuracy with 95% CIs) on a
     held-out synthetic benchmark, paired comparisons, and an HTML report in OUT/report/.
-    Full run: ~20 min on 2 CPU cores; --quick: < 3 min. Ctrl-C is safe: rerun to resume.
+    Full run: budgeted at 20 min on 2 CPU cores (not yet measured end to end); --quick: < 3 min.
+    Ctrl-C is safe: rerun to resume.
     """
     from rich.console import Console
 
