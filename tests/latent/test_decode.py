@@ -162,6 +162,29 @@ def test_exactly_k_latent_steps_and_replay_matches_full_forward(adapter):
                     assert t == q or q in adapter.eos_ids, (b, p, t, q)  # eos is masked by the hook
 
 
+def test_never_emits_vision_placeholders_and_replay_still_lines_up(adapter):
+    """Image/video placeholder tokens are input-only: even when a hook (or a random-init policy, as
+    seen in GRPO from the base model) puts all its mass on one, the decoder must not emit it, or the
+    replayed sequence would count one more visual token than it has features."""
+    from fourdthinker.latent.decode import _vision_placeholder_ids
+
+    ph = _vision_placeholder_ids(adapter.model)
+    assert ph, "the config names no image/video placeholder token"
+    batch = adapter.encode_prompts(VIDEOS[:2], TEXTS[:2])
+    no_eos = _no_eos(adapter)
+
+    def favour_placeholders(ids, scores):
+        scores = no_eos(ids, scores)
+        scores[:, ph] = 1e4
+        return scores
+
+    res = latent_generate(adapter, batch, max_new_tokens=6, logits_processor=favour_placeholders)
+    for r in res:
+        assert not set(r.token_ids) & set(ph), r.token_ids
+    rep = replay_forward(adapter, batch, res)  # raised "video features and tokens do not match" before
+    assert torch.isfinite(rep["logits"]).all()
+
+
 def test_batched_equals_one_by_one(adapter):
     batch = adapter.encode_prompts(VIDEOS, TEXTS)
     res = latent_generate(adapter, batch, max_new_tokens=14, logits_processor=_force_blocks(adapter, batch, steps=(1, 8)))

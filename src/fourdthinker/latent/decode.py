@@ -303,6 +303,16 @@ def _step(model: torch.nn.Module, embeds: torch.Tensor, mask: torch.Tensor, pos:
 # the decoder
 
 
+_VISION_TOKEN_ATTRS = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id",
+                       "image_token_index", "video_token_index")
+
+
+def _vision_placeholder_ids(model) -> list[int]:
+    """Token ids of the model's image/video placeholders (from its config; never hard-coded)."""
+    cfg = model.config
+    return sorted({v for a in _VISION_TOKEN_ATTRS if isinstance(v := getattr(cfg, a, None), int) and v >= 0})
+
+
 @torch.no_grad()
 def latent_generate(
     adapter: Any,
@@ -369,7 +379,10 @@ def latent_generate(
     h, cache, next_pos = _prefill(model, batch)  # [B, D], cache, [B]
     V = lm_head.out_features if hasattr(lm_head, "out_features") else lm_head.weight.shape[0]
     has_gt = _has_gt(tok, V).to(dev) if stop_strs else None
-    suppress = torch.tensor([lid.pad, lid.end], device=dev)
+    # latent pad/end only exist inside a block (the decoder places them); vision placeholders are
+    # input-only markers: a sampled one would make the replayed sequence (RL, probe) count one more
+    # image/video token than it has features (seen with a random-init policy in GRPO).
+    suppress = torch.tensor(sorted({lid.pad, lid.end, *_vision_placeholder_ids(model)}), device=dev)
 
     lat_k = torch.full((B,), -1, dtype=torch.long, device=dev)  # -1: text mode; k: k latent steps done in block
     n_blocks = torch.zeros(B, dtype=torch.long, device=dev)
