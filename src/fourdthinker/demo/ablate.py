@@ -15,14 +15,13 @@ live one level up (``ablate_out/{world,data}``), shared by the three ablations. 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fourdthinker.demo.config import DemoConfig
 from fourdthinker.demo.pipeline import Demo, slug
-from fourdthinker.demo.stages import Stage, pin_config, run_stages
+from fourdthinker.demo.stages import Stage, console_progress, pin_config, run_stages
 
 ABLATIONS = ("loss", "reward", "latent-size")
 LATENT_SIZES = (1, 2, 4, 8, 16)
@@ -152,18 +151,7 @@ def run_ablation(what: str, cfg: DemoConfig, out: str | Path, *, console=None, q
     pin_config(out, {"kind": f"ablate-{what}", "sizes": list(sizes), **cfg.to_dict()})
     demo = Demo(cfg, out, progress=progress, shared=out.parent)  # world + data shared by the ablations
     stages, _ = ablation_stages(what, demo, sizes)
-    t0 = time.perf_counter()
-    index = {s.name: i + 1 for i, s in enumerate(stages)}
-
-    def on_start(s: Stage) -> None:
-        console.rule(f"[bold]{index[s.name]}/{len(stages)} {s.title}[/bold]  [dim]({s.name})[/dim]")
-
-    def on_done(s: Stage, summary: dict, skipped: bool) -> None:
-        if skipped:
-            console.print(f"[dim]{index[s.name]}/{len(stages)} {s.name}: done earlier, skipped[/dim]")
-        else:
-            console.print(f"[green]✓[/green] {s.name} in {summary['elapsed_s']:.1f} s [dim](total {time.perf_counter() - t0:.0f} s)[/dim]")
-
+    on_start, on_done = console_progress(console, stages)
     res = run_stages(out, stages, on_start=on_start, on_done=on_done)
     rep = res["ablation-report"]
     console.print(Markdown(Path(rep["table"]).read_text(encoding="utf-8")))

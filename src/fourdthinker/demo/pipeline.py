@@ -19,13 +19,12 @@ Layout of ``out``: ``world/{train,bench}``, ``data/``, ``runs/<stage>/``, ``eval
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fourdthinker.demo.config import DemoConfig
-from fourdthinker.demo.stages import Stage, pin_config, run_stages
+from fourdthinker.demo.stages import Stage, console_progress, pin_config, run_stages
 
 __all__ = ["ROWS", "build_stages", "run_demo"]
 
@@ -232,18 +231,5 @@ def run_demo(cfg: DemoConfig, out: str | Path, *, progress: bool = True, console
     out.mkdir(parents=True, exist_ok=True)
     pin_config(out, {"kind": kind, **cfg.to_dict()})
     stages = stages if stages is not None else build_stages(cfg, out, progress=progress)
-    t0 = time.perf_counter()
-    n = len(stages)
-    index = {s.name: i + 1 for i, s in enumerate(stages)}
-
-    def on_start(s: Stage) -> None:
-        console.rule(f"[bold]{index[s.name]}/{n} {s.title}[/bold]  [dim]({s.name})[/dim]")
-
-    def on_done(s: Stage, summary: dict, skipped: bool) -> None:
-        if skipped:
-            console.print(f"[dim]{index[s.name]}/{n} {s.name}: done earlier ({summary.get('elapsed_s', '?')} s), skipped[/dim]")
-        else:
-            console.print(f"[green]✓[/green] {s.name} in {summary['elapsed_s']:.1f} s "
-                          f"[dim](total {time.perf_counter() - t0:.0f} s)[/dim]")
-
+    on_start, on_done = console_progress(console, stages)
     return run_stages(out, stages, on_start=on_start, on_done=on_done)

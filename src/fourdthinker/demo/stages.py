@@ -101,3 +101,23 @@ def run_stages(
         if on_done:
             on_done(stage, summary, False)
     return results
+
+
+def console_progress(console, stages: list[Stage]) -> tuple[Callable[[Stage], None], Callable[[Stage, dict, bool], None]]:
+    """``(on_start, on_done)`` callbacks for ``run_stages`` that print one header per stage and a
+    done/skipped line with its time (used by the demo and by the ablations)."""
+    t0 = time.perf_counter()
+    n = len(stages)
+    index = {s.name: i + 1 for i, s in enumerate(stages)}
+
+    def on_start(s: Stage) -> None:
+        console.rule(f"[bold]{index[s.name]}/{n} {s.title}[/bold]  [dim]({s.name})[/dim]")
+
+    def on_done(s: Stage, summary: dict, skipped: bool) -> None:
+        if skipped:
+            console.print(f"[dim]{index[s.name]}/{n} {s.name}: done earlier ({summary.get('elapsed_s', '?')} s), skipped[/dim]")
+        else:
+            console.print(f"[green]✓[/green] {s.name} in {summary['elapsed_s']:.1f} s "
+                          f"[dim](total {time.perf_counter() - t0:.0f} s)[/dim]")
+
+    return on_start, on_done
