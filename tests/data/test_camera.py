@@ -95,3 +95,17 @@ def test_frames_estimation_pan_vs_shift():
     m = cam.estimate_step_motion(a, b, K)
     assert cam.classify_frame_motion(m) == "Pan Right", m
     assert m["yaw"] == pytest.approx(2.0, abs=0.4)
+
+
+@pytest.mark.parametrize("label", CAMERA_MOTIONS)
+def test_spatialvid_motion_equals_relative_motion_on_one_axis(label):
+    """SpatialVID's Euler angles (negated into our signs) agree with relative_motion for every pure
+    motion, so one threshold rule (spatialvid_step_commands) serves both; world re-exports it."""
+    from fourdthinker.world import camera as world_camera
+
+    p = _poses(label, n=2, amount=0.05)
+    a, b = cam.spatialvid_motion(p[0], p[1]), cam.relative_motion(p[0], p[1])
+    assert a == pytest.approx(b, abs=1e-9)
+    assert cam.spatialvid_step_commands(a, 0.02, 0.5) == [cam.CAMERA_TO_SPATIALVID[label]]
+    assert world_camera.spatialvid_instructions is cam.spatialvid_instructions
+    assert cam.spatialvid_instructions(_poses(label, n=5, amount=0.05), interval=2) == [[label]] * 2

@@ -67,3 +67,56 @@ def test_eval_latents_option_reaches_the_runner():
     assert r.settings()["latents"] == "zero"  # part of the resume key: other latents never reuse predictions
     with pytest.raises(ValueError, match="bogus"):
         make_runner("latent:qwen2.5-vl-tiny", latents="bogus")
+
+
+def test_latent_runner_stores_latent_health_in_summary(adapter, world_root, tmp_path):
+    """summary.json["latent_health"] = decode_health over every fed-back vector of the run (sums kept
+    by the runner), merged with the earlier part on resume. The untrained tiny model is biased (a
+    forward hook on its LM head) to open imagery blocks, so latent steps are actually fed."""
+    import json
+
+    from fourdthinker.latent.decode import latent_ids
+    from fourdthinker.latent.health import mean_norm
+
+    lr = load_benchmark("synthetic", world_root)
+    start = latent_ids(adapter).start
+
+    def open_imagery(_mod, _inp, out):
+        out = out.clone()
+        out[..., start] += 1e4
+        return out
+
+    hook = adapter.model.get_output_embeddings().register_forward_hook(open_imagery)
+    try:
+        r = LatentModelRunner("tiny", adapter=adapter, max_new_tokens=7, max_frames=2, batch_size=2)
+        res = evaluate(r, lr.items[:2], tmp_path, root=lr.root, progress=False)
+        h = json.loads((tmp_path / "summary.json").read_text())["latent_health"]
+        assert h == res.latent_health
+        assert h["n_latent"] == sum(p.n_latent_steps for p in res.predictions.values()) > 0
+        assert h["latent_norm"] > 0 and h["embed_norm"] == pytest.approx(mean_norm(adapter.model.get_input_embeddings().weight))
+        assert h["latent_over_embed"] == pytest.approx(h["latent_norm"] / h["embed_norm"])
+        res2 = evaluate(r, lr.items[:3], tmp_path, root=lr.root, progress=False)  # resume: decodes 1 more item
+        h2 = json.loads((tmp_path / "summary.json").read_text())["latent_health"]
+        assert h2["n_latent"] == sum(p.n_latent_steps for p in res2.predictions.values()) > h["n_latent"]
+        assert h2["latent_over_embed"] == pytest.approx(h2["latent_norm"] / h2["embed_norm"])
+    finally:
+        hook.remove()
+
+
+def test_eval_prints_latent_health_line():
+    """The line `fourdthinker eval` prints per latent model (print_decode_health on a rich console)."""
+    from rich.console import Console
+
+    from fourdthinker.latent.health import print_decode_health
+
+    con = Console(record=True, width=200)
+    stats = {"n_latent": 10, "latent_norm": 12.0, "embed_norm": 0.5, "latent_over_embed": 24.0}
+    print_decode_health(con, stats, prefix="DIFT: ")
+    text = con.export_text()
+    assert "DIFT: latent health: 10 fed-back vectors, mean norm 12 vs token embeddings 0.5 (ratio 24)" in text
+    assert "warning: DIFT: fed-back latents are 24x the token-embedding norm, outside [1/4, 4]" in text
+    con = Console(record=True, width=200)
+    print_decode_health(con, stats | {"latent_norm": 1.0, "latent_over_embed": 2.0})
+    assert "(ratio 2)" in con.export_text() and "warning" not in con.export_text()
+    print_decode_health(con, {"n_latent": 0, "embed_norm": 0.5})  # no latent step: nothing printed
+    assert con.export_text().count("latent health") == 0

@@ -61,3 +61,29 @@ def test_bad_clips_are_skipped(tmp_path, make):
     assert reasons["clip_001"].startswith("missing video") and reasons["clip_002"].startswith("bad clip")
     with pytest.raises(BenchmarkFormatError, match="no clip folders"):
         build_synthetic_items(tmp_path)
+
+
+def test_object_task_is_label_balanced():
+    """The third 'same distance' clip in a row is asked about its direction instead: a majority
+    label cannot dominate a task (pure choice function, hand-made counts)."""
+    from fourdthinker.eval.synthetic import _balanced_task
+    from fourdthinker.labels import DIRECTIONS, SPEEDS
+
+    seen = {"direction": Counter(), "distance": Counter(), "speed": Counter()}
+    asked = []
+    for n in range(9):  # every clip: distance 'same', direction and speed all different
+        labels = {"direction": DIRECTIONS[n], "distance": "Maintaining Roughly the Same Distance",
+                  "speed": SPEEDS[n % len(SPEEDS)]}
+        task = _balanced_task(n, labels, seen)
+        seen[task][labels[task]] += 1
+        asked.append(task)
+    # distance (3 labels): 1st 'same' asked (0 <= 0/3+1), 2nd asked (1 <= 1/3+1), 3rd not (2 > 2/3+1): the
+    # next task in the cycle (speed) is asked instead
+    assert asked == ["direction", "distance", "speed", "direction", "distance", "speed", "direction", "speed", "speed"]
+    assert _balanced_task(7, {"direction": "Moving Up", "distance": "Moving Toward Camera", "speed": "Slowing Down"},
+                          seen) == "distance"  # a rare label is still asked
+    # all three over-represented: the least over-represented one
+    over = {"direction": Counter({"Moving Up": 5}), "distance": Counter({"Moving Toward Camera": 9}),
+            "speed": Counter({"Slowing Down": 3})}
+    assert _balanced_task(0, {"direction": "Moving Up", "distance": "Moving Toward Camera", "speed": "Slowing Down"},
+                          over) == "speed"

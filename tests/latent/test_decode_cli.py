@@ -149,3 +149,26 @@ def test_batch_mode_resumes_and_quarantines(app, files, tmp_path):
     res = _run(app, args)  # rerun: nothing new to answer
     assert res.exit_code == 0 and "2 already done" in res.output
     assert len(out.read_text().splitlines()) == 2
+
+
+def test_infer_json_reports_latent_health(app, files):
+    """--json carries decode_health of the fed-back vectors; with --latent-norm 5 each has norm 5."""
+    res = _run(app, ["--video", str(files / "clip.mp4"), "-q", "What is the camera movement?", *OPTS, "--json",
+                     "--max-new-tokens", "8", "--force-imagery", "1", "--latent-norm", "5"])
+    assert res.exit_code == 0, res.output
+    h = json.loads(res.stdout.strip().splitlines()[-1])["latent_health"]
+    assert h["n_latent"] == 4 and h["latent_norm"] == pytest.approx(5.0, rel=1e-4)
+    assert h["embed_norm"] > 0 and h["latent_over_embed"] == pytest.approx(h["latent_norm"] / h["embed_norm"])
+    assert "latent health: 4 fed-back vectors" in res.stderr  # the line goes to stderr, stdout stays JSON
+
+
+def test_infer_warns_when_latent_norms_diverge(app, files):
+    args = ["--video", str(files / "clip.mp4"), "-q", "What?", *OPTS, "--max-new-tokens", "7", "--force-imagery", "1"]
+    res = _run(app, [*args, "--latent-norm", "1e4"])  # fed vectors far larger than any token embedding
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.output.splitlines() if x.startswith("latent health:"))
+    assert "mean norm 1e+04" in line and "ratio" in line
+    assert "warning:" in res.output and "outside [1/4, 4]" in res.output
+    res = _run(app, [*args, "--latents", "zero"])  # a deliberate intervention: reported, not warned about
+    assert res.exit_code == 0, res.output
+    assert "mean norm 0 " in res.output and "(--latents zero)" in res.output and "warning:" not in res.output

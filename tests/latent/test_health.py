@@ -141,3 +141,38 @@ def test_dift_run_logs_health_and_plots(tmp_path):
     assert all(-1 <= r["heldout_cos"] <= 1 for r in rows if "heldout_cos" in r)
     assert res.health_png == out / "latent_health.png" and res.health_png.stat().st_size > 5000
     assert (out / "loss.png").exists()
+
+
+def test_decode_health_meter_sums_batches_like_one_concatenation():
+    from fourdthinker.latent.health import DecodeHealthMeter
+
+    a, b = torch.tensor([[3.0, 4.0]]), torch.tensor([[0.0, 1.0], [6.0, 8.0]])  # norms 5 | 1, 10 -> mean 16/3
+    m = DecodeHealthMeter()
+    m.add([a])
+    m.add([torch.zeros(0, 2), b])
+    s = m.stats(embed_norm=2.0)
+    assert s == {"n_latent": 3, "latent_norm": pytest.approx(16 / 3), "embed_norm": 2.0,
+                 "latent_over_embed": pytest.approx(8 / 3)}
+    assert s == pytest.approx(decode_health([torch.cat([a, b])], torch.tensor([[2.0, 0.0]])))
+    assert DecodeHealthMeter().stats(2.0) == {"n_latent": 0, "embed_norm": 2.0}
+
+
+def test_decode_health_report_line_and_warning_band():
+    from fourdthinker.latent.health import DEFAULT_FACTOR, decode_health_report
+
+    base = {"n_latent": 4, "embed_norm": 2.0}
+    line, warn = decode_health_report(base | {"latent_norm": 6.0, "latent_over_embed": 3.0})
+    assert line == "latent health: 4 fed-back vectors, mean norm 6 vs token embeddings 2 (ratio 3)" and warn is None
+    for r in (DEFAULT_FACTOR * 1.01, 1 / (DEFAULT_FACTOR * 1.01)):  # just outside [1/4, 4] on either side
+        _, warn = decode_health_report(base | {"latent_norm": 2.0 * r, "latent_over_embed": r})
+        assert warn is not None and "outside [1/4, 4]" in warn
+    assert decode_health_report(base | {"latent_norm": 20.0, "latent_over_embed": 10.0}, warn=False)[1] is None
+    assert decode_health_report(base | {"latent_norm": 20.0, "latent_over_embed": 10.0}, factor=20)[1] is None
+    assert decode_health_report({"n_latent": 0, "embed_norm": 2.0}) == (None, None)
+
+
+def test_mean_norm_chunked_equals_direct():
+    from fourdthinker.latent import health
+
+    x = torch.randn(health._CHUNK * 2 + 5, 3)
+    assert mean_norm(x) == pytest.approx(float(x.norm(dim=-1).mean()), rel=1e-6)

@@ -57,3 +57,39 @@ def test_deepspeed_and_accelerate_configs_parse(z):
     c = HfTrainerDeepSpeedConfig(str(CONFIGS / f"ds_zero{z}.json"))
     assert c.is_zero2() == (z == 2) and c.is_zero3() == (z == 3)
     del TrainingArguments
+
+
+def test_cli_health_flags_reach_the_config(tmp_path, monkeypatch):
+    """--health-heldout/--health-every/--health-factor land in DiftConfig (flags beat the YAML)."""
+    import fourdthinker.train.dift as dift_mod
+
+    seen = []
+
+    def capture(cfg):  # stands in for the (minutes-long) training run; the config is the real one
+        cfg.validate()
+        seen.append(cfg)
+        raise ValueError("captured")
+
+    monkeypatch.setattr(dift_mod, "train_dift", capture)
+    args = ["train", "dift", "--data", str(tmp_path), "--out", str(tmp_path / "o")]
+    r = CliRunner().invoke(app, [*args, "--health-heldout", "3", "--health-every", "5", "--health-factor", "2.5"])
+    assert r.exit_code == 2 and "captured" in r.output, r.output
+    assert (seen[-1].health_heldout, seen[-1].health_every, seen[-1].health_factor) == (3, 5, 2.5)
+    r = CliRunner().invoke(app, args)  # no flags: DiftConfig's defaults
+    d = DiftConfig()
+    assert (seen[-1].health_heldout, seen[-1].health_every, seen[-1].health_factor) == (
+        d.health_heldout, d.health_every, d.health_factor)
+    yml = tmp_path / "c.yaml"
+    yml.write_text("health_every: 7\nhealth_factor: 3.0\n")
+    r = CliRunner().invoke(app, [*args, "--config", str(yml), "--health-factor", "6"])
+    assert (seen[-1].health_every, seen[-1].health_factor) == (7, 6.0)  # YAML kept, flag overrides
+    assert len(seen) == 3
+
+
+@pytest.mark.parametrize(("flag", "value", "msg"), [("--health-factor", "1", "health_factor must be > 1"),
+                                                    ("--health-factor", "0.5", "health_factor must be > 1"),
+                                                    ("--health-heldout", "-1", "greater than or equal")])
+def test_cli_bad_health_flags(tmp_path, flag, value, msg):
+    r = CliRunner().invoke(app, ["train", "dift", "--data", str(tmp_path), flag, value])
+    assert r.exit_code == 2 and msg in r.output, r.output
+    assert "Traceback" not in r.output

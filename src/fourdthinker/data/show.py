@@ -32,6 +32,8 @@ def render_record(rec: dict, root: Path, out: str | Path, max_frames: int = 8) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from fourdthinker.plots import save_figure
+
     frames = rec.get("frames") or []
     if len(frames) > max_frames:
         idx = np.round(np.linspace(0, len(frames) - 1, max_frames)).astype(int)
@@ -62,8 +64,4 @@ def render_record(rec: dict, root: Path, out: str | Path, max_frames: int = 8) -
     body = f"[{rec['task']}] {rec['id']}\n\nQ: {rec['question']}\n{opts}\n\n" + "\n".join(wrapped)
     ax.text(0, 1, body, va="top", ha="left", family="monospace", fontsize=8, wrap=True)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=90)

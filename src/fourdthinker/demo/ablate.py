@@ -117,6 +117,8 @@ def _plot(nums: dict, rows: list[str], path: Path, what: str) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from fourdthinker.plots import save_figure
+
     acc = np.array([100 * nums[r]["accuracy"] for r in rows])
     lo = np.array([100 * nums[r]["ci"][0] for r in rows])
     hi = np.array([100 * nums[r]["ci"][1] for r in rows])
@@ -132,8 +134,7 @@ def _plot(nums: dict, rows: list[str], path: Path, what: str) -> None:
     ax.set_title({"latent-size": "Table 5 layout: latent size", "loss": "Table 4 layout: loss & reward components",
                   "reward": "Table 4 layout: reward components"}[what], fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def run_ablation(what: str, cfg: DemoConfig, out: str | Path, *, console=None, quick: bool = False,

@@ -54,6 +54,8 @@ def plot_table3(numbers: list[dict], path: Path, *, chance: float | None = 0.25,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from fourdthinker.plots import save_figure
+
     names = [r["strategy"] for r in numbers]
     acc = np.array([100 * r["accuracy"] for r in numbers])
     lo = np.array([100 * r["ci_lo"] for r in numbers])
@@ -72,10 +74,7 @@ def plot_table3(numbers: list[dict], path: Path, *, chance: float | None = 0.25,
     ax.set_xlim(0, max(100, float(np.nanmax(hi)) + 10) if len(hi) else 100)
     ax.set_title(title or "Table 3 layout: training strategies (tiny model, CPU)", fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -91,6 +90,8 @@ def plot_training(runs: Path, path: Path) -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from fourdthinker.plots import save_figure
 
     sft = {"Raw QA SFT": "sft-raw-qa", "CoT SFT": "sft-cot", "DIFT": "dift"}
     rl = {"GRPO": "rl-grpo", "CoT SFT + GRPO": "rl-cot-grpo", "DIFT + 4DRL": "rl-4drl"}
@@ -131,9 +132,7 @@ def plot_training(runs: Path, path: Path) -> Path | None:
         if a2.lines:
             a2.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def write_demo_report(demo: Any, results: Mapping[str, Any], *, title: str = "fourdthinker demo") -> dict:

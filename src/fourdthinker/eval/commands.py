@@ -62,7 +62,7 @@ def eval_cmd(
 ) -> None:
     """Evaluate models on DSR-Bench, Dyn-Bench, VLM4D or the synthetic benchmark.
 
-    Prints the paper-layout table (Table 1 for DSR-Bench, Table 2 for Dyn-Bench) with 95% bootstrap CIs and compares every model with the first (McNemar exact test). Writes OUT/BENCH/: table.md, table.csv, comparisons.json, report.html, and one folder per model (predictions.jsonl, summary.json). Rerun the same command to resume: finished items are skipped.
+    Prints the paper-layout table (Table 1 for DSR-Bench, Table 2 for Dyn-Bench) with 95% bootstrap CIs and compares every model with the first (McNemar exact test). Writes OUT/BENCH/: table.md, table.csv, comparisons.json, report.html, and one folder per model (predictions.jsonl, summary.json). Rerun the same command to resume: finished items are skipped. Latent models also get a 'latent health' line (mean norm of the fed-back latents vs the token embeddings; stored as latent_health in summary.json).
 
     Example: fourdthinker eval --model random --model qwen2.5-vl-tiny --bench synthetic --data data/world_test --out reports
     """
@@ -122,6 +122,10 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
                        seed=seed, skipped=lr.skipped, overwrite=overwrite, limit=limit)
         for w in res.warnings:
             console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        if res.latent_health and res.latent_health.get("n_latent"):
+            from fourdthinker.latent.health import print_decode_health
+
+            print_decode_health(console, res.latent_health, latents=latents, prefix=f"{runner.name}: ")
         if res.failed:
             console.print(f"[yellow]{runner.name}: {len(res.failed)} item(s) quarantined[/yellow] "
                           f"{res.summary()['failure_reasons']} -> {res.out_dir / 'quarantine.jsonl'}", highlight=False)

@@ -6,7 +6,9 @@ Files written under ``out_dir`` (one folder per model x benchmark):
 * ``predictions.jsonl``   one ``Prediction`` per item, appended and fsync'ed as it comes
                           (``predictions_seed{S}.jsonl`` per seed with ``samples > 1``)
 * ``quarantine.jsonl``    items that failed (missing video, runner error), with the reason; retried on rerun
-* ``summary.json``        accuracy, per-subtask accuracy, "Avg." with its 95% bootstrap CI, seed spread
+* ``summary.json``        accuracy, per-subtask accuracy, "Avg." with its 95% bootstrap CI, seed spread;
+                          for latent-decoder runners also ``latent_health`` (mean norm of the fed-back
+                          latent vectors vs the token embeddings, ``latent.health.decode_health``)
 
 A rerun skips every item already in the predictions file. A truncated last line (a killed run) is
 dropped with a warning and its item re-run; nothing already written is lost.
@@ -48,6 +50,7 @@ class EvalResult:
     failed: list[dict] = field(default_factory=list)  # quarantined at run time
     out_dir: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    latent_health: dict | None = None  # latent-decoder runners: decode_health over the run (None: not measured)
 
     @property
     def predictions(self) -> dict[str, Prediction]:
@@ -103,7 +106,7 @@ class EvalResult:
             "seeds": self.seeds, "seed_spread_avg": self.spread(),
             "skip_reasons": _count_reasons(self.skipped), "failure_reasons": _count_reasons(self.failed),
             "warnings": self.warnings,
-        }
+        } | ({"latent_health": self.latent_health} if self.latent_health is not None else {})
 
 
 def _count_reasons(rows: list[dict]) -> dict[str, int]:
@@ -199,12 +202,16 @@ def evaluate(runner: Runner, items: Sequence[BenchItem] | LoadResult, out_dir: s
             p.unlink()
         (out_dir / "quarantine.jsonl").unlink(missing_ok=True)
     _check_manifest(out_dir, manifest, overwrite)
+    previous_health = None if overwrite else _previous_latent_health(out_dir / "summary.json")
+    if hasattr(runner, "reset_latent_health"):
+        runner.reset_latent_health()
     (out_dir / "quarantine.jsonl").unlink(missing_ok=True)  # failures are retried; re-recorded if they fail again
 
     runs: list[dict[str, Prediction]] = []
     warnings: list[str] = []
     failed: dict[str, dict] = {}
     by_id = {it.id: it for it in items}
+    resumed = 0  # items already answered by an earlier (interrupted or finished) run of this folder
     for s in seeds:
         pred_path = out_dir / ("predictions.jsonl" if samples == 1 else f"predictions_seed{s}.jsonl")
         done, warn = read_predictions(pred_path)
@@ -212,6 +219,7 @@ def evaluate(runner: Runner, items: Sequence[BenchItem] | LoadResult, out_dir: s
             log.warning(w)
         warnings += warn
         todo = [it for it in items if it.id not in done]
+        resumed += len(items) - len(todo)
         desc = f"{name} · {bench}" + (f" · seed {s}" if samples > 1 else "")
         with _progress(progress) as bar:
             task = bar.add_task(desc, total=len(items), completed=len(items) - len(todo))
@@ -232,9 +240,21 @@ def evaluate(runner: Runner, items: Sequence[BenchItem] | LoadResult, out_dir: s
                     done[it.id] = pred
                     bar.advance(task)
         runs.append({i: p for i, p in done.items() if i in by_id})
-    result = EvalResult(name, bench, by_id, runs, seeds, list(skipped), list(failed.values()), out_dir, warnings)
+    health = runner.latent_health(previous_health if resumed else None) if hasattr(runner, "latent_health") else None
+    result = EvalResult(name, bench, by_id, runs, seeds, list(skipped), list(failed.values()), out_dir, warnings,
+                        latent_health=health)
     atomic_write_json(out_dir / "summary.json", result.summary())
     return result
+
+
+def _previous_latent_health(path: Path) -> dict | None:
+    """The ``latent_health`` a finished earlier part of this run stored (merged on resume)."""
+    try:
+        old = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        return None
+    h = old.get("latent_health") if isinstance(old, dict) else None
+    return h if isinstance(h, dict) else None
 
 
 def _run_batch(runner: Runner, batch: list[BenchItem], root: Path, seed: int, do_sample: bool):

@@ -58,6 +58,8 @@ def plot_subtask_bars(results: Mapping[str, object], columns: list[str], path: P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from fourdthinker.plots import save_figure
+
     names = list(results)
     cols = [*columns, "Avg."]
     x = np.arange(len(cols))
@@ -79,10 +81,7 @@ def plot_subtask_bars(results: Mapping[str, object], columns: list[str], path: P
     ax.legend(fontsize=8, ncol=min(4, len(names) + 1), loc="upper left", frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_confusion(result, path: Path) -> Path:
@@ -91,6 +90,8 @@ def plot_confusion(result, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from fourdthinker.plots import save_figure
 
     preds = result.predictions
     ids = [i for i in preds if i in result.items]
@@ -107,10 +108,7 @@ def plot_confusion(result, path: Path) -> Path:
         ax.text(j, i, str(v), ha="center", va="center", fontsize=9, color="white" if top and v > top / 2 else "black")
     ax.set_title(result.name, fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def frames_strip(frames: list[np.ndarray], height: int = 96) -> bytes:

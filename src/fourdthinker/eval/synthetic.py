@@ -2,7 +2,10 @@
 
 Each clip gives one camera-motion question (one of its segments, seeded) and one object-motion
 question (direction, distance or speed, cycling over clips), so camera and object tasks are
-balanced 1:1. Options come from the data pipeline's MCQ builder (``fourdthinker.data.mcq``:
+balanced 1:1. The object task is label-balanced: a clip whose label is already over-represented
+in the cycled task (more than ``n / n_labels + 1`` of that task's ``n`` questions so far) is asked
+the next task instead. Without it most distance questions would be "Maintaining Roughly the Same
+Distance" (most objects move sideways), and a model that always says so would score ~80% there. Options come from the data pipeline's MCQ builder (``fourdthinker.data.mcq``:
 opposite and related distractors first) and the answer position cycles through A-D within each
 task from a per-seed offset, so answer letters are balanced by construction.
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections import Counter
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -22,6 +26,7 @@ from pydantic import ValidationError
 from fourdthinker.data.mcq import build_mcq, clip_offset
 from fourdthinker.data.records import BenchItem
 from fourdthinker.eval.loaders import BenchmarkFormatError, LoadResult, load_jsonl_bench
+from fourdthinker.labels import LABELS_BY_TASK
 from fourdthinker.world.truth import ClipMeta, ClipTruth
 
 OBJECT_TASKS = ("direction", "distance", "speed")
@@ -52,6 +57,7 @@ def build_synthetic_items(world_dir: str | os.PathLike, *, seed: int = 0, check_
     skipped: list[dict] = []
     counters = {t: clip_offset("synthetic-bench", seed) for t in SUBTASKS}  # answer slot cycles per task
     n_obj = 0
+    seen: dict[str, Counter] = {t: Counter() for t in OBJECT_TASKS}  # object-task label counts so far
     for d in clips:
         cid = d.name
         try:
@@ -72,10 +78,12 @@ def build_synthetic_items(world_dir: str | os.PathLike, *, seed: int = 0, check_
             questions.append(("camera", seg.label, QUESTIONS["camera"].format(ts=seg.start_s, te=seg.end_s),
                               f"{cid}/camera/{si}"))
         om = truth.object_motion
-        task = OBJECT_TASKS[n_obj % len(OBJECT_TASKS)]
+        labels = {"direction": om.direction, "distance": om.distance, "speed": om.speed}
+        task = _balanced_task(n_obj, labels, seen)
         n_obj += 1
+        seen[task][labels[task]] += 1
         ts, te = om.active_start_frame / meta.fps, om.active_end_frame / meta.fps
-        label = {"direction": om.direction, "distance": om.distance, "speed": om.speed}[task]
+        label = labels[task]
         questions.append((task, label, QUESTIONS[task].format(ts=ts, te=te, obj=obj), f"{cid}/{task}"))
         for task, label, q, iid in questions:
             options, answer = build_mcq(label, task, position=counters[task], rng=rng)
@@ -83,6 +91,18 @@ def build_synthetic_items(world_dir: str | os.PathLike, *, seed: int = 0, check_
             items.append(BenchItem(id=iid, video=f"{cid}/video.mp4", question=q, options=options, answer=answer,
                                    subtask=task, bench="synthetic", meta={"label": label, "clip": cid}))
     return items, skipped
+
+
+def _balanced_task(n_obj: int, labels: dict[str, str], seen: dict[str, Counter]) -> str:
+    """The object task to ask: the cycled one (``n_obj`` mod 3) unless this clip's label is
+    over-represented in it (count > total / n_labels + 1), then the next task in the cycle that is
+    not; when all are, the least over-represented one (first in cycle order on ties)."""
+    order = [OBJECT_TASKS[(n_obj + k) % len(OBJECT_TASKS)] for k in range(len(OBJECT_TASKS))]
+
+    def excess(task: str) -> float:
+        return seen[task][labels[task]] - (sum(seen[task].values()) / len(LABELS_BY_TASK[task]) + 1)
+
+    return next((t for t in order if excess(t) <= 0), min(order, key=excess))
 
 
 def load_synthetic_bench(data: str | os.PathLike, *, check_media: bool = True, seed: int = 0) -> LoadResult:

@@ -204,7 +204,7 @@ def infer(
 ) -> None:
     """Answer a question about a video, thinking with latent imagery (SPEC Eq. 10).
 
-    After the model writes <|latent_start|>, its own last hidden state is fed back as the next input for exactly K steps (shown as <imagery:K>), then text resumes; the answer letter is parsed from <answer>...</answer>. Use --latents to test whether the imagery matters, and --explain to see which overlay images the imagined latents are closest to.
+    After the model writes <|latent_start|>, its own last hidden state is fed back as the next input for exactly K steps (shown as <imagery:K>), then text resumes; the answer letter is parsed from <answer>...</answer>. Use --latents to test whether the imagery matters, and --explain to see which overlay images the imagined latents are closest to. When latent steps were fed, a 'latent health' line compares their mean norm with the token embeddings' (warning when the ratio leaves [1/4, 4]; in --json output: the latent_health field).
 
     Example: fourdthinker infer --model runs/dift --video clip.mp4 -q "What is the camera movement from 0s to 4s?" -o "Pan Left|Pan Right|Tilt Up|Tilt Down"
     """
@@ -286,16 +286,21 @@ def infer(
         hook = ForceTokens(enc["input_ids"].shape[1], {int(s): adapter.latent_start_id for s in force_imagery})
     with console.status("thinking ..."):
         (res,) = latent_generate(adapter, enc, generator=gen, options=[opts] if opts else None, logits_processor=hook, **gen_kw)
+    from fourdthinker.latent.health import decode_health, print_decode_health
+
+    health = decode_health([res], adapter.model.get_input_embeddings().weight)
     info = {"model": model, "video": str(video), "question": question, "options": opts, "latents": latents,
-            "latent_size": K, "latent_norm": norm, **res.to_json()}
+            "latent_size": K, "latent_norm": norm, **res.to_json(), "latent_health": health}
     if explain is not None and bank_obj is not None:
         from fourdthinker.latent.explain import explain as do_explain
 
         info["explain"] = do_explain(res, bank_obj, K, explain, question=question, top=top)
     if json_out:
+        print_decode_health(console, health, latents=latents)  # stderr: stdout stays one JSON line
         sys.stdout.write(json.dumps(info) + "\n")
         return
     _render(console, question, opts, res, model)
+    print_decode_health(console, health, latents=latents)
     if "explain" in info:
         console.print(f"what the model imagined: [bold]{info['explain']['png']}[/] and {info['explain']['html']}", soft_wrap=True)
 
@@ -344,8 +349,11 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
         except InputError as e:
             n_bad += 1
             append_jsonl(quarantine, {"id": rid, "line": i + 1, "reason": f"{batch_file}:{i + 1}: {e}"})
+    from fourdthinker.latent.health import DecodeHealthMeter, mean_norm, print_decode_health
+
     gen = torch.Generator(device=adapter.device).manual_seed(seed)
     n_ok = 0
+    meter = DecodeHealthMeter()  # latent health over the whole batch file (sums only)
     cols = [TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*cols, console=console, transient=json_out) as prog:
         task = prog.add_task("answering", total=len(todo))
@@ -377,6 +385,7 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
                     append_jsonl(quarantine, {"id": item[0], "reason": f"decode failed: {str(e).splitlines()[0]}"})
                 prog.advance(task, len(chunk))
                 continue
+            meter.add(res)
             for (rid, _vpath, _q, _o, ans), r in zip(chunk, res, strict=True):
                 row = {"id": rid, "raw_output": r.text, "parsed_answer": r.answer,
                        "correct": bool(ans is not None and r.answer == ans), "latency_s": round(r.latency_s, 4),
@@ -389,3 +398,7 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
             prog.advance(task, len(chunk))
     msg = f"{n_ok} answered -> {out}; {len(done)} already done; {n_bad} quarantined"
     console.print(msg + (f" -> {quarantine}" if n_bad else ""), soft_wrap=True, highlight=False)
+    if meter.n_latent:
+        with torch.no_grad():
+            emb = mean_norm(adapter.model.get_input_embeddings().weight)
+        print_decode_health(console, meter.stats(emb), latents=gen_kw["latents"])

@@ -39,16 +39,22 @@ import torch
 from transformers import TrainerCallback
 
 __all__ = [
+    "DEFAULT_FACTOR",
     "RATIO_KEYS",
+    "DecodeHealthMeter",
     "HealthCallback",
     "check_divergence",
     "decode_health",
+    "decode_health_report",
+    "print_decode_health",
     "latent_health",
     "mean_norm",
     "plot_health",
 ]
 
 RATIO_KEYS = ("pred_over_target", "pred_over_embed", "target_over_embed", "latent_over_embed")
+_CHUNK = 16384  # rows per chunk in mean_norm
+DEFAULT_FACTOR = 4.0  # warn outside [1/4, 4]: a judgement call (module docstring), shared by train/infer/eval
 
 
 def mean_norm(x: torch.Tensor) -> float:
@@ -59,7 +65,12 @@ def mean_norm(x: torch.Tensor) -> float:
     """
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"mean_norm: expected a non-empty [N, D] tensor, got shape {tuple(x.shape)}")
-    return float(x.detach().float().norm(dim=-1).mean())
+    x = x.detach()
+    if x.shape[0] <= _CHUNK:
+        return float(x.float().norm(dim=-1).mean())
+    # a 7B model's embedding matrix in fp32 would be a ~2 GB temporary: sum the norms in row chunks
+    total = sum(float(x[i:i + _CHUNK].float().norm(dim=-1).sum()) for i in range(0, x.shape[0], _CHUNK))
+    return total / x.shape[0]
 
 
 def _ratio(a: float, b: float) -> float:
@@ -90,7 +101,7 @@ def latent_health(pred_hidden: torch.Tensor, targets: torch.Tensor | None,
     return out
 
 
-def check_divergence(stats: dict[str, Any], factor: float = 4.0) -> str | None:
+def check_divergence(stats: dict[str, Any], factor: float = DEFAULT_FACTOR) -> str | None:
     """A one-line warning if any norm ratio in ``stats`` (keys :data:`RATIO_KEYS`, optionally with a
     ``heldout_`` prefix) is > ``factor`` or < 1/``factor``; None when all are inside (or absent).
 
@@ -113,6 +124,33 @@ def check_divergence(stats: dict[str, Any], factor: float = 4.0) -> str | None:
     return f"latent norms diverge (factor {factor:g}): {', '.join(bad)} (mean ||h_{{t-1}}|| vs ||z_t|| / ||e||)"
 
 
+class DecodeHealthMeter:
+    """Running totals behind :func:`decode_health`, for runs over many batches (``eval``, batch
+    ``infer``): the sum and count of fed-vector norms, never the vectors themselves.
+
+    ``add(results)`` takes ``DecodeResult`` objects (their ``.latent_inputs [n_i, D]``) or tensors;
+    ``stats(embed_norm)`` gives :func:`decode_health`'s dict. ``latent_norm = norm_sum / n_latent``
+    is the mean over every fed vector of every batch, exactly as if they had been concatenated."""
+
+    def __init__(self, norm_sum: float = 0.0, n_latent: int = 0):
+        self.norm_sum, self.n_latent = float(norm_sum), int(n_latent)
+
+    def add(self, latent_inputs: Iterable[torch.Tensor] | Any) -> None:
+        for r in latent_inputs:
+            v = getattr(r, "latent_inputs", r)
+            if v is None or v.ndim != 2 or not v.shape[0]:
+                continue
+            self.norm_sum += float(v.detach().float().norm(dim=-1).sum())
+            self.n_latent += int(v.shape[0])
+
+    def stats(self, embed_norm: float) -> dict[str, float]:
+        if not self.n_latent:
+            return {"n_latent": 0, "embed_norm": embed_norm}
+        lat = self.norm_sum / self.n_latent
+        return {"n_latent": self.n_latent, "latent_norm": lat, "embed_norm": embed_norm,
+                "latent_over_embed": _ratio(lat, embed_norm)}
+
+
 def decode_health(latent_inputs: Iterable[torch.Tensor] | Any, token_embeddings: torch.Tensor) -> dict[str, float]:
     """Norm stats of the vectors the latent decoder fed back, for ``infer``/``eval`` reports.
 
@@ -120,15 +158,52 @@ def decode_health(latent_inputs: Iterable[torch.Tensor] | Any, token_embeddings:
     ``token_embeddings [V, D]``: e.g. ``model.get_input_embeddings().weight``.
     Returns latent_norm = mean ||e_t|| over all fed latent vectors, embed_norm, latent_over_embed,
     n_latent; with no latent step at all, only ``{"n_latent": 0, "embed_norm": ...}``."""
-    vecs = [getattr(r, "latent_inputs", r) for r in latent_inputs]
-    vecs = [v.detach().float().cpu() for v in vecs if v is not None and v.ndim == 2 and v.shape[0]]
-    emb = mean_norm(token_embeddings)
-    if not vecs:
-        return {"n_latent": 0, "embed_norm": emb}
-    allv = torch.cat(vecs)  # [N, D]
-    lat = mean_norm(allv)
-    return {"n_latent": int(allv.shape[0]), "latent_norm": lat, "embed_norm": emb,
-            "latent_over_embed": _ratio(lat, emb)}
+    meter = DecodeHealthMeter()
+    meter.add(latent_inputs)
+    return meter.stats(mean_norm(token_embeddings))
+
+
+def decode_health_report(stats: dict[str, Any], factor: float = DEFAULT_FACTOR, *,
+                         warn: bool = True) -> tuple[str | None, str | None]:
+    """``(line, warning)`` to print after decoding, from :func:`decode_health`'s dict.
+
+    ``line`` (None when no latent step was fed): fed-vector count, mean fed-back norm, mean
+    token-embedding norm and their ratio. ``warning`` (None unless ``warn``): set when the ratio
+    leaves ``[1/factor, factor]`` (:func:`check_divergence`): the decoder then feeds inputs of a
+    scale the first layer never saw as token embeddings. Plain text, no rich markup.
+
+    >>> decode_health_report({"n_latent": 8, "latent_norm": 20.0, "embed_norm": 2.0, "latent_over_embed": 10.0})[0]
+    'latent health: 8 fed-back vectors, mean norm 20 vs token embeddings 2 (ratio 10)'
+    """
+    if not stats.get("n_latent"):
+        return None, None
+    r = float(stats["latent_over_embed"])
+    line = (f"latent health: {stats['n_latent']} fed-back vectors, mean norm {stats['latent_norm']:.3g} "
+            f"vs token embeddings {stats['embed_norm']:.3g} (ratio {r:.3g})")
+    warning = None
+    if warn and check_divergence({"latent_over_embed": r}, factor) is not None:
+        warning = (f"fed-back latents are {r:.3g}x the token-embedding norm, outside [1/{factor:g}, {factor:g}]: "
+                   f"the model reads out-of-scale inputs in its imagery blocks (--latent-norm rescales them)")
+    return line, warning
+
+
+def print_decode_health(console, stats: dict[str, Any], *, latents: str = "normal", factor: float = DEFAULT_FACTOR,
+                        prefix: str = "") -> None:
+    """Print :func:`decode_health_report` on a rich ``console``: the line (plain), then the warning
+    in yellow. Nothing when no latent step was fed. Only the model's own states (``latents``
+    normal/shuffle) are warned about: zero/noise/pad replace them on purpose, so their line just
+    names the intervention."""
+    from rich.markup import escape
+
+    own = latents in ("normal", "shuffle")
+    line, warning = decode_health_report(stats, factor, warn=own)
+    if line is None:
+        return
+    if not own:
+        line += f" (--latents {latents})"
+    console.print(prefix + line, markup=False, highlight=False, soft_wrap=True)
+    if warning:
+        console.print(f"[yellow]warning:[/yellow] {escape(prefix + warning)}", highlight=False, soft_wrap=True)
 
 
 def plot_health(rows: Sequence[dict], path: str | os.PathLike, factor: float | None = None,
@@ -142,6 +217,8 @@ def plot_health(rows: Sequence[dict], path: str | os.PathLike, factor: float | N
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from fourdthinker.plots import save_figure
 
     def series(k):
         pts = [(r["step"], r[k]) for r in rows if r.get(k) is not None]
@@ -178,11 +255,7 @@ def plot_health(rows: Sequence[dict], path: str | os.PathLike, factor: float | N
             ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 class HealthCallback(TrainerCallback):
@@ -194,7 +267,8 @@ class HealthCallback(TrainerCallback):
     ``dift_forward``); ``heldout`` is a collated batch or None. Warns once per run (``warnings``
     and rich) on the first divergent step; every message is kept in ``messages``."""
 
-    def __init__(self, forward, heldout: dict | None, *, every: int = 10, factor: float = 4.0, progress: bool = True):
+    def __init__(self, forward, heldout: dict | None, *, every: int = 10, factor: float = DEFAULT_FACTOR,
+                 progress: bool = True):
         self.forward, self.heldout, self.every, self.factor, self.progress = forward, heldout, every, factor, progress
         self.trainer = None
         self.messages: list[tuple[int, str]] = []

@@ -138,6 +138,12 @@ class DiftConfig:
             raise ValueError("--no-ce and --no-sim together leave no loss")
         if self.mode != "dift" and not self.use_ce:
             raise ValueError(f"mode {self.mode} has no latents: --no-ce would leave no loss")
+        if self.health_heldout < 0:
+            raise ValueError(f"health_heldout must be >= 0 (0 = off), got {self.health_heldout}")
+        if self.health_every < 0:
+            raise ValueError(f"health_every must be >= 0 (steps between held-out checks; 0 = none), got {self.health_every}")
+        if not self.health_factor > 1:
+            raise ValueError(f"health_factor must be > 1 (warn outside [1/f, f]), got {self.health_factor}")
 
 
 @dataclass

@@ -17,7 +17,7 @@ Examples:
   accelerate launch --config_file configs/accelerate_zero2.yaml -m fourdthinker.cli train dift \\
       --data data/dift --model Qwen/Qwen2.5-VL-7B-Instruct --out runs/dift7b --deepspeed configs/ds_zero2.json
 
-Writes to --out: the final model (safetensors, loadable with AutoModelForImageTextToText / AutoProcessor), checkpoint-N/ (resume points), log.jsonl (loss, ce, sim per step), loss.png, quarantine.jsonl (skipped records and why), dift_config.json.
+Writes to --out: the final model (safetensors, loadable with AutoModelForImageTextToText / AutoProcessor), checkpoint-N/ (resume points), log.jsonl (loss, ce, sim and latent-health norms per step), loss.png, latent_health.png, quarantine.jsonl (skipped records and why), dift_config.json.
 """
 
 
@@ -45,6 +45,9 @@ def dift(
     deepspeed: str = typer.Option(None, "--deepspeed", help="DeepSpeed JSON, e.g. configs/ds_zero2.json."),
     seed: int = typer.Option(None, "--seed", help="Seed for init, data order and sampling."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out (same step, optimizer, data order)."),
+    health_heldout: int = typer.Option(None, "--health-heldout", min=0, help="Latent health: records kept out of training to measure the held-out latent cosine (default 2; used only when the data has more than 4x as many). More = a steadier generalisation check, fewer training records; 0 = off."),
+    health_every: int = typer.Option(None, "--health-every", min=0, help="Latent health: held-out check every N optimizer steps (default 10; 0 = none). Each check is one extra no-grad forward of the held-out batch: smaller N = finer curve in latent_health.png, slower training."),
+    health_factor: float = typer.Option(None, "--health-factor", help="Latent health: warn when a latent norm ratio (fed-back h vs target z vs token embeddings) leaves [1/f, f] (default 4, must be > 1). Smaller = earlier but noisier warnings; larger = only gross divergence."),
 ) -> None:
     """Dynamic-imagery fine-tuning (SPEC §3): teach a VLM to think with latent visual tokens.
 
@@ -55,7 +58,8 @@ def dift(
     overrides = dict(data=data, model=model, out=out, mode=mode, latent_size=latent_size, l_ce=l_ce, l_sim=l_sim,
                      max_steps=max_steps, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
                      grad_checkpointing=grad_checkpointing, lora=lora, dtype=dtype, save_steps=save_steps,
-                     deepspeed=deepspeed, seed=seed)
+                     deepspeed=deepspeed, seed=seed, health_heldout=health_heldout, health_every=health_every,
+                     health_factor=health_factor)
     if no_sim:
         overrides["use_sim"] = False
     if no_ce:

@@ -372,6 +372,8 @@ def plot_reward_curve(metrics: Sequence[dict], path: Path, title: str = "4DRL") 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from fourdthinker.plots import save_figure
+
     steps = [m["step"] for m in metrics]
     r = [m["reward_mean"] for m in metrics]
     sd = [m["reward_std"] for m in metrics]
@@ -405,10 +407,7 @@ def plot_reward_curve(metrics: Sequence[dict], path: Path, title: str = "4DRL") 
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="best")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,

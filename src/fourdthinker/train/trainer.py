@@ -202,6 +202,8 @@ def plot_losses(rows: list[dict], path: str | os.PathLike, keys: tuple[str, ...]
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from fourdthinker.plots import save_figure
+
     present = [k for k in keys if any(k in r for r in rows)]
     fig, axes = plt.subplots(1, len(present), figsize=(4 * len(present), 3.2), squeeze=False)
     for ax, k in zip(axes[0], present, strict=False):
@@ -213,11 +215,7 @@ def plot_losses(rows: list[dict], path: str | os.PathLike, keys: tuple[str, ...]
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -27,8 +27,9 @@ Conventions (all exact, all tested):
   (https://github.com/NJU-3DV/SpatialVID): with w2c poses, ``delta_rot = R_{t+1} R_t^-1``,
   ``local = R_t (c_{t+1} - c_t)``, euler ``'yxz'`` -> (yaw, pitch, roll); dz > th -> Dolly In,
   dx > th -> Truck Right, dy > th -> Pedestal Down, yaw > th -> Pan Left, pitch > th -> Tilt Down,
-  roll > th -> Roll CCW. ``spatialvid_instructions`` re-implements that rule on our poses and the
-  tests check it recovers every segment's label.
+  roll > th -> Roll CCW. ``spatialvid_instructions`` (implemented once, in
+  ``fourdthinker.data.camera``, and re-exported here) applies that rule to our poses and the tests
+  check it recovers every segment's label.
 """
 
 from __future__ import annotations
@@ -37,7 +38,12 @@ import math
 
 import numpy as np
 
-from fourdthinker.labels import SPATIALVID_TO_CAMERA
+from fourdthinker.data.camera import spatialvid_instructions
+
+__all__ = [
+    "MOTIONS", "WORLD_UP", "apply_motion", "intrinsics", "look_rotation", "make_c2w", "project", "rot_axis",
+    "spatialvid_instructions",
+]
 
 WORLD_UP = np.array([0.0, 1.0, 0.0])
 
@@ -109,72 +115,3 @@ def project(points_w: np.ndarray, c2w: np.ndarray, K: np.ndarray) -> tuple[np.nd
         u = K[0, 0] * pc[:, 0] / z + K[0, 2]
         v = K[1, 1] * pc[:, 1] / z + K[1, 2]
     return np.stack([u, v], axis=1), z
-
-
-def _ema_filter(pos: np.ndarray, quat: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    fp, fq = pos.copy(), quat.copy()
-    for i in range(1, len(pos)):
-        fp[i] = alpha * pos[i] + (1 - alpha) * fp[i - 1]
-        q = quat[i] if np.dot(fq[i - 1], quat[i]) >= 0 else -quat[i]
-        qi = (1 - alpha) * fq[i - 1] + alpha * q
-        fq[i] = qi / np.linalg.norm(qi)
-    return fp, fq
-
-
-def spatialvid_instructions(
-    c2w: np.ndarray,
-    interval: int = 2,
-    translation_thresh: float = 0.02,
-    rotation_thresh_deg: float = 0.5,
-    alpha: float | None = None,
-) -> list[list[str]]:
-    """SpatialVID's per-step camera-motion rule (``poses_to_multi_instructions``), on c2w poses [N, 4, 4].
-
-    Poses are subsampled every ``interval`` frames (and EMA-filtered if ``alpha``, as SpatialVID
-    does with 0.1); for each consecutive pair (t, t+1), with w2c rotations R:
-    ``delta = R_{t+1} R_t^-1``, ``(yaw, pitch, roll) = euler_yxz(delta)``,
-    ``(dx, dy, dz) = R_t (c_{t+1} - c_t)``; thresholds as in SpatialVID (0.02, 0.5 deg). Returns one
-    list of **our** labels per step (``labels.SPATIALVID_TO_CAMERA``), ``["Stay"]`` when none fires.
-    """
-    from scipy.spatial.transform import Rotation
-
-    c2w = np.asarray(c2w, dtype=np.float64)[::interval]
-    Rw2c = np.transpose(c2w[:, :3, :3], (0, 2, 1))
-    centres = c2w[:, :3, 3]
-    if alpha is not None:
-        quat = Rotation.from_matrix(Rw2c).as_quat()
-        centres, quat = _ema_filter(centres, quat, alpha)
-        Rw2c = Rotation.from_quat(quat).as_matrix()
-    th_r = math.radians(rotation_thresh_deg)
-    out: list[list[str]] = []
-    for t in range(len(c2w) - 1):
-        delta = Rotation.from_matrix(Rw2c[t + 1] @ Rw2c[t].T)
-        yaw, pitch, roll = delta.as_euler("yxz")
-        dx, dy, dz = Rw2c[t] @ (centres[t + 1] - centres[t])
-        cmds = []
-        if dz < -translation_thresh:
-            cmds.append("Dolly Out")
-        elif dz > translation_thresh:
-            cmds.append("Dolly In")
-        if dx > translation_thresh:
-            cmds.append("Truck Right")
-        elif dx < -translation_thresh:
-            cmds.append("Truck Left")
-        if dy > translation_thresh:
-            cmds.append("Pedestal Down")
-        elif dy < -translation_thresh:
-            cmds.append("Pedestal Up")
-        if yaw > th_r:
-            cmds.append("Pan Left")
-        elif yaw < -th_r:
-            cmds.append("Pan Right")
-        if pitch > th_r:
-            cmds.append("Tilt Down")
-        elif pitch < -th_r:
-            cmds.append("Tilt Up")
-        if roll > th_r:
-            cmds.append("Roll CCW")
-        elif roll < -th_r:
-            cmds.append("Roll CW")
-        out.append([SPATIALVID_TO_CAMERA[c] for c in cmds] or ["Stay"])
-    return out

@@ -81,6 +81,8 @@ class LatentModelRunner(_LocalRunner):
         self.latent_size = latent_size
         self.latents = check_intervention(latents)  # issue 9: what is fed at latent positions
         self.latent_norm = latent_norm
+        self._health = None  # DecodeHealthMeter of the fed-back latents (sums only), from the first decode
+        self._embed_norm: float | None = None
         if self._adapter is not None:
             self._check(self._adapter)
 
@@ -105,8 +107,36 @@ class LatentModelRunner(_LocalRunner):
             res = latent_generate(self.adapter, batch, latent_size=self.latent_size, max_new_tokens=self.max_new_tokens,
                                   do_sample=do_sample, temperature=self.temperature, top_p=self.top_p, generator=gen,
                                   latents=self.latents, latent_norm=self.latent_norm, options=[it.options for it in items])
+        self._record_health(res)
         return [RunOutput(text=r.text, latency_s=r.latency_s / max(1, len(items)), n_latent_steps=r.n_latent_steps)
                 for r in res]
+
+    # -- latent health (issue 9): norms of what the decoder fed back, summed over the run
+    def _record_health(self, results) -> None:
+        from fourdthinker.latent.health import DecodeHealthMeter, mean_norm
+
+        if self._health is None:
+            self._health = DecodeHealthMeter()
+            self._embed_norm = mean_norm(self.adapter.model.get_input_embeddings().weight)
+        self._health.add(results)
+
+    def reset_latent_health(self) -> None:
+        """Start a new tally (``evaluate`` calls this at the start of each run folder)."""
+        self._health = None
+
+    def latent_health(self, previous: dict | None = None) -> dict | None:
+        """``latent.health.decode_health`` over every item decoded since the last reset, merged with
+        ``previous`` (the stats an earlier, resumed part of the same run stored); None when neither
+        has anything. Merged as sums: ``latent_norm = (sum of norms) / n_latent`` over both parts."""
+        from fourdthinker.latent.health import DecodeHealthMeter
+
+        if self._health is None:
+            return previous
+        meter = DecodeHealthMeter(self._health.norm_sum, self._health.n_latent)
+        if previous and previous.get("n_latent") and previous.get("latent_norm") is not None:
+            meter.norm_sum += float(previous["latent_norm"]) * int(previous["n_latent"])
+            meter.n_latent += int(previous["n_latent"])
+        return meter.stats(self._embed_norm)
 
 
 class PlainModelRunner(_LocalRunner):
