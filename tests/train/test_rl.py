@@ -201,3 +201,56 @@ def test_rl_quick_end_to_end_and_resume(adapter, tmp_path):
     assert [m["step"] for m in res3.metrics] == [1, 2, 3], "resumed at step 2, ran only step 3"
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["resumed_from"] == 2
+
+
+def test_probe_expected_reward_before_after(adapter, tmp_path):
+    """probe_questions: fixed questions scored with S sampled responses before and after training;
+    'before' is the init policy's (recomputed independently here), the summary's delta is the paired
+    mean of after - before, and a resumed run keeps the stored 'before'."""
+    from fourdthinker.train.rl import load_prompt_frames, load_rl_records, probe_expected_reward, train_rl
+
+    data = make_rl_data(tmp_path / "data", n=3)
+    cfg = RLConfig(data=str(data), out=str(tmp_path / "run"), steps=1, questions_per_step=1, num_generations=2,
+                   lr=1e-3, max_new_tokens=8, save_every=1, beta=0.0, max_frames=2, probe_questions=2, probe_samples=3,
+                   fmt_weight=0.2)
+    recs, root, _ = load_rl_records(str(data))
+    frames = {r.id: load_prompt_frames(r, root, max_frames=2) for r in recs}
+    res = train_rl(cfg, adapter=adapter, progress=False)
+    probe = json.loads((tmp_path / "run" / "probe.json").read_text())
+    assert len(probe["ids"]) == 2 and len(probe["before"]) == len(probe["after"]) == 2
+    assert all(0.0 <= v <= 1.2 for v in probe["before"] + probe["after"])  # accuracy 1.0 + format 0.2 at most
+    p = res.probe
+    assert p["questions"] == 2 and p["samples"] == 3
+    assert p["delta"] == pytest.approx(np.mean(probe["after"]) - np.mean(probe["before"]))
+    assert p["ci95"][0] <= p["delta"] <= p["ci95"][1]
+    # the 'after' numbers are the final policy's: recomputing them with the same seed gives the same values
+    by_id = {r.id: r for r in recs}
+    again = probe_expected_reward(adapter, [by_id[i] for i in probe["ids"]], frames, cfg, {"accuracy": 1.0, "format": 0.2},
+                                  latent_size=4, seed=cfg.seed + 99)
+    assert again == pytest.approx(probe["after"])
+    res2 = train_rl(RLConfig(**{**cfg.__dict__, "steps": 2}), progress=False)
+    assert json.loads((tmp_path / "run" / "probe.json").read_text())["before"] == probe["before"]
+    assert res2.probe["questions"] == 2
+    with pytest.raises(ValueError, match="probe_questions"):
+        RLConfig(probe_questions=-1)
+
+
+def test_zero_advantage_step_skips_the_replay_exactly(adapter, tmp_path):
+    """A constant reward gives every group zero variance: with beta 0 the GRPO gradient is exactly
+    zero, so the replay forward/backward is skipped (logged) and, with a fresh AdamW and no decay,
+    the weights stay bit-identical, as the full computation would leave them."""
+    from fourdthinker.train.grpo import grpo_loss
+    from fourdthinker.train.rl import train_rl
+
+    lp = torch.randn(2, 5, requires_grad=True)
+    loss, _ = grpo_loss(lp, torch.zeros(2), torch.ones(2, 5, dtype=torch.bool), None, None, beta=0.0)
+    loss.backward()
+    assert float(loss) == 0.0 and torch.count_nonzero(lp.grad) == 0  # what the skip relies on
+
+    data = make_rl_data(tmp_path / "data", n=2)
+    before = {n: p.detach().clone() for n, p in adapter.model.named_parameters()}
+    cfg = RLConfig(data=str(data), out=str(tmp_path / "run"), steps=2, questions_per_step=1, num_generations=2,
+                   lr=1e-2, max_new_tokens=6, save_every=0, beta=0.0, max_frames=2, acc_weight=0.0, fmt_weight=0.0)
+    res = train_rl(cfg, adapter=adapter, progress=False, extra_rewards={"const": (lambda c, **kw: [1.0] * len(c), 1.0)})
+    assert all(m["update_skipped"] and m["loss"] == 0.0 for m in res.metrics)
+    assert all(torch.equal(p, before[n]) for n, p in adapter.model.named_parameters())

@@ -111,6 +111,10 @@ class RLConfig:
     save_every: int = _f(50, "Checkpoint every N steps (0 = only the final model).")
     samples_per_step: int = _f(2, "Rollouts written to samples.jsonl per step (to read what the model says).")
     threads: int = _f(2, "torch CPU threads.")
+    probe_questions: int = _f(0, "Fixed questions scored before and after training with probe_samples sampled responses each "
+                                 "(paired): the expected reward on the same questions, far less noisy than the per-step batch "
+                                 "mean. 0 = off; costs 2 x probe_questions x probe_samples extra rollouts.")
+    probe_samples: int = _f(8, "Sampled responses per probe question.")
 
     def __post_init__(self) -> None:
         problems = []
@@ -122,6 +126,9 @@ class RLConfig:
             problems.append(f"loss_type must be grpo, bnpo or dr_grpo, got {self.loss_type!r}")
         if self.num_generations < 2:
             problems.append(f"num_generations must be >= 2 (group advantages need a group), got {self.num_generations}")
+        if self.probe_questions < 0 or self.probe_samples < 1:
+            problems.append(f"probe_questions must be >= 0 and probe_samples >= 1, got {self.probe_questions}, "
+                            f"{self.probe_samples}")
         for name in ("steps", "questions_per_step", "mu", "max_new_tokens"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -150,6 +157,7 @@ class RLResult:
     final_dir: Path | None
     rejected: list[dict]
     curve_png: Path | None
+    probe: dict | None = None  # expected reward before/after on fixed questions (probe_questions > 0)
 
     def reward_trend(self, window: int = 10) -> tuple[float, float]:
         """(mean reward of the first ``window`` steps, of the last ``window`` steps)."""
@@ -486,6 +494,30 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
     if not any(weights.values()):
         raise ValueError(f"all reward weights are zero ({weights}): nothing to learn from")
 
+    probe_recs: list[RLRecord] = []
+    probe_frames: dict[str, list] = {}
+    probe_path = out / "probe.json"
+    if cfg.probe_questions:
+        from fourdthinker.models.inputs import InputError
+        from fourdthinker.video.errors import VideoError
+
+        order = list(range(len(records)))
+        random.Random(f"probe:{cfg.seed}").shuffle(order)
+        for i in order:
+            if len(probe_recs) >= cfg.probe_questions:
+                break
+            try:
+                probe_frames[records[i].id] = load_prompt_frames(records[i], root, fps=cfg.fps, max_frames=cfg.max_frames,
+                                                                 max_pixels=cfg.max_pixels)
+                probe_recs.append(records[i])
+            except (InputError, VideoError, OSError, ValueError):  # the training loop quarantines it when it comes up
+                continue
+        probe = _read_json(probe_path) if start_step else None
+        if probe is None or [r.id for r in probe_recs] != probe.get("ids"):
+            before = probe_expected_reward(adapter, probe_recs, probe_frames, cfg, weights, latent_size=K,
+                                           seed=cfg.seed + 99)
+            atomic_write_json(probe_path, {"ids": [r.id for r in probe_recs], "before": before})
+
     cols = [TextColumn("[bold]4DRL[/] {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*cols, disable=not progress, transient=False) as bar:
         task = bar.add_task("", total=cfg.steps, completed=start_step)
@@ -527,7 +559,17 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
                     ref_lp, _ = response_logps(ref_adapter, batch, results, grad=False, temperature=cfg.temperature)
             loss_stats: dict[str, float] = {}
             grad_norm = 0.0
-            for _ in range(cfg.mu):
+            # Every group has zero variance (e.g. a base model that never answers) and no KL term: the
+            # loss and its gradient are exactly zero, so the replay forward/backward is skipped; the
+            # optimiser still steps on zero gradients (AdamW momentum and decay as if it had run).
+            no_signal = cfg.beta == 0.0 and not bool(adv.abs().gt(0).any())
+            if no_signal:
+                for p_ in params:
+                    p_.grad = torch.zeros_like(p_)
+                loss = torch.zeros(())
+                for _ in range(cfg.mu):
+                    opt.step()
+            for _ in range(0 if no_signal else cfg.mu):
                 lp, rep = response_logps(adapter, batch, results, grad=True, temperature=cfg.temperature)
                 mask = text_token_mask(rep["response_ids"], rep["response_mask"], rep["latent_mask"], lid,
                                        score_latent_start=cfg.score_latent_start) if lid else (
@@ -563,6 +605,7 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
                 "finished": sum(r.finished for r in results) / len(results),
                 "t_rollout_s": round(t_roll, 3),
                 "t_update_s": round(t_upd, 3),
+                "update_skipped": no_signal,
             }
             metrics.append(m)
             append_jsonl(metrics_path, m)
@@ -575,6 +618,15 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
             if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps:
                 _save_checkpoint(adapter, opt, step, cfg, out / "checkpoints" / f"step-{step}", train_model)
 
+    probe_summary = None
+    if probe_recs:
+        before = _read_json(probe_path)["before"]
+        after = probe_expected_reward(adapter, probe_recs, probe_frames, cfg, weights, latent_size=K, seed=cfg.seed + 99)
+        delta, lo, hi = paired_mean_delta_ci(before, after, seed=cfg.seed)
+        probe_summary = {"questions": len(probe_recs), "samples": cfg.probe_samples, "before": sum(before) / len(before),
+                         "after": sum(after) / len(after), "delta": delta, "ci95": [lo, hi]}
+        atomic_write_json(probe_path, {"ids": [r.id for r in probe_recs], "before": before, "after": after,
+                                       "summary": probe_summary})
     curve = plot_reward_curve(metrics, out / "reward_curve.png", title=f"{cfg.mode} ({Path(cfg.init).name})") if (
         metrics) else None  # before the save: a failed save must not lose the curve
     final = out / "final"
@@ -584,8 +636,56 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
         "mode": cfg.mode, "steps": cfg.steps, "resumed_from": start_step, "records": len(records),
         "rejected": len(rejected), "config": asdict(cfg),
         "reward_first_last": list(RLResult(out, cfg.steps, metrics, final, rejected, curve).reward_trend()) if metrics else None,
+        "probe": probe_summary,
     })
-    return RLResult(out=out, steps_done=cfg.steps, metrics=metrics, final_dir=final, rejected=rejected, curve_png=curve)
+    return RLResult(out=out, steps_done=cfg.steps, metrics=metrics, final_dir=final, rejected=rejected, curve_png=curve,
+                    probe=probe_summary)
+
+
+def paired_mean_delta_ci(before: Sequence[float], after: Sequence[float], *, n_boot: int = 2000,
+                         seed: int = 0) -> tuple[float, float, float]:
+    """Mean of ``after[i] - before[i]`` and its 95% percentile-bootstrap CI (items resampled with
+    replacement, both values of an item kept together).
+
+    >>> paired_mean_delta_ci([0.0, 0.5], [0.5, 0.5])[0]
+    0.25
+    """
+    import numpy as np
+
+    d = np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
+    if d.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    idx = np.random.default_rng(seed).integers(0, d.size, size=(n_boot, d.size))
+    boots = d[idx].mean(axis=1)
+    return float(d.mean()), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
+
+
+def probe_expected_reward(adapter, records: Sequence[RLRecord], frames: dict, cfg: RLConfig, weights: dict[str, float],
+                          *, latent_size: int, seed: int) -> list[float]:
+    """Mean reward (Eq. 11, accuracy and format with ``weights``) of each record over
+    ``cfg.probe_samples`` responses sampled as in training, with a fixed seed: an estimate of the
+    policy's expected reward on exactly these questions. Decoded in chunks of at most one
+    training batch (questions_per_step x num_generations responses)."""
+    import torch
+
+    from fourdthinker.train.rewards import accuracy_reward, combine_rewards, format_reward
+
+    S = cfg.probe_samples
+    per_chunk = max(1, (cfg.questions_per_step * cfg.num_generations) // S)
+    gen = torch.Generator().manual_seed(seed)
+    out: list[float] = []
+    for c in range(0, len(records), per_chunk):
+        chunk = list(records[c : c + per_chunk])
+        recs = [r for r in chunk for _ in range(S)]
+        batch = adapter.encode_prompts([frames[r.id] for r in recs],
+                                       [build_question_text(r.question, r.options) for r in recs], fps=cfg.fps)
+        comps = [res.text for res in rollout(adapter, batch, recs, cfg, gen)]
+        opts = [r.options for r in recs]
+        per = {"accuracy": accuracy_reward(comps, [r.answer for r in recs], options=opts),
+               "format": format_reward(comps, options=opts, latent_size=latent_size if cfg.latents_enabled else None)}
+        rew = combine_rewards(per, {k: weights.get(k, 0.0) for k in per})
+        out.extend(sum(rew[q * S : (q + 1) * S]) / S for q in range(len(chunk)))
+    return out
 
 
 def _usable(records: list[RLRecord], i: int, bad: set[int], cache: dict, root: Path, cfg: RLConfig,
@@ -626,6 +726,14 @@ def _maybe_latent_ids(adapter):
 
         return latent_ids(adapter)
     except ValueError:
+        return None
+
+
+def _read_json(path: Path) -> dict | None:
+    """A JSON file written by this module, or None when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
 
 

@@ -33,6 +33,11 @@ def _run(config: str | None = None, **flags) -> None:
         con.print(f"[yellow]{len(res.rejected)} records refused before training[/] (reasons in {res.out / 'rejected.jsonl'})")
     first, last = res.reward_trend()
     con.print(f"mean reward first steps {first:.3f} -> last steps {last:.3f}; curve: {res.curve_png}; model: {res.final_dir}")
+    if res.probe:
+        p = res.probe
+        con.print(f"probe ({p['questions']} fixed questions x {p['samples']} samples): expected reward "
+                  f"{p['before']:.3f} -> {p['after']:.3f}, paired delta {p['delta']:+.3f} "
+                  f"[{p['ci95'][0]:+.3f}, {p['ci95'][1]:+.3f}]")
 
 
 def _build_rl():
