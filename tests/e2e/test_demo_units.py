@@ -109,6 +109,25 @@ def test_prepare_records_writes_demo_files(tmp_path):
     assert all(DiftRecord.model_validate(r) for r in out)
 
 
+def test_prepare_records_rl_clip_split(tmp_path):
+    """rl_clips=1: the last clip's questions go to RL only, the others to SFT only (no overlap)."""
+    rows = []
+    for c in range(3):
+        for t in ("camera", "speed"):
+            r = _record(len(rows), t)
+            r["video"] = f"clips/c{c}/video.mp4"
+            rows.append(r)
+    write_jsonl(tmp_path / "dift.jsonl", rows)
+    write_jsonl(tmp_path / "rl.jsonl", [{k: r[k] for k in ("id", "video", "question", "options", "answer", "task")}
+                                        for r in rows])
+    counts = prepare_records(tmp_path, rl_clips=1)
+    assert (counts["dift"], counts["rl"], counts["rl_clips"]) == (4, 2, 1)
+    assert {r["video"] for r in read_jsonl(tmp_path / "demo_rl.jsonl")} == {"clips/c2/video.mp4"}
+    assert {r["video"] for r in read_jsonl(tmp_path / "demo_dift.jsonl")} == {"clips/c0/video.mp4", "clips/c1/video.mp4"}
+    with pytest.raises(ValueError, match="leaves no SFT clips"):
+        prepare_records(tmp_path, rl_clips=3)
+
+
 # ----------------------------------------------------------------------------- statistics
 def test_paired_delta_ci_hand_computation():
     sub = {"x": "s", "y": "s"}

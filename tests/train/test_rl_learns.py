@@ -6,8 +6,8 @@
    advantage -> replay -> clipped-GRPO update chain moves the policy in the rewarded direction.
 2. ``test_dift_then_4drl_on_the_synthetic_world``: the paper's order on the package's own data:
    ``fourdthinker world`` clips -> ``data build`` records (demo transforms: compact CoT, answer as
-   option text) -> DIFT -> 4DRL with the paper's rewards only; mean reward over the last steps must
-   exceed the first steps'.
+   option text) -> DIFT on 24 clips -> 4DRL with the paper's rewards only on 8 held-out clips'
+   questions; mean reward over the last steps must exceed the first steps'.
 """
 
 from __future__ import annotations
@@ -63,28 +63,32 @@ def test_reward_rises_with_a_dense_reward(tmp_path):
     assert any(m["clip_frac"] > 0 for m in res.metrics), "mu=2 should clip some tokens"
 
 
-@pytest.mark.xfail(strict=False, reason="measured flat within noise at lr 5e-5 and rise-then-collapse at 2e-4 "
-                   "(docs/readme_rl.md); a reliably rising tiny-scale setting is not found yet")
 def test_dift_then_4drl_on_the_synthetic_world(tmp_path):
-    from typer.testing import CliRunner
-
-    from fourdthinker.cli import app
+    """DIFT on 24 clips' questions, then 4DRL (accuracy + format rewards only) on the questions of 8
+    OTHER clips, which the DIFT model has never seen (the paper trains 4DRL on its own question
+    set). A few epochs over those questions: the mean reward of the last 10 steps must exceed the
+    first 10 steps'. Measured with the same protocol at demo scale (600-clip DIFT model, 16 unseen
+    clips, 60 steps x 8 questions x G=4, lr 1e-4): 0.46 -> 0.56 (README, 4DRL section)."""
     from fourdthinker.demo.records import prepare_records
     from fourdthinker.train.dift import DiftConfig, train_dift
+    from fourdthinker.world import WorldConfig, generate_world
 
     torch.set_num_threads(2)
-    r = CliRunner().invoke(app, ["world", "--out", str(tmp_path / "world"), "--videos", "24", "--workers", "1", "--quiet"])
-    assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(app, ["data", "build", "--videos", str(tmp_path / "world"), "--out", str(tmp_path / "data"),
-                                 "--workers", "1"])
-    assert r.exit_code == 0, r.output
-    prepare_records(tmp_path / "data")
+    wc = WorldConfig(width=112, height=84, fps=4, duration_s=(6.0, 9.0), max_segments=1, min_object_pixels=58)
+    generate_world(tmp_path / "world", 32, seed=0, workers=1, config=wc, progress=False)
+    from fourdthinker.data.config import BuildConfig
+    from fourdthinker.data.runner import build
+
+    build(tmp_path / "world", tmp_path / "data", BuildConfig(seed=0), workers=1, progress=False)
+    counts = prepare_records(tmp_path / "data", tasks=("camera", "direction", "distance", "speed"), rl_clips=8)
+    assert counts["rl"] >= 24, counts
     dift = train_dift(DiftConfig(data=str(tmp_path / "data" / "demo_dift.jsonl"), out=str(tmp_path / "dift"),
-                                 max_steps=400, lr=1e-3, batch_size=8, max_frames=4, latent_size=4, warmup_steps=10,
-                                 scheduler="cosine", save_steps=10**9, progress=False))
+                                 max_steps=200, lr=1e-3, batch_size=16, max_frames=8, latent_size=4, l_ce=1.0,
+                                 warmup_steps=20, scheduler="cosine", save_steps=10**9, progress=False))
     cfg = RLConfig(data=str(tmp_path / "data" / "demo_rl.jsonl"), init=str(dift.out_dir), out=str(tmp_path / "rl"),
-                   steps=30, questions_per_step=2, num_generations=6, lr=2e-4, beta=0.01, max_new_tokens=112,
-                   max_frames=4, save_every=0)
+                   steps=40, questions_per_step=8, num_generations=4, lr=1e-4, beta=0.0, max_new_tokens=128,
+                   max_frames=8, save_every=0)
     res = train_rl(cfg, progress=False)
-    first, last = res.reward_trend(window=8)
+    first, last = res.reward_trend(window=10)
     assert last > first, f"mean reward did not rise: {first:.3f} -> {last:.3f}"
+    assert (tmp_path / "rl" / "reward_curve.png").is_file()

@@ -20,8 +20,9 @@ class DemoConfig:
     seed: int = _f(0, "Seed of the training world, data and training; the benchmark world uses seed + 1000.")
     model: str = _f("qwen2.5-vl-tiny", "Base VLM: a tiny preset (random init, offline) or a local folder / hub id.")
     # world
-    train_clips: int = _f(240, "Synthetic clips for training data (5 questions each). More = better model, slower world+data.")
-    bench_clips: int = _f(80, "Held-out clips for the benchmark (2 questions each). More = tighter CIs, slower evaluation.")
+    train_clips: int = _f(600, "Synthetic clips for training data (~4 questions each). The tiny model needs hundreds of "
+                                "examples per label to learn the visual task: 240 clips left it at chance, 600 did not.")
+    bench_clips: int = _f(100, "Held-out clips for the benchmark (2 questions each). More = tighter CIs, slower evaluation.")
     width: int = _f(112, "Frame width of the synthetic videos. The tiny model sees <= 112x112 per frame anyway.")
     height: int = _f(84, "Frame height of the synthetic videos.")
     world_fps: int = _f(4, "Video frame rate of the synthetic world (rendering cost grows with it).")
@@ -33,20 +34,22 @@ class DemoConfig:
                                    "binding letters to shuffled options is hard, ENVIRONMENT.md §9).")
     cot: str = _f("compact", "compact: keep the oracle CoT's imagery sentences and its conclusion (~4x fewer tokens, "
                              "faster training and decoding). full: the oracle's whole reasoning.")
+    rl_clips: int = _f(100, "Training clips whose questions are kept for RL only (the SFT rows never see them), so "
+                            "the RL rows learn on questions the SFT model has not fitted. 0 = RL on the SFT questions.")
     tasks: tuple[str, ...] = _f(("camera", "direction", "distance", "speed"),
                                 "Training tasks kept (the benchmark asks camera, direction, distance, speed).")
     max_frames: int = _f(8, "Frames per video prompt (1 FPS, evenly capped), the same for training and evaluation.")
     # SFT stages (Raw QA SFT, CoT SFT, DIFT)
-    sft_steps: int = _f(150, "Optimizer steps of each SFT run (Raw QA, CoT, DIFT).")
-    sft_batch: int = _f(8, "SFT micro-batch size.")
+    sft_steps: int = _f(200, "Optimizer steps of each SFT run (Raw QA, CoT, DIFT).")
+    sft_batch: int = _f(16, "SFT micro-batch size.")
     sft_lr: float = _f(1e-3, "SFT learning rate (tiny random-init models need ~1e-3).")
     latent_size: int = _f(4, "K latent vectors per imagery image (Eq. 5; Table 5 ablates it).")
     l_ce: float = _f(1.0, "DIFT weight of L_ce (Eq. 7). The paper uses 0.1 on a pretrained 3B; a random-init model must "
                           "learn the language too, so the demo weighs text fully.")
     l_sim: float = _f(1.0, "DIFT weight of L_sim (Eq. 7).")
     # RL stages (GRPO, CoT SFT + GRPO, DIFT + 4DRL)
-    rl_steps: int = _f(20, "GRPO steps of each RL run.")
-    rl_questions: int = _f(4, "Questions per GRPO step.")
+    rl_steps: int = _f(24, "GRPO steps of each RL run.")
+    rl_questions: int = _f(6, "Questions per GRPO step.")
     rl_generations: int = _f(4, "G, sampled responses per question.")
     rl_lr: float = _f(1e-4, "GRPO learning rate.")
     rl_beta: float = _f(0.0, "KL weight to the initial model (0 = no reference forward; faster).")
@@ -65,6 +68,8 @@ class DemoConfig:
         for name in ("train_clips", "bench_clips", "sft_steps", "rl_steps", "max_frames", "latent_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.rl_clips < self.train_clips:
+            problems.append(f"rl_clips must be in [0, train_clips), got {self.rl_clips} of {self.train_clips}")
         if problems:
             raise ValueError("DemoConfig: " + "; ".join(problems))
 
@@ -82,7 +87,7 @@ class DemoConfig:
 
 
 FULL = DemoConfig()
-QUICK = DemoConfig(train_clips=8, bench_clips=4, sft_steps=4, sft_batch=4, rl_steps=2, rl_questions=2,
+QUICK = DemoConfig(train_clips=8, rl_clips=2, bench_clips=4, sft_steps=4, sft_batch=4, rl_steps=2, rl_questions=2,
                    rl_generations=2, rl_max_new_tokens=24, eval_max_new_tokens=24, max_frames=4)
 
 

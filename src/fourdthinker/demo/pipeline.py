@@ -90,7 +90,7 @@ class Demo:
         s = build(self.world_train, self.data, BuildConfig(seed=self.cfg.seed), workers=self.cfg.workers,
                   progress=self.progress)
         counts = prepare_records(self.data, answer_style=self.cfg.answer_style, cot=self.cfg.cot,
-                                 tasks=tuple(self.cfg.tasks))
+                                 tasks=tuple(self.cfg.tasks), rl_clips=self.cfg.rl_clips)
         return {"clips_ok": s.clips_ok, "clips_quarantined": s.clips_quarantined,
                 "records_built": dict(s.records), "build_drops": dict(s.drops), **counts}
 

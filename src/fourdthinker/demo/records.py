@@ -11,6 +11,9 @@ Two pure text transforms (each documented, each tested) and one file step:
   tokens, the compact one ~60, which is what makes the CPU budget of the demo.
 * :func:`prepare_records` applies them to ``dift.jsonl`` / ``rl.jsonl`` of a built dataset and
   writes ``demo_dift.jsonl`` / ``demo_rl.jsonl`` beside them (same root, so record paths resolve).
+  With ``rl_clips=N`` the last N clips (sorted by video path) give RL records only and the others
+  SFT records only, as the paper trains 4DRL on its own question set: RL on questions the SFT
+  model has already fitted has nothing left to learn (its reward starts near its ceiling).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 from fourdthinker.data.records import IMAGERY, DiftRecord, RLRecord
 from fourdthinker.io import read_jsonl, write_jsonl
 
-__all__ = ["answer_as_text", "compact_cot", "prepare_records"]
+__all__ = ["answer_as_text", "compact_cot", "prepare_records", "rl_clip_split"]
 
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
@@ -68,17 +71,37 @@ def compact_cot(reasoning: str) -> str:
     return reasoning[: m.start()] + f"<think>{body}</think>" + reasoning[m.end():]
 
 
+def rl_clip_split(videos: list[str], rl_clips: int) -> set[str]:
+    """The clips (video paths) reserved for RL: the last ``rl_clips`` of the sorted unique paths.
+
+    >>> sorted(rl_clip_split(["c/2.mp4", "c/0.mp4", "c/1.mp4", "c/2.mp4"], 1))
+    ['c/2.mp4']
+
+    Raises ``ValueError`` when that leaves no clip for SFT."""
+    unique = sorted(set(videos))
+    if rl_clips <= 0:
+        return set()
+    if rl_clips >= len(unique):
+        raise ValueError(f"rl_clips={rl_clips} leaves no SFT clips (the data has {len(unique)} clips)")
+    return set(unique[-rl_clips:])
+
+
 def prepare_records(data_dir: str | Path, *, answer_style: str = "text", cot: str = "compact",
-                    tasks: tuple[str, ...] | None = None) -> dict:
+                    tasks: tuple[str, ...] | None = None, rl_clips: int = 0) -> dict:
     """``data_dir/{dift,rl}.jsonl`` -> ``data_dir/demo_{dift,rl}.jsonl``; returns counts.
 
     Records of other ``tasks`` are left out; a record the transforms break is dropped and counted
-    (``drops``), never fatal."""
+    (``drops``), never fatal. ``rl_clips > 0`` splits by clip (:func:`rl_clip_split`): RL records
+    from those clips only, SFT records from the others only."""
     root = Path(data_dir)
     counts: dict = {"dift": 0, "rl": 0, "drops": Counter(), "by_task": Counter()}
+    rows = [r for r in read_jsonl(root / "dift.jsonl") if not tasks or r.get("task") in tasks]
+    rl_all = [r for r in read_jsonl(root / "rl.jsonl") if not tasks or r.get("task") in tasks]
+    rl_set = rl_clip_split([r.get("video", "") for r in rows + rl_all], rl_clips)
+    counts["rl_clips"] = len(rl_set)
     dift_rows = []
-    for row in read_jsonl(root / "dift.jsonl"):
-        if tasks and row.get("task") not in tasks:
+    for row in rows:
+        if row.get("video") in rl_set:
             continue
         try:
             rec = DiftRecord.model_validate(row)
@@ -94,8 +117,8 @@ def prepare_records(data_dir: str | Path, *, answer_style: str = "text", cot: st
         dift_rows.append(rec.model_dump(exclude_none=True))
         counts["by_task"][rec.task] += 1
     counts["dift"] = write_jsonl(root / "demo_dift.jsonl", dift_rows)
-    rl_rows = [RLRecord.model_validate(r).model_dump(exclude_none=True) for r in read_jsonl(root / "rl.jsonl")
-               if not tasks or r.get("task") in tasks]
+    rl_rows = [RLRecord.model_validate(r).model_dump(exclude_none=True) for r in rl_all
+               if not rl_set or r.get("video") in rl_set]
     counts["rl"] = write_jsonl(root / "demo_rl.jsonl", rl_rows)
     counts["drops"] = dict(counts["drops"])
     counts["by_task"] = dict(counts["by_task"])
