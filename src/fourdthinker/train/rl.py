@@ -33,6 +33,18 @@ KL, clip fraction, latent blocks per response, response length, zero-variance gr
 tokenizer/processor + ``trainer_state.json`` + optimizer), ``final/``. A rerun with the same ``out``
 resumes from the last checkpoint.
 
+Data-parallel (``accelerate launch --num_processes N -m fourdthinker.cli train rl ...``): the
+loop runs under an ``accelerate.Accelerator``. Every process holds a full copy of the policy (and
+of the reference); each step takes ``N * questions_per_step`` questions from the shared schedule
+and process ``r`` rolls out, scores and replays questions ``[r*Q, (r+1)*Q)`` of them (so
+``questions_per_step`` is PER PROCESS, as "8 per GPU" in the reference). Group advantages only
+need a question's own G responses, so no rewards cross processes for them. After each backward
+the gradients are averaged over processes (the replay calls the inner model, not the DDP
+wrapper's ``forward``, so ``train_rl`` all-reduces them itself), then clipped and stepped
+identically everywhere: the weights stay equal on all ranks. Metrics are gathered (per-response
+values) or averaged (losses) across processes; only the main process writes files. With one
+process everything is exactly the single-process loop. DeepSpeed is refused (NotImplementedError).
+
 Defaults follow the reference launch script (``train_4dthinker.sh``: lr 1e-6, G 8, beta 0.01,
 reward weights 1.0/0.2, temperature 1.0, top-p 0.9); tiny CPU demos need a larger lr (1e-4 ..
 1e-3), which is why every field is configurable (YAML + CLI).
@@ -61,6 +73,7 @@ __all__ = [
     "load_rl_records",
     "load_prompt_frames",
     "response_logps",
+    "rank_questions",
     "rollout",
     "text_token_mask",
     "train_rl",
@@ -82,7 +95,7 @@ class RLConfig:
     out: str = _f("runs/rl", "Output folder (metrics, curve, checkpoints). Rerunning with the same folder resumes.")
     mode: str = _f("4drl", "4drl: latent-recurrent rollouts (the paper). grpo / cot-grpo: Table 3 baselines, rollouts without latent blocks.")
     steps: int = _f(100, "Rollout+update steps. Each step samples questions_per_step x num_generations responses.")
-    questions_per_step: int = _f(2, "Questions per rollout batch (reference: 8 per GPU). More = steadier gradient, slower step.")
+    questions_per_step: int = _f(2, "Questions per rollout batch PER PROCESS (reference: 8 per GPU; N processes train on N x this many). More = steadier gradient, slower step.")
     num_generations: int = _f(8, "G, responses per question (reference 8). Bigger G = better advantage baseline, fewer zero-variance groups.")
     mu: int = _f(1, "Optimisation steps per rollout batch. 1 = on-policy (ratio 1, clipping inert, as the reference); >1 reuses rollouts and makes the clip matter.")
     lr: float = _f(1e-6, "AdamW learning rate (reference 1e-6 for 3B). Tiny CPU models need ~1e-4..1e-3 to move within minutes.")
@@ -104,7 +117,8 @@ class RLConfig:
     fps: float = _f(1.0, "Frame sampling rate for prompts (must match DIFT; 1 FPS in the paper).")
     max_frames: int | None = _f(16, "Cap on frames per prompt (evenly spread). Keep DIFT's value (16) so RL sees what DIFT saw.")
     max_pixels: int | None = _f(448 * 448, "Pixel cap per frame before the processor (DIFT's default 448*448).")
-    lora: bool = _f(False, "Train LoRA adapters on the LM (train/trainer.apply_lora, merged on save) instead of all weights. Resume restarts the LoRA optimiser state.")
+    lora: bool = _f(False, "Train LoRA adapters on the LM (train/trainer.apply_lora, merged on save) instead of all weights. "
+                           "Checkpoints also keep the unmerged trainable tensors + optimiser, so a resume continues exactly.")
     lora_r: int = _f(16, "LoRA rank.")
     lora_alpha: int = _f(32, "LoRA alpha.")
     seed: int = _f(0, "Seed for record order, sampling and init.")
@@ -323,6 +337,86 @@ class _Schedule:
         return out
 
 
+def rank_questions(sched: _Schedule, step: int, q: int, rank: int = 0, world: int = 1) -> list[int]:
+    """Record indices process ``rank`` of ``world`` trains on at ``step`` (1-based): the step takes
+    ``world * q`` consecutive schedule positions and each process gets its own block of ``q``, so
+    the shares are disjoint and ``world == 1`` is the single-process schedule."""
+    return sched.take((step - 1) * q * world, q * world)[rank * q : (rank + 1) * q]
+
+
+def _make_accelerator():
+    """The run's ``accelerate.Accelerator`` (launch settings come from ``accelerate launch`` / env).
+    DeepSpeed is refused: the replay forward calls the inner model, not the engine, and ZeRO-3
+    rollouts would need gathered weights."""
+    import os
+
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedType
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    # several processes without CUDA (torchrun / accelerate on CPU): gloo. One process: leave the
+    # model where it was loaded (device_placement off), exactly the single-process loop.
+    acc = Accelerator(device_placement=False, cpu=world > 1 and not torch.cuda.is_available())
+    if world > 1 and acc.num_processes != world:
+        raise ValueError(f"WORLD_SIZE={world} but accelerate set up {acc.num_processes} process(es) "
+                         f"({acc.distributed_type}); launch with accelerate launch or torchrun")
+    if acc.distributed_type == DistributedType.DEEPSPEED:
+        raise NotImplementedError(
+            "train rl under DeepSpeed is not implemented (the latent replay bypasses the engine's forward and "
+            "ZeRO-3 rollouts need gathered weights); launch plain data-parallel instead: "
+            "accelerate launch --multi_gpu --num_processes N -m fourdthinker.cli train rl ... (use --lora for big models)")
+    return acc
+
+
+def _allreduce_grads(acc, params: Sequence, bucket: int = 1 << 24) -> None:
+    """Average ``.grad`` over processes (what DDP's reducer does when the forward goes through it).
+    A parameter with a gradient on some ranks only gets zeros elsewhere; one with none anywhere
+    keeps ``None`` (AdamW skips it, as in one process). No-op with one process."""
+    if acc.num_processes == 1:
+        return
+    import torch
+
+    dev = params[0].device
+    has = acc.reduce(torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=dev), "sum")
+    live = [p for p, h in zip(params, has.tolist(), strict=True) if h > 0]
+    for p in live:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    i = 0
+    while i < len(live):  # buckets of ~bucket elements: one collective each, bounded extra memory
+        j, n = i, 0
+        while j < len(live) and (n == 0 or n + live[j].numel() <= bucket):
+            n += live[j].numel()
+            j += 1
+        flat = acc.reduce(torch.cat([p.grad.reshape(-1).float() for p in live[i:j]]), "mean")
+        o = 0
+        for p in live[i:j]:
+            p.grad.copy_(flat[o : o + p.numel()].view_as(p.grad))
+            o += p.numel()
+        i = j
+
+
+def _sync_step_stats(acc, per_response: dict[str, list], scalars: dict[str, float], maxed: dict[str, float]):
+    """All processes' per-response values (concatenated in rank order; None comes back as NaN,
+    which ``_mean`` skips alike) and the mean (``scalars``) or max (``maxed``, wall times) of
+    per-process numbers. One process: returned unchanged."""
+    if acc.num_processes == 1:
+        return per_response, scalars, maxed
+    import torch
+
+    keys = list(per_response)
+    cols = [[math.nan if v is None else float(v) for v in per_response[k]] for k in keys]
+    t = torch.tensor(cols, dtype=torch.float64, device=acc.device).T.contiguous()  # [B, keys]
+    allr = acc.gather(t).T.tolist()  # [keys, world * B]
+    sk, mk = list(scalars), list(maxed)
+    sv = acc.gather(torch.tensor([[scalars[k] for k in sk] + [maxed[k] for k in mk]], dtype=torch.float64,
+                                 device=acc.device))  # [world, n]
+    mean, mx = sv.mean(0).tolist(), sv.max(0).values.tolist()
+    return ({k: allr[i] for i, k in enumerate(keys)},
+            {k: mean[i] for i, k in enumerate(sk)}, {k: mx[len(sk) + i] for i, k in enumerate(mk)})
+
+
 def _latest_checkpoint(out: Path) -> tuple[Path | None, int]:
     """The most advanced finished checkpoint under ``out`` (``checkpoints/step-N`` or ``final``)."""
     cands = [d for d in [*(out / "checkpoints").glob("step-*"), out / "final"] if (d / "trainer_state.json").exists()]
@@ -347,12 +441,37 @@ def _save_checkpoint(adapter, optimizer, step: int, cfg: RLConfig, dest: Path, t
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     _save_model(adapter, tmp, train_model, cfg.latent_size)
+    if train_model is not None:  # LoRA: the unmerged trainable tensors, so a resume continues the same adapters
+        from safetensors.torch import save_file
+
+        save_file({n: p.detach().cpu().clone().contiguous() for n, p in adapter.model.named_parameters()
+                   if p.requires_grad}, str(tmp / LORA_TRAINABLES))
     if optimizer is not None:
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")  # tensors + numbers: loads with weights_only=True
     atomic_write_json(tmp / "trainer_state.json", {"step": step, "config": asdict(cfg)})
     if dest.exists():
         shutil.rmtree(dest)
     tmp.rename(dest)
+
+
+LORA_TRAINABLES = "lora_trainable.safetensors"
+
+
+def _load_lora_trainables(model, path: Path) -> None:
+    """Put a checkpoint's unmerged LoRA trainables back (names must match the trainable set)."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    named = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    if set(state) != set(named):
+        diff = sorted(set(state) ^ set(named))[:3]
+        raise ValueError(f"{path}: LoRA tensors do not match this model's trainable parameters (e.g. {diff}); "
+                         "resume with the same --lora-r / --init, or use a new --out")
+    import torch
+
+    with torch.no_grad():
+        for n, p in named.items():
+            p.copy_(state[n])
 
 
 def _save_model(adapter, dest: Path, train_model=None, latent_size: int | None = None) -> None:
@@ -436,30 +555,35 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
 
     hf_logging.disable_progress_bar()  # per-save "Writing model shards" bars would drown the RL bar
     torch.set_num_threads(max(1, cfg.threads))
+    acc = _make_accelerator()
+    rank, world, main = acc.process_index, acc.num_processes, acc.is_main_process
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     records, root, rejected = load_rl_records(cfg.data)
     rej_path = out / "rejected.jsonl"
-    if rejected:
-        from fourdthinker.io import write_jsonl
-
-        write_jsonl(rej_path, rejected)
 
     resume, start_step = _latest_checkpoint(out)
     start_step = min(start_step, cfg.steps)
-    if resume is not None:
+    lora_state = resume / LORA_TRAINABLES if resume is not None and cfg.lora else None
+    if lora_state is not None and lora_state.exists():
+        adapter = _load_adapter(cfg.init)  # LoRA resume: the init weights + the saved unmerged adapters
+    elif resume is not None:
+        lora_state = None
         adapter = _load_adapter(str(resume))
     if adapter is None:
         adapter = _load_adapter(cfg.init)
     lid = latent_ids(adapter) if cfg.latents_enabled else _maybe_latent_ids(adapter)
     K = int(cfg.latent_size or model_latent_size(adapter))
     cfg = dataclasses.replace(cfg, latent_size=K)
+    if world > 1 and acc.device.type != "cpu":
+        adapter.model.to(acc.device)  # one GPU per process
 
     # Frozen reference = the INIT model (not the resumed one): reload it when resuming.
     ref_adapter = None
     if cfg.beta != 0.0:
         # (a passed-in adapter has been trained by the earlier run, so it cannot serve as the init)
-        ref_model = copy.deepcopy(adapter.model) if resume is None else _load_adapter(cfg.init).model
+        ref_model = copy.deepcopy(adapter.model) if resume is None or lora_state is not None else (
+            _load_adapter(cfg.init).model.to(adapter.model.device))
         ref_model.eval().requires_grad_(False)
         ref_adapter = _with_model(adapter, ref_model)
 
@@ -467,24 +591,40 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
     if cfg.lora:
         from fourdthinker.train.trainer import apply_lora
 
+        torch.manual_seed(cfg.seed)  # the adapters' random init: a function of the seed (same on every rank)
         train_model = apply_lora(adapter.model, r=cfg.lora_r, alpha=cfg.lora_alpha)
         adapter.model = train_model.get_base_model()  # LoRA layers are injected in place
     if hasattr(adapter, "freeze_visual"):
         adapter.freeze_visual()  # the encoder defines the latent target space (SPEC §3)
+    if lora_state is not None:
+        _load_lora_trainables(adapter.model, lora_state)
     params = [p for p in adapter.model.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"{cfg.init}: model has no trainable parameters")
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if resume is not None and (resume / "optimizer.pt").exists() and not cfg.lora:
-        opt.load_state_dict(torch.load(resume / "optimizer.pt", weights_only=True))
+    if resume is not None and (resume / "optimizer.pt").exists() and (not cfg.lora or lora_state is not None):
+        opt.load_state_dict(torch.load(resume / "optimizer.pt", weights_only=True, map_location=params[0].device))
+    raw_opt = opt
+    # One process: prepare returns the model untouched. Several: DDP wraps it (rank 0's weights are
+    # broadcast to all), but rollouts and the replay run on the unwrapped model and the gradients are
+    # averaged by _allreduce_grads.
+    wrapped, opt = acc.prepare(adapter.model, opt)
+    if acc.unwrap_model(wrapped) is not adapter.model:  # e.g. a dynamo/compile launch option
+        raise NotImplementedError(f"train rl: accelerate returned a {type(wrapped).__name__} that does not unwrap to "
+                                  "the model; launch without torch.compile/dynamo")
 
     metrics_path = out / "metrics.jsonl"
     metrics = [m for m in read_jsonl(metrics_path, tolerate_truncated_tail=True) if m["step"] <= start_step] if (
         metrics_path.exists() and start_step) else []
-    if metrics_path.exists():
+    acc.wait_for_everyone()  # every process has read the old files before the main one rewrites them
+    if main:
         from fourdthinker.io import write_jsonl
 
-        write_jsonl(metrics_path, metrics)
+        if rejected:
+            write_jsonl(rej_path, rejected)
+        if metrics_path.exists():
+            write_jsonl(metrics_path, metrics)
+    acc.wait_for_everyone()  # ... and has rewritten them before anyone appends
     sched = _Schedule(len(records), cfg.seed)
     frame_cache: dict[str, list] = {}
     bad: set[int] = set()
@@ -497,6 +637,18 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
     probe_recs: list[RLRecord] = []
     probe_frames: dict[str, list] = {}
     probe_path = out / "probe.json"
+
+    def probe_now() -> list[float]:
+        # each process scores its contiguous block of the probe questions; gathered in rank order
+        lo, hi = rank * len(probe_recs) // world, (rank + 1) * len(probe_recs) // world
+        mine = probe_expected_reward(adapter, probe_recs[lo:hi], probe_frames, cfg, weights, latent_size=K,
+                                     seed=cfg.seed + 99)
+        if world == 1:
+            return mine
+        from accelerate.utils import gather_object
+
+        return [float(v) for share in gather_object([mine]) for v in share]  # one list per process
+
     if cfg.probe_questions:
         from fourdthinker.models.inputs import InputError
         from fourdthinker.video.errors import VideoError
@@ -514,20 +666,21 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
                 continue
         probe = _read_json(probe_path) if start_step else None
         if probe is None or [r.id for r in probe_recs] != probe.get("ids"):
-            before = probe_expected_reward(adapter, probe_recs, probe_frames, cfg, weights, latent_size=K,
-                                           seed=cfg.seed + 99)
-            atomic_write_json(probe_path, {"ids": [r.id for r in probe_recs], "before": before})
+            before = probe_now()
+            if main:
+                atomic_write_json(probe_path, {"ids": [r.id for r in probe_recs], "before": before})
+        acc.wait_for_everyone()
 
     cols = [TextColumn("[bold]4DRL[/] {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*cols, disable=not progress, transient=False) as bar:
+    with Progress(*cols, disable=not (progress and main), transient=False) as bar:
         task = bar.add_task("", total=cfg.steps, completed=start_step)
         for step in range(start_step + 1, cfg.steps + 1):
             t0 = time.perf_counter()
-            torch.manual_seed(cfg.seed * 1_000_003 + step)
-            gen = torch.Generator().manual_seed(cfg.seed * 7919 + step)
+            torch.manual_seed(cfg.seed * 1_000_003 + step + 7_777_777 * rank)
+            gen = torch.Generator().manual_seed(cfg.seed * 7919 + step + 104_729 * rank)
             picked = []
-            for i in sched.take((step - 1) * Q, Q):
-                rec = _usable(records, i, bad, frame_cache, root, cfg, out)
+            for i in rank_questions(sched, step, Q, rank, world):
+                rec = _usable(records, i, bad, frame_cache, root, cfg, out, rank=rank)
                 picked.append(rec)
             recs = [r for r in picked for _ in range(G)]
             frames = [frame_cache[r.id] for r in recs]
@@ -547,12 +700,12 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
                                completion_ids=[res.token_ids for res in results],
                                is_latent=[res.is_latent for res in results], latent_size=K)
             rewards = torch.tensor(combine_rewards(per, weights), dtype=torch.float32)
-            adv, adv_stats = group_advantages(rewards, G)
+            adv, adv_stats = group_advantages(rewards, G)  # within this process's groups: no communication
 
             t1 = time.perf_counter()
             adapter.model.train()
             old_lp = ref_lp = None
-            with torch.no_grad():
+            with torch.no_grad(), acc.autocast():
                 if cfg.mu > 1:
                     old_lp, _ = response_logps(adapter, batch, results, grad=False, temperature=cfg.temperature)
                 if ref_adapter is not None:
@@ -562,7 +715,10 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
             # Every group has zero variance (e.g. a base model that never answers) and no KL term: the
             # loss and its gradient are exactly zero, so the replay forward/backward is skipped; the
             # optimiser still steps on zero gradients (AdamW momentum and decay as if it had run).
+            # Decided over ALL processes (the gradient all-reduce needs every rank or none).
             no_signal = cfg.beta == 0.0 and not bool(adv.abs().gt(0).any())
+            if world > 1:
+                no_signal = bool(acc.reduce(torch.tensor([float(not no_signal)], device=acc.device), "sum").item() == 0)
             if no_signal:
                 for p_ in params:
                     p_.grad = torch.zeros_like(p_)
@@ -570,7 +726,8 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
                 for _ in range(cfg.mu):
                     opt.step()
             for _ in range(0 if no_signal else cfg.mu):
-                lp, rep = response_logps(adapter, batch, results, grad=True, temperature=cfg.temperature)
+                with acc.autocast():
+                    lp, rep = response_logps(adapter, batch, results, grad=True, temperature=cfg.temperature)
                 mask = text_token_mask(rep["response_ids"], rep["response_mask"], rep["latent_mask"], lid,
                                        score_latent_start=cfg.score_latent_start) if lid else (
                     rep["response_mask"].bool())
@@ -579,65 +736,84 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
                     beta=cfg.beta, kl=cfg.kl, loss_type=cfg.loss_type,
                 )
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                acc.backward(loss)
+                _allreduce_grads(acc, params)
                 if cfg.max_grad_norm > 0:
-                    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+                    grad_norm = float(acc.clip_grad_norm_(params, cfg.max_grad_norm))
                 opt.step()
             t_upd = time.perf_counter() - t1
 
+            resp = {**per, "_reward": rewards.tolist(),
+                    "latent_blocks": [r.n_latent_blocks for r in results],
+                    "latent_steps": [r.n_latent_steps for r in results],
+                    "response_len": [len(r.token_ids) for r in results],
+                    "finished": [float(r.finished) for r in results]}
+            scal = {"loss": float(loss.detach()), "kl": loss_stats.get("kl", 0.0),
+                    "clip_frac": loss_stats.get("clip_frac", 0.0), "ratio_mean": loss_stats.get("ratio_mean", 1.0),
+                    "text_tokens": loss_stats.get("text_tokens", 0.0), "grad_norm": grad_norm}
+            resp, scal, mx = _sync_step_stats(acc, resp, scal, {"t_rollout_s": t_roll, "t_update_s": t_upd})
+            if world > 1:  # reward mean/std and zero-variance groups of the whole (all processes') batch
+                _, adv_stats = group_advantages(torch.tensor(resp["_reward"], dtype=torch.float32), G)
             m = {
                 "step": step,
                 "reward_mean": adv_stats["reward_mean"],
                 "reward_std": adv_stats["reward_std"],
-                "accuracy": _mean(per["accuracy"]),
-                "format_rate": _mean(per["format"]),
-                **{f"reward_{k}": _mean(v) for k, v in per.items() if k not in ("accuracy", "format")},
+                "accuracy": _mean(resp["accuracy"]),
+                "format_rate": _mean(resp["format"]),
+                **{f"reward_{k}": _mean(resp[k]) for k in per if k not in ("accuracy", "format")},
                 "zero_var_groups": adv_stats["zero_var_groups"],
-                "loss": float(loss.detach()),
-                "kl": loss_stats.get("kl", 0.0),
-                "clip_frac": loss_stats.get("clip_frac", 0.0),
-                "ratio_mean": loss_stats.get("ratio_mean", 1.0),
-                "grad_norm": grad_norm,
-                "latent_blocks": sum(r.n_latent_blocks for r in results) / len(results),
-                "latent_steps": sum(r.n_latent_steps for r in results) / len(results),
-                "response_len": sum(len(r.token_ids) for r in results) / len(results),
-                "text_tokens": loss_stats.get("text_tokens", 0.0),
-                "finished": sum(r.finished for r in results) / len(results),
-                "t_rollout_s": round(t_roll, 3),
-                "t_update_s": round(t_upd, 3),
+                "loss": scal["loss"],
+                "kl": scal["kl"],
+                "clip_frac": scal["clip_frac"],
+                "ratio_mean": scal["ratio_mean"],
+                "grad_norm": scal["grad_norm"],
+                "latent_blocks": sum(resp["latent_blocks"]) / len(resp["latent_blocks"]),
+                "latent_steps": sum(resp["latent_steps"]) / len(resp["latent_steps"]),
+                "response_len": sum(resp["response_len"]) / len(resp["response_len"]),
+                "text_tokens": scal["text_tokens"],
+                "finished": sum(resp["finished"]) / len(resp["finished"]),
+                "t_rollout_s": round(mx["t_rollout_s"], 3),
+                "t_update_s": round(mx["t_update_s"], 3),
                 "update_skipped": no_signal,
             }
             metrics.append(m)
-            append_jsonl(metrics_path, m)
-            for r, res, rew in list(zip(recs, results, rewards.tolist(), strict=True))[: cfg.samples_per_step]:
-                append_jsonl(out / "samples.jsonl", {"step": step, "id": r.id, "answer": r.answer, "reward": rew,
-                                                      **res.to_json()})
+            if main:
+                append_jsonl(metrics_path, m)
+                for r, res, rew in list(zip(recs, results, rewards.tolist(), strict=True))[: cfg.samples_per_step]:
+                    append_jsonl(out / "samples.jsonl", {"step": step, "id": r.id, "answer": r.answer, "reward": rew,
+                                                          **res.to_json()})
             bar.update(task, advance=1, description=(
                 f"step {step} reward {m['reward_mean']:.3f} acc {m['accuracy']:.2f} fmt {m['format_rate']:.2f} "
                 f"kl {m['kl']:.4f} lat {m['latent_blocks']:.1f}"))
             if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps:
-                _save_checkpoint(adapter, opt, step, cfg, out / "checkpoints" / f"step-{step}", train_model)
+                if main:
+                    _save_checkpoint(adapter, raw_opt, step, cfg, out / "checkpoints" / f"step-{step}", train_model)
+                acc.wait_for_everyone()
 
     probe_summary = None
     if probe_recs:
+        after = probe_now()
         before = _read_json(probe_path)["before"]
-        after = probe_expected_reward(adapter, probe_recs, probe_frames, cfg, weights, latent_size=K, seed=cfg.seed + 99)
         delta, lo, hi = paired_mean_delta_ci(before, after, seed=cfg.seed)
         probe_summary = {"questions": len(probe_recs), "samples": cfg.probe_samples, "before": sum(before) / len(before),
                          "after": sum(after) / len(after), "delta": delta, "ci95": [lo, hi]}
-        atomic_write_json(probe_path, {"ids": [r.id for r in probe_recs], "before": before, "after": after,
-                                       "summary": probe_summary})
-    curve = plot_reward_curve(metrics, out / "reward_curve.png", title=f"{cfg.mode} ({Path(cfg.init).name})") if (
-        metrics) else None  # before the save: a failed save must not lose the curve
+        if main:
+            atomic_write_json(probe_path, {"ids": [r.id for r in probe_recs], "before": before, "after": after,
+                                           "summary": probe_summary})
+    curve = out / "reward_curve.png" if metrics else None
     final = out / "final"
-    if start_step < cfg.steps or not final.exists():
-        _save_checkpoint(adapter, opt, cfg.steps, cfg, final, train_model)
-    atomic_write_json(out / "summary.json", {
-        "mode": cfg.mode, "steps": cfg.steps, "resumed_from": start_step, "records": len(records),
-        "rejected": len(rejected), "config": asdict(cfg),
-        "reward_first_last": list(RLResult(out, cfg.steps, metrics, final, rejected, curve).reward_trend()) if metrics else None,
-        "probe": probe_summary,
-    })
+    if main:
+        if metrics:  # before the save: a failed save must not lose the curve
+            curve = plot_reward_curve(metrics, curve, title=f"{cfg.mode} ({Path(cfg.init).name})")
+        if start_step < cfg.steps or not final.exists():
+            _save_checkpoint(adapter, raw_opt, cfg.steps, cfg, final, train_model)
+        atomic_write_json(out / "summary.json", {
+            "mode": cfg.mode, "steps": cfg.steps, "resumed_from": start_step, "records": len(records),
+            "rejected": len(rejected), "config": asdict(cfg), "num_processes": world,
+            "reward_first_last": list(RLResult(out, cfg.steps, metrics, final, rejected, curve).reward_trend()) if metrics else None,
+            "probe": probe_summary,
+        })
+    acc.wait_for_everyone()  # no process returns before the final model is on disk
     return RLResult(out=out, steps_done=cfg.steps, metrics=metrics, final_dir=final, rejected=rejected, curve_png=curve,
                     probe=probe_summary)
 
@@ -689,9 +865,10 @@ def probe_expected_reward(adapter, records: Sequence[RLRecord], frames: dict, cf
 
 
 def _usable(records: list[RLRecord], i: int, bad: set[int], cache: dict, root: Path, cfg: RLConfig,
-            out: Path) -> RLRecord:
+            out: Path, *, rank: int = 0) -> RLRecord:
     """Record ``i`` with its frames loaded; a record whose video cannot be read is quarantined
-    (``rejected.jsonl``) and the next usable record takes its place, so one bad file never stops a run."""
+    (``rejected.jsonl``) and the next usable record takes its place, so one bad file never stops a run.
+    With several processes each quarantines what it meets (one appended line each, tagged ``rank``)."""
     from fourdthinker.models.inputs import InputError
     from fourdthinker.video.errors import VideoError
 
@@ -709,7 +886,8 @@ def _usable(records: list[RLRecord], i: int, bad: set[int], cache: dict, root: P
             return rec
         except (InputError, VideoError, OSError, ValueError) as e:
             bad.add(j)
-            append_jsonl(out / "rejected.jsonl", {"id": rec.id, "reason": f"unreadable during training: {e}"})
+            append_jsonl(out / "rejected.jsonl", {"id": rec.id, "reason": f"unreadable during training: {e}",
+                                                  **({"rank": rank} if rank else {})})
     raise ValueError("every RL record failed to load its video; see rejected.jsonl")
 
 

@@ -26,9 +26,13 @@ def _run(config: str | None = None, **flags) -> None:
         if not cfg.data:
             raise ValueError("--data is required (a JSONL of RL records or a folder with rl.jsonl)")
         res = train_rl(cfg)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, NotImplementedError) as e:
         con.print(f"[red]error:[/] {e}")
         raise typer.Exit(2) from None
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # `accelerate launch --num_processes N`: report once
+        return
     if res.rejected:
         con.print(f"[yellow]{len(res.rejected)} records refused before training[/] (reasons in {res.out / 'rejected.jsonl'})")
     first, last = res.reward_trend()
@@ -66,6 +70,8 @@ def _build_rl():
         Example: fourdthinker train rl --data data/rl --init runs/dift/final --out runs/rl
 
         Baseline: fourdthinker train rl --data data/rl --init qwen2.5-vl-tiny --mode grpo --out runs/grpo
+
+        Several GPUs (data-parallel, --questions-per-step is per GPU): accelerate launch --multi_gpu --num_processes 8 -m fourdthinker.cli train rl --data data/rl --init runs/dift/final --out runs/rl
 
         Writes OUT/metrics.jsonl, OUT/reward_curve.png, OUT/samples.jsonl, OUT/rejected.jsonl, OUT/final/ (safetensors). Rerun the same command to resume.
         """
