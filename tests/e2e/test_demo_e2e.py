@@ -89,9 +89,16 @@ def test_full_demo_beats_base(full_demo):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="measured: at demo scale the model learns the format and per-task label priors, "
-                          "not the visual task (DIFT 27.5% [20.9, 34.5], chance 25%; docs/readme_demo.md)",
-                   strict=False)
+def test_full_demo_learns_the_visual_task(full_demo):
+    """Not only the format: the best SFT row's 95% CI lies above chance (25%, four options; the
+    benchmark's labels are balanced per task, so label priors do not get there)."""
+    rows = full_demo["report"]["rows"]
+    assert max(rows[r]["ci"][0] for r in ("Raw QA SFT", "CoT SFT", "DIFT")) > 0.25, rows
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="measured: DIFT + 4DRL 33.9% [25.3, 42.9] in one run, 23.9% [15.8, 32.9] with RL lr 1e-4; "
+                          "its CI sits at the chance line (docs/readme_demo.md)", strict=False)
 def test_full_demo_beats_chance(full_demo):
     """The stronger bar: DIFT + 4DRL's whole 95% CI above chance (25%, four options)."""
     assert full_demo["report"]["rows"]["DIFT + 4DRL"]["ci"][0] > 0.25, full_demo["report"]["rows"]
