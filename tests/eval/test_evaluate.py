@@ -151,3 +151,27 @@ def test_report_shows_reasoning_and_imagery(tmp_path, dyn_root):
     page = write_report({"imagery": res}, tmp_path / "rep", root=lr.root, n_examples=2).read_text()
     assert "the car moves left" in page and ">imagery<" in page and "frames the model sees" in page
     assert page.count("<div class=\"item\">") == 2
+
+
+def test_report_bars_show_subtasks_even_with_a_custom_table(tmp_path, dsr_root, monkeypatch):
+    """The demo passes its own Table 3 (columns Accuracy / vs base): the per-subtask bars must still
+    be drawn over the benchmark's subtasks, not over that table's columns (a bug seen in the demo
+    report)."""
+    from fourdthinker.eval import load_benchmark, report
+    from fourdthinker.eval.tables import TableData
+
+    lr = load_benchmark("dsr-bench", dsr_root)
+    res = evaluate(RandomRunner(), lr, tmp_path / "run", progress=False)
+    seen = {}
+    real = report.plot_subtask_bars
+
+    def spy(results, columns, path):
+        seen["columns"] = list(columns)
+        return real(results, columns, path)
+
+    monkeypatch.setattr(report, "plot_subtask_bars", spy)
+    custom = TableData(title="Table 3 layout", header=["Training strategies", "Accuracy", "95% CI", "vs base", "n"],
+                       rows=[["random", "25.0", "[0, 50]", "", "26"]])
+    page = report.write_report({"random": res}, tmp_path / "rep", table=custom).read_text()
+    assert seen["columns"][:13] == list(TABLE1_COLUMNS) and "vs base" not in seen["columns"]
+    assert "Table 3 layout" in page

@@ -199,8 +199,9 @@ def write_report(results: Mapping[str, object], out_dir: str | os.PathLike, *, b
         raise ValueError("write_report: no results to report")
     first = next(iter(results.values()))
     bench = bench or first.bench
-    table = table or bench_table(results, bench)
-    columns = [h for h in table.header[1:] if h not in ("Avg.", "95% CI", "n")]
+    per_subtask = bench_table(results, bench)  # the bars always show subtasks, whatever ``table`` shows
+    table = table or per_subtask
+    columns = [h for h in per_subtask.header[1:] if h not in ("Avg.", "95% CI", "n")]
     body = [f"<h1>{html.escape(title or f'fourdthinker eval · {bench}')}</h1>", _table_html(table)]
     bars = plot_subtask_bars(results, columns, plots / "subtask_accuracy.png")
     body.append(f'<h2>Accuracy per subtask</h2><img src="{_b64_png(bars)}" alt="per-subtask accuracy">')
