@@ -36,7 +36,7 @@ def demo(
 
     Ends with the paper's Table 3 layout (7 training strategies, Avg. accuracy with 95% CIs) on a
     held-out synthetic benchmark, paired comparisons, and an HTML report in OUT/report/.
-    Full run: ~20-22 min on 2 CPU cores (measured 21.6 and 21.9 min; budget 20); --quick: ~40 s.
+    Full run: ~18 min on 2 CPU cores (measured 17 min 50 s; the models learn the visual task); --quick: ~40 s.
     Ctrl-C is safe: rerun to resume.
     """
     from rich.console import Console

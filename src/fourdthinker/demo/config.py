@@ -1,7 +1,7 @@
 """Settings of ``fourdthinker demo`` / ``ablate``: one dataclass, two presets (``quick``, ``full``).
 
 Every field has a default and a help string that says its trade-off. The presets are sized for a
-2-core CPU: ``--quick`` ~40 s; full ~20-22 min measured (budget 20), the size at which the models
+2-core CPU: ``--quick`` ~40 s; full 17 min 50 s measured (budget 20), the size at which the models
 learn the visual task (docs/readme_demo.md has the numbers).
 """
 
