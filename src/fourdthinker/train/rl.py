@@ -43,7 +43,10 @@ the gradients are averaged over processes (the replay calls the inner model, not
 wrapper's ``forward``, so ``train_rl`` all-reduces them itself), then clipped and stepped
 identically everywhere: the weights stay equal on all ranks. Metrics are gathered (per-response
 values) or averaged (losses) across processes; only the main process writes files. With one
-process everything is exactly the single-process loop. DeepSpeed is refused (NotImplementedError).
+process everything is exactly the single-process loop. ``deepspeed`` (a DeepSpeed JSON, ZeRO stage 1
+or 2): the model and optimiser become a DeepSpeed engine, which reduces (ZeRO-2: partitions) the
+gradients, clips them (``gradient_clipping`` = ``max_grad_norm``) and steps; ZeRO-3 is refused
+(rollouts need gathered weights). A DeepSpeed resume reloads the weights but restarts the optimiser.
 
 Defaults follow the reference launch script (``train_4dthinker.sh``: lr 1e-6, G 8, beta 0.01,
 reward weights 1.0/0.2, temperature 1.0, top-p 0.9); tiny CPU demos need a larger lr (1e-4 ..
@@ -129,6 +132,9 @@ class RLConfig:
                                  "(paired): the expected reward on the same questions, far less noisy than the per-step batch "
                                  "mean. 0 = off; costs 2 x probe_questions x probe_samples extra rollouts.")
     probe_samples: int = _f(8, "Sampled responses per probe question.")
+    deepspeed: str | None = _f(None, "DeepSpeed JSON (ZeRO stage 1 or 2, e.g. configs/ds_zero2.json); 'auto' values are filled "
+                                     "from this config (gradient_clipping = max_grad_norm, micro batch 1, fp32 unless the "
+                                     "file enables bf16/fp16). ZeRO-3 is refused. A resume restarts the optimiser state.")
 
     def __post_init__(self) -> None:
         problems = []
@@ -344,10 +350,40 @@ def rank_questions(sched: _Schedule, step: int, q: int, rank: int = 0, world: in
     return sched.take((step - 1) * q * world, q * world)[rank * q : (rank + 1) * q]
 
 
-def _make_accelerator():
+def deepspeed_config(path: str | Path, max_grad_norm: float, world: int = 1) -> dict:
+    """A DeepSpeed JSON (the files in configs/) made concrete for train rl: ``"auto"`` values are
+    filled (gradient_clipping = ``max_grad_norm``, micro batch 1 per process, no accumulation,
+    bf16/fp16 off). ZeRO-3 raises NotImplementedError (rollouts generate with the full weights)."""
+    p = Path(path)
+    try:
+        ds = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{p}: not a readable DeepSpeed JSON ({e})") from None
+    if not isinstance(ds, dict):
+        raise ValueError(f"{p}: a DeepSpeed config must be a JSON object")
+    stage = int((ds.get("zero_optimization") or {}).get("stage", 0))
+    if stage >= 3:
+        raise NotImplementedError(
+            f"{p}: train rl under DeepSpeed ZeRO-3 is not implemented (rollouts and the latent replay need the "
+            "gathered weights); use ZeRO stage 1/2 (configs/ds_zero2.json) or plain data-parallel with --lora")
+    for k in ("bf16", "fp16"):
+        if isinstance(ds.get(k), dict) and ds[k].get("enabled") == "auto":
+            ds[k] = {**ds[k], "enabled": False}
+    if ds.get("gradient_clipping", "auto") == "auto":
+        ds["gradient_clipping"] = float(max_grad_norm)
+    if ds.get("train_micro_batch_size_per_gpu", "auto") == "auto":
+        ds["train_micro_batch_size_per_gpu"] = 1
+    if ds.get("gradient_accumulation_steps", "auto") == "auto":
+        ds["gradient_accumulation_steps"] = 1
+    if ds.get("train_batch_size", "auto") == "auto":
+        ds["train_batch_size"] = ds["train_micro_batch_size_per_gpu"] * ds["gradient_accumulation_steps"] * world
+    return ds
+
+
+def _make_accelerator(ds_path: str | None = None, max_grad_norm: float = 1.0):
     """The run's ``accelerate.Accelerator`` (launch settings come from ``accelerate launch`` / env).
-    DeepSpeed is refused: the replay forward calls the inner model, not the engine, and ZeRO-3
-    rollouts would need gathered weights."""
+    ``ds_path``: a DeepSpeed JSON (ZeRO 1/2) -> a ``DeepSpeedPlugin``; a DeepSpeed launch without
+    it (accelerate config) is refused, as is ZeRO-3 (rollouts would need gathered weights)."""
     import os
 
     import torch
@@ -355,6 +391,24 @@ def _make_accelerator():
     from accelerate.utils import DistributedType
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    if ds_path:
+        from accelerate.utils import DeepSpeedPlugin
+
+        if "WORLD_SIZE" not in os.environ:  # a plain `fourdthinker train rl --deepspeed`: one process
+            import socket
+
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            for k, v in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                         "MASTER_PORT": str(port)}.items():
+                os.environ.setdefault(k, v)
+        plugin = DeepSpeedPlugin(hf_ds_config=deepspeed_config(ds_path, max_grad_norm, world))
+        acc = Accelerator(device_placement=False, deepspeed_plugin=plugin)
+        if acc.distributed_type != DistributedType.DEEPSPEED:  # accelerate's state is a per-process singleton
+            raise RuntimeError(f"--deepspeed {ds_path}: this process already set up accelerate as "
+                               f"{acc.distributed_type}; run train rl --deepspeed in a fresh process")
+        return acc
     # several processes without CUDA (torchrun / accelerate on CPU): gloo. One process: leave the
     # model where it was loaded (device_placement off), exactly the single-process loop.
     acc = Accelerator(device_placement=False, cpu=world > 1 and not torch.cuda.is_available())
@@ -363,8 +417,8 @@ def _make_accelerator():
                          f"({acc.distributed_type}); launch with accelerate launch or torchrun")
     if acc.distributed_type == DistributedType.DEEPSPEED:
         raise NotImplementedError(
-            "train rl under DeepSpeed is not implemented (the latent replay bypasses the engine's forward and "
-            "ZeRO-3 rollouts need gathered weights); launch plain data-parallel instead: "
+            "train rl under an accelerate DeepSpeed launch needs the DeepSpeed JSON passed as --deepspeed "
+            "(ZeRO stage 1/2, e.g. configs/ds_zero2.json; ZeRO-3 is not implemented), or launch plain data-parallel: "
             "accelerate launch --multi_gpu --num_processes N -m fourdthinker.cli train rl ... (use --lora for big models)")
     return acc
 
@@ -555,7 +609,10 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
 
     hf_logging.disable_progress_bar()  # per-save "Writing model shards" bars would drown the RL bar
     torch.set_num_threads(max(1, cfg.threads))
-    acc = _make_accelerator()
+    acc = _make_accelerator(cfg.deepspeed, cfg.max_grad_norm)
+    from accelerate.utils import DistributedType
+
+    use_ds = acc.distributed_type == DistributedType.DEEPSPEED
     rank, world, main = acc.process_index, acc.num_processes, acc.is_main_process
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -602,9 +659,10 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
     if not params:
         raise ValueError(f"{cfg.init}: model has no trainable parameters")
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if resume is not None and (resume / "optimizer.pt").exists() and (not cfg.lora or lora_state is not None):
+    if (not use_ds and resume is not None and (resume / "optimizer.pt").exists()
+            and (not cfg.lora or lora_state is not None)):
         opt.load_state_dict(torch.load(resume / "optimizer.pt", weights_only=True, map_location=params[0].device))
-    raw_opt = opt
+    raw_opt = None if use_ds else opt  # DeepSpeed: the engine owns the (partitioned) state; not saved
     # One process: prepare returns the model untouched. Several: DDP wraps it (rank 0's weights are
     # broadcast to all), but rollouts and the replay run on the unwrapped model and the gradients are
     # averaged by _allreduce_grads.
@@ -719,7 +777,11 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
             no_signal = cfg.beta == 0.0 and not bool(adv.abs().gt(0).any())
             if world > 1:
                 no_signal = bool(acc.reduce(torch.tensor([float(not no_signal)], device=acc.device), "sum").item() == 0)
-            if no_signal:
+            if no_signal and use_ds:  # the engine steps inside backward: a zero loss gives zero gradients
+                loss = torch.zeros(())
+                for _ in range(cfg.mu):
+                    acc.backward(sum(p_.sum() for p_ in params) * 0.0)
+            elif no_signal:
                 for p_ in params:
                     p_.grad = torch.zeros_like(p_)
                 loss = torch.zeros(())
@@ -736,7 +798,11 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
                     beta=cfg.beta, kl=cfg.kl, loss_type=cfg.loss_type,
                 )
                 opt.zero_grad(set_to_none=True)
-                acc.backward(loss)
+                acc.backward(loss)  # DeepSpeed: the engine reduces, clips (gradient_clipping) and steps here
+                if use_ds:
+                    gn = wrapped.get_global_grad_norm()
+                    grad_norm = float(gn) if gn is not None else 0.0
+                    continue
                 _allreduce_grads(acc, params)
                 if cfg.max_grad_norm > 0:
                     grad_norm = float(acc.clip_grad_norm_(params, cfg.max_grad_norm))
@@ -812,6 +878,8 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
             "rejected": len(rejected), "config": asdict(cfg), "num_processes": world,
             "reward_first_last": list(RLResult(out, cfg.steps, metrics, final, rejected, curve).reward_trend()) if metrics else None,
             "probe": probe_summary,
+            **({"deepspeed": {"config": cfg.deepspeed, "zero_stage": acc.state.deepspeed_plugin.zero_stage}}
+               if use_ds else {}),
         })
     acc.wait_for_everyone()  # no process returns before the final model is on disk
     return RLResult(out=out, steps_done=cfg.steps, metrics=metrics, final_dir=final, rejected=rejected, curve_png=curve,
