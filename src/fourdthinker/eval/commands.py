@@ -55,7 +55,8 @@ def eval_cmd(
              "noise | shuffle (another item's latents) | pad (the latent-pad embedding, as the reference RL code) | "
              "drop (no latent block). `fourdthinker probe` runs them all."),
     latent_norm: float = typer.Option(None, "--latent-norm", help="Rescale fed-back hidden states to this L2 norm "
-                                      "(e.g. the training targets' mean norm). Default: no rescaling."),
+                                      "(e.g. the training targets' mean norm); 0 = never. Default: the model's own "
+                                      "setting (a `train dift --feed-norm` model is fed at its training norm, others as they are)."),
     baseline: str = typer.Option(None, help="Row name that Avg. gains are measured against (default: the first model)."),
     html: bool = typer.Option(True, "--html/--no-html", help="Write OUT/BENCH/report.html with plots and examples."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard earlier predictions in the output folders."),

@@ -16,7 +16,7 @@ def probe(
     out: str = typer.Option("reports/probe", "--out", "-o", help="Output folder: one sub-folder per intervention, probe.md, probe.json. Rerun to resume."),
     latents: list[str] = typer.Option(None, "--latents", help="Interventions to run (repeatable); default all: normal zero noise shuffle pad drop."),
     latent_size: int = typer.Option(None, "--latent-size", help="K latent steps per block (default: the model config's latent_size, else 4)."),
-    latent_norm: float = typer.Option(None, "--latent-norm", help="Rescale fed-back states to this norm (see `fourdthinker infer --latent-norm`)."),
+    latent_norm: float = typer.Option(None, "--latent-norm", help="Rescale fed-back states to this norm; 0 = never; default: the model's own setting (see `fourdthinker infer --latent-norm`)."),
     batch_size: int = typer.Option(4, "--batch-size", help="Items decoded together (>= 2: 'shuffle' takes another item's latents)."),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="Response budget, latent slots included."),
     max_frames: int = typer.Option(8, "--max-frames", help="Frames per video."),
