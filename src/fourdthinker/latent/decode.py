@@ -41,7 +41,12 @@ from typing import Any
 import torch
 
 from fourdthinker.eval.answers import parse_answer
-from fourdthinker.latent.interventions import apply_intervention, check_intervention, match_norm, resolve_feed_norm
+from fourdthinker.latent.interventions import (
+    apply_intervention,
+    check_intervention,
+    match_norm,
+    resolve_feed_norm,
+)
 
 __all__ = [
     "DecodeResult",
