@@ -57,6 +57,8 @@ def eval_cmd(
     latent_norm: float = typer.Option(None, "--latent-norm", help="Rescale fed-back hidden states to this L2 norm "
                                       "(e.g. the training targets' mean norm); 0 = never. Default: the model's own "
                                       "setting (a `train dift --feed-norm` model is fed at its training norm, others as they are)."),
+    frames: str = typer.Option("normal", "--frames", help="Video intervention (only the frames change): normal | first (the "
+                               "first frame repeated) | reversed | shuffled | blank. `fourdthinker probe --frames` runs them all."),
     baseline: str = typer.Option(None, help="Row name that Avg. gains are measured against (default: the first model)."),
     html: bool = typer.Option(True, "--html/--no-html", help="Write OUT/BENCH/report.html with plots and examples."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard earlier predictions in the output folders."),
@@ -78,7 +80,7 @@ def eval_cmd(
              max_new_tokens=max_new_tokens, max_frames=max_frames, fps=fps, batch_size=batch_size, limit=limit,
              video_root=video_root, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
              retries=retries, baseline=baseline, html=html, overwrite=overwrite, latents=latents,
-             latent_norm=latent_norm)
+             latent_norm=latent_norm, frames=frames)
     except (BenchmarkFormatError, FileNotFoundError, ValueError, FatalRunnerError) as e:
         console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -88,7 +90,7 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
          top_p: float, max_new_tokens: int, max_frames: int, fps: float, batch_size: int, limit: int | None,
          video_root: str | None, api_base: str | None, api_key_env: str, concurrency: int, retries: int,
          baseline: str | None, html: bool, overwrite: bool, latents: str = "normal",
-         latent_norm: float | None = None) -> None:
+         latent_norm: float | None = None, frames: str = "normal") -> None:
     from fourdthinker.eval.evaluate import evaluate
     from fourdthinker.eval.loaders import load_benchmark
     from fourdthinker.eval.metrics import paired_compare
@@ -118,7 +120,7 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
         runner = make_runner(spec, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
                              cache_dir=Path(out) / "api_cache", batch_size=batch_size, max_new_tokens=max_new_tokens,
                              max_frames=max_frames, fps=fps, temperature=temperature, top_p=top_p, retries=retries,
-                             latents=latents, latent_norm=latent_norm)
+                             latents=latents, latent_norm=latent_norm, frames=frames)
         res = evaluate(runner, lr.items, bench_out / _slug(runner.name), root=lr.root, bench=bench, samples=samples,
                        seed=seed, skipped=lr.skipped, overwrite=overwrite, limit=limit)
         for w in res.warnings:

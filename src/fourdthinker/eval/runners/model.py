@@ -27,8 +27,11 @@ class _LocalRunner:
 
     def __init__(self, name_or_path: str, *, adapter=None, batch_size: int = 4, max_new_tokens: int = 256,
                  fps: float = 1.0, max_frames: int = 8, temperature: float = 0.7, top_p: float = 0.9,
-                 threads: int | None = None):
+                 threads: int | None = None, frames: str = "normal"):
+        from fourdthinker.video.interventions import check_frames
+
         self._adapter = adapter
+        self.frames = check_frames(frames)  # video intervention: what the model is shown (video/interventions.py)
         self.threads = threads
         self.name = self.path = name_or_path
         self.batch_size = batch_size
@@ -57,11 +60,15 @@ class _LocalRunner:
         pass
 
     def settings(self) -> dict:
-        return {"runner": self.kind, "model": self.path, "max_new_tokens": self.max_new_tokens, "fps": self.fps,
-                "max_frames": self.max_frames, "temperature": self.temperature, "top_p": self.top_p}
+        s = {"runner": self.kind, "model": self.path, "max_new_tokens": self.max_new_tokens, "fps": self.fps,
+             "max_frames": self.max_frames, "temperature": self.temperature, "top_p": self.top_p}
+        return s | ({"frames": self.frames} if self.frames != "normal" else {})  # old run folders stay resumable
 
     def _batch(self, items: Sequence[BenchItem], root: Path):
-        videos = [load_visuals(it, root, fps=self.fps, max_frames=self.max_frames) for it in items]
+        from fourdthinker.video.interventions import intervene_frames
+
+        videos = [intervene_frames(load_visuals(it, root, fps=self.fps, max_frames=self.max_frames), self.frames, key=it.id)
+                  for it in items]
         texts = [build_question_text(it.question, it.options) for it in items]
         return self.adapter.encode_prompts(videos, texts)
 
