@@ -175,3 +175,27 @@ def test_config_errors():
         DiftConfig(latent_feed="self", grad_checkpointing=True).validate()
     with pytest.raises(ValueError, match="mix_start"):
         DiftConfig(latent_feed="mixed", mix_start=1.5).validate()
+
+
+def test_train_self_feed_norm_end_to_end(tmp_path):
+    """``train_dift(latent_feed=mixed, feed_norm=True)``: runs, logs the self-fed share, saves the
+    feed and the norm in the model config, and the decoder applies that norm by default."""
+    from fourdthinker.latent.interventions import resolve_feed_norm
+    from fourdthinker.latent.toy import make_toy_dift
+    from fourdthinker.train.dift import train_dift
+
+    make_toy_dift(tmp_path / "toy", 4, size=56)
+    cfg = DiftConfig(data=str(tmp_path / "toy"), out=str(tmp_path / "run"), lr=2e-3, warmup_steps=1, batch_size=2,
+                     max_steps=2, save_steps=100, target_cache=str(tmp_path / "lt"), progress=False, max_frames=2,
+                     latent_feed="mixed", mix_start=1.0, mix_end=1.0, feed_norm=True, health_heldout=0)
+    res = train_dift(cfg)
+    assert [r["self_fed"] for r in res.losses] == [1.0, 1.0]
+    nu = cfg.latent_feed_norm
+    assert nu and nu > 0
+    ad = load(str(tmp_path / "run"))
+    assert ad.model.config.latent_feed == "mixed"
+    assert ad.model.config.latent_feed_norm == pytest.approx(nu) == pytest.approx(ad.model.config.latent_target_norm)
+    assert resolve_feed_norm(None, ad) == pytest.approx(nu)  # infer/eval/probe default
+    assert resolve_feed_norm(0, ad) is None and resolve_feed_norm(2.0, ad) == 2.0
+    paper = load("qwen2.5-vl-tiny")
+    assert resolve_feed_norm(None, paper) is None  # a model trained without --feed-norm is fed as it is
