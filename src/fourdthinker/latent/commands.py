@@ -291,10 +291,12 @@ def infer(
     with console.status("thinking ..."):
         (res,) = latent_generate(adapter, enc, generator=gen, options=[opts] if opts else None, logits_processor=hook, **gen_kw)
     from fourdthinker.latent.health import decode_health, print_decode_health
+    from fourdthinker.latent.interventions import resolve_feed_norm
 
     health = decode_health([res], adapter.model.get_input_embeddings().weight)
+    effective_norm = resolve_feed_norm(norm, adapter)  # what the decoder rescaled to (None: nothing)
     info = {"model": model, "video": str(video), "question": question, "options": opts, "latents": latents,
-            "latent_size": K, "latent_norm": norm, **res.to_json(), "latent_health": health}
+            "latent_size": K, "latent_norm": effective_norm, **res.to_json(), "latent_health": health}
     if explain is not None and bank_obj is not None:
         from fourdthinker.latent.explain import explain as do_explain
 
