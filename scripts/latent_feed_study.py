@@ -73,7 +73,8 @@ def main() -> None:
     if a.demo is None:
         stages += [Stage("world", "world", demo.stage_world), Stage("data", "data", demo.stage_data),
                    Stage("bench", "bench", demo.stage_bench)]
-    models = {"CoT SFT": "sft-cot", "Raw QA SFT": "sft-raw-qa", **{f"DIFT {v}": f"dift-{v}" for v in a.variants}}
+    models = {"CoT SFT": "sft-cot", **{f"DIFT {v}": f"dift-{v}" for v in a.variants}, "Raw QA SFT": "sft-raw-qa"}
+    train: dict[str, Stage] = {}
     for name, stage in models.items():
         if reuse is not None and (reuse / stage / "config.json").exists():
             continue
@@ -82,9 +83,9 @@ def main() -> None:
             continue
         if stage.startswith("dift-"):
             over = VARIANTS[stage[5:]]
-            stages.append(Stage(stage, name, lambda s=stage, o=over: demo.stage_sft("dift", s, **o)))
+            train[name] = Stage(stage, name, lambda s=stage, o=over: demo.stage_sft("dift", s, **o))
         else:
-            stages.append(Stage(stage, name, lambda s=stage: demo.stage_sft(s[4:], s)))
+            train[name] = Stage(stage, name, lambda s=stage: demo.stage_sft(s[4:], s))
 
     def probe(name: str, stage: str) -> dict:
         from fourdthinker.eval.loaders import load_benchmark
@@ -101,7 +102,9 @@ def main() -> None:
                                              max_frames=cfg.max_frames, limit=a.limit, progress=False)
         return {"relies_on_imagery": relies, "verdict": why}
 
-    for name, stage in models.items():
+    for name, stage in models.items():  # each model's probe right after its training: partial runs tell something
+        if name in train:
+            stages.append(train[name])
         stages.append(Stage(f"probe-{stage}", f"probe {name}", lambda n=name, s=stage: probe(n, s)))
     on_start, on_done = console_progress(Console(), stages)
     run_stages(out, stages, on_start=on_start, on_done=on_done)

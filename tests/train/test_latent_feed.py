@@ -199,3 +199,18 @@ def test_train_self_feed_norm_end_to_end(tmp_path):
     assert resolve_feed_norm(0, ad) is None and resolve_feed_norm(2.0, ad) == 2.0
     paper = load("qwen2.5-vl-tiny")
     assert resolve_feed_norm(None, paper) is None  # a model trained without --feed-norm is fed as it is
+
+
+def test_self_feed_under_lora_reaches_the_adapters():
+    from fourdthinker.train.trainer import apply_lora
+
+    ad = load("qwen2.5-vl-tiny")
+    ad.freeze_visual()
+    ad.model = apply_lora(ad.model, r=4, alpha=8)
+    ad.model.train()
+    batch = _train_batch(ad, ad.encode_prompts(_videos(1), ["Hi"]), _response(ad))
+    loss, stats, _ = dift_forward(ad, batch, DiftConfig(latent_feed="self", latent_size=K, lora=True))
+    loss.backward()
+    lora = [p for n, p in ad.model.named_parameters() if "lora_" in n and p.requires_grad]
+    assert lora and any(p.grad is not None and p.grad.abs().sum() > 0 for p in lora)
+    assert stats["self_fed"] == 1.0
