@@ -152,6 +152,7 @@ def write_table(out: Path, demo, models: dict[str, str], model_dir) -> dict:
             row[kind] = {"drop": normal.micro() - r.micro(), "p": pc.p_value, "broken": len(pc.a_only), "fixed": len(pc.b_only)}
         probe = json.loads((out / "probe" / stage / "probe.json").read_text(encoding="utf-8"))
         row["uses_imagery"] = probe["relies_on_imagery"] if name.startswith("DIFT") else None
+        row["latent_steps"] = next((r["mean_latent_steps"] for r in probe["rows"] if r["intervention"] == "normal"), None)
         row["uses_motion"] = probe.get("uses_motion")
         opp = {r["frames"]: r for r in probe.get("frame_rows", []) if r["task"] == "all"}
         if "reversed" in opp:
@@ -181,8 +182,8 @@ def write_table(out: Path, demo, models: dict[str, str], model_dir) -> dict:
         return f"{100 * v['delta']:+.1f} [{100 * v['ci'][0]:+.1f}, {100 * v['ci'][1]:+.1f}]"
 
     md = ["| model | n | Avg. % [95% CI] | vs CoT SFT (paired) | vs DIFT target (paired) | zero drop | shuffle drop "
-          "| first-frame drop | reversed: opposite % (normal) | cos(h, z) last step | goal |",
-          "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "| first-frame drop | reversed: opposite % (normal) | latent steps/item | cos(h, z) last step | goal |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         opp = r.get("opposite")
         cos = "-" if r["final_cos"] is None else f"{r['final_cos']:.2f}"
@@ -190,7 +191,7 @@ def write_table(out: Path, demo, models: dict[str, str], model_dir) -> dict:
                   f"{delta(r, 'vs CoT SFT')} | {delta(r, 'vs DIFT target')} | {cell(r, 'zero')} | {cell(r, 'shuffle')} | "
                   f"{cell(r, 'frames-first')} | "
                   f"{pct(opp['reversed']) + ' (' + pct(opp['normal']) + ')' if opp else '-'} | "
-                  f"{cos} | "
+                  f"{'-' if not r['latent_steps'] else round(r['latent_steps'], 1)} | {cos} | "
                   f"{'yes' if goal(r) else '-'} |")
     reached = [r["model"] for r in rows if goal(r)]
     md.append("")
