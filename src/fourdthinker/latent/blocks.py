@@ -13,7 +13,8 @@ import re
 
 import torch
 
-IMAGERY = "<imagery>"
+from fourdthinker.qa import IMAGERY
+
 IGNORE_INDEX = -100
 
 

@@ -2,19 +2,23 @@
 overlay masks (SPEC Eq. 1), write clips, contact sheets. Every bad file raises a ``VideoError``
 subclass whose message is one line naming the file."""
 
-from fourdthinker.video.errors import (
-    CorruptVideoError,
-    EmptyVideoError,
-    NoVideoStreamError,
-    UnsupportedCodecError,
-    VideoError,
-    VideoNotFoundError,
-)
-from fourdthinker.video.overlay import BLUE, RED, cap_pixels, capped_size, overlay
-from fourdthinker.video.probe import VideoInfo, probe
-from fourdthinker.video.sample import SampledFrames, sample_frames, sample_frames_naive, target_times
-from fourdthinker.video.sheet import contact_sheet, save_png
-from fourdthinker.video.write import write_video
+from fourdthinker.lazy import lazy_exports
+
+# ``overlay`` and ``probe`` are also the names of their submodules, so they stay eager imports (see
+# fourdthinker.lazy; both modules need only numpy); everything else loads on first use.
+from fourdthinker.video.overlay import overlay
+from fourdthinker.video.probe import probe
+
+_EXPORTS = {
+    **dict.fromkeys(["CorruptVideoError", "EmptyVideoError", "NoVideoStreamError", "UnsupportedCodecError", "VideoError",
+                     "VideoNotFoundError"], "fourdthinker.video.errors"),
+    **dict.fromkeys(["BLUE", "RED", "cap_pixels", "capped_size"], "fourdthinker.video.overlay"),
+    "VideoInfo": "fourdthinker.video.probe",
+    **dict.fromkeys(["SampledFrames", "sample_frames", "sample_frames_naive", "target_times"], "fourdthinker.video.sample"),
+    **dict.fromkeys(["contact_sheet", "save_png"], "fourdthinker.video.sheet"),
+    "write_video": "fourdthinker.video.write",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "BLUE",
