@@ -14,13 +14,11 @@ Modules: ``loaders`` (public benchmark formats), ``synthetic`` (held-out world b
 ``lmms_eval`` (task + model wrapper), ``answers`` (the shared answer parser).
 """
 
-# ``evaluate`` is also the name of its submodule, so it stays an eager import (see fourdthinker.lazy);
-# everything else loads on first use.
-from fourdthinker.eval.evaluate import evaluate  # noqa: F401  (re-exported)
 from fourdthinker.lazy import lazy_exports
 
-_EXPORTS = {
+_EXPORTS = {  # loaded on first use (fourdthinker.lazy)
     "EvalResult": "fourdthinker.eval.evaluate",
+    "evaluate": "fourdthinker.eval.evaluate",
     "load_result": "fourdthinker.eval.evaluate",
     "LoadResult": "fourdthinker.eval.loaders",
     "load_benchmark": "fourdthinker.eval.loaders",
@@ -29,5 +27,5 @@ _EXPORTS = {
     "bench_table": "fourdthinker.eval.tables",
     "table3": "fourdthinker.eval.tables",
 }
-__all__ = sorted([*_EXPORTS, "evaluate"])
+__all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

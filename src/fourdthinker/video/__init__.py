@@ -4,16 +4,11 @@ subclass whose message is one line naming the file."""
 
 from fourdthinker.lazy import lazy_exports
 
-# ``overlay`` and ``probe`` are also the names of their submodules, so they stay eager imports (see
-# fourdthinker.lazy; both modules need only numpy); everything else loads on first use.
-from fourdthinker.video.overlay import overlay
-from fourdthinker.video.probe import probe
-
-_EXPORTS = {
+_EXPORTS = {  # loaded on first use (fourdthinker.lazy)
     **dict.fromkeys(["CorruptVideoError", "EmptyVideoError", "NoVideoStreamError", "UnsupportedCodecError", "VideoError",
                      "VideoNotFoundError"], "fourdthinker.video.errors"),
-    **dict.fromkeys(["BLUE", "RED", "cap_pixels", "capped_size"], "fourdthinker.video.overlay"),
-    "VideoInfo": "fourdthinker.video.probe",
+    **dict.fromkeys(["BLUE", "RED", "cap_pixels", "capped_size", "overlay"], "fourdthinker.video.overlay"),
+    **dict.fromkeys(["VideoInfo", "probe"], "fourdthinker.video.probe"),
     **dict.fromkeys(["SampledFrames", "sample_frames", "sample_frames_naive", "target_times"], "fourdthinker.video.sample"),
     **dict.fromkeys(["contact_sheet", "save_png"], "fourdthinker.video.sheet"),
     "write_video": "fourdthinker.video.write",
