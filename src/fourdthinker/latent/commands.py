@@ -273,8 +273,8 @@ def infer(
                    batch_size=batch_size, json_out=json_out, model=model)
         return
 
-    from fourdthinker.data.records import build_question_text
     from fourdthinker.latent.decode import latent_generate
+    from fourdthinker.qa import build_question_text
 
     text = build_question_text(question, opts) if opts else question
     enc = adapter.encode_prompts([frames], [text])
@@ -312,9 +312,9 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from fourdthinker.data.records import build_question_text
     from fourdthinker.io import append_jsonl, read_jsonl
     from fourdthinker.latent.decode import latent_generate
+    from fourdthinker.qa import build_question_text
 
     if not batch_file.exists():
         _fail(console, f"{batch_file}: batch file not found")

@@ -40,8 +40,8 @@ from typing import Any
 
 import torch
 
-from fourdthinker.eval.answers import parse_answer
 from fourdthinker.latent.interventions import apply_intervention, check_intervention, match_norm
+from fourdthinker.qa import parse_answer
 
 __all__ = [
     "DecodeResult",

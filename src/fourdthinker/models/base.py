@@ -43,9 +43,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fourdthinker.models.tokenizer import LATENT_TOKENS
+from fourdthinker.qa import LATENT_END, LATENT_PAD, LATENT_START, LATENT_TOKENS
 
-LATENT_START, LATENT_END, LATENT_PAD = LATENT_TOKENS
 OVERLAY_MAX_PIXELS = 256 * 28 * 28  # reference caps overlay (imagery) images at this many pixels
 
 ImageLike = np.ndarray | Image.Image
