@@ -1,6 +1,6 @@
-"""Versioned data contracts (DESIGN.md), validated with pydantic.
+"""Versioned data contracts (docs/data.md#records), validated with pydantic.
 
-* ``DiftRecord``  one imagery-CoT training sample (SPEC Eq. 4), JSONL + PNG overlays beside it.
+* ``DiftRecord``  one imagery-CoT training sample (Eq. 4, docs/method.md#eq-4), JSONL + PNG overlays beside it.
 * ``RLRecord``    one DSR-Train-style QA pair (no reasoning) for 4DRL.
 * ``BenchItem``   one normalised benchmark question (every loader produces these).
 * ``Prediction``  one model answer, appended to a predictions JSONL as it comes.
@@ -154,7 +154,7 @@ def build_question_text(question: str, options: dict[str, str], *, suffix: bool 
     """The user text of every stage (DIFT, RL, eval): question, blank line, options, suffix.
 
     One source of truth for the prompt (the reference's DIFT and RL suffixes differ and one has a
-    ``</think>`` typo: REFERENCE.md §4, §9.4)."""
+    ``</think>`` typo: docs/reference.md#rl)."""
     text = f"{question.strip()}\n\n{format_options(options)}"
     return text + _THINK_SUFFIX if suffix else text
 

@@ -1,6 +1,6 @@
 """The one answer parser: model output text -> option letter ("A".."D") or None.
 
-Used by inference (`fourdthinker infer`), the RL rewards (accuracy and format, SPEC Eq. 11) and
+Used by inference (`fourdthinker infer`), the RL rewards (accuracy and format, Eq. 11) and
 every benchmark's scoring, so that "what did the model answer" has exactly one definition.
 
 Order of evidence (first that decides wins):
@@ -14,7 +14,7 @@ Order of evidence (first that decides wins):
    "Moving Left").
 
 Never the first capital letter inside a word: the reference's regex took the "A" in "At" or
-"Camera" (REFERENCE.md §4, §5). Latent special tokens and ``<imagery:K>`` markers are stripped.
+"Camera" (docs/reference.md#rl, #evaluation). Latent special tokens and ``<imagery:K>`` markers are stripped.
 
 >>> parse_answer("<think>...</think><answer>B</answer>")
 'B'
@@ -201,7 +201,7 @@ def has_valid_format(text: str, options: dict[str, str] | None = None) -> bool:
     special tokens such as latent blocks or ``<|im_end|>`` aside), with one tag pair of each and an
     answer that parses to an option letter (of ``options`` when given).
 
-    Stricter than the reference's ``re.search`` (REFERENCE.md §4): text after ``</answer>``, a second
+    Stricter than the reference's ``re.search`` (docs/reference.md#rl): text after ``</answer>``, a second
     answer, or an answer tag inside the think block all fail.
 
     >>> has_valid_format("<think>pans <|latent_start|><|latent_pad|><|latent_end|> left</think><answer>A</answer><|im_end|>")

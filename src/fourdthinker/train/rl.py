@@ -1,4 +1,4 @@
-"""4DRL: GRPO with latent-recurrent rollouts (SPEC §5, Eq. 11-13). Python entry: ``train_rl(RLConfig)``.
+"""4DRL: GRPO with latent-recurrent rollouts (Eq. 11-13, docs/method.md#rl). Python entry: ``train_rl(RLConfig)``.
 
 One training step, exactly:
 
@@ -14,7 +14,7 @@ One training step, exactly:
 5. **Replay**: the policy (with grad), the rollout policy (``mu > 1`` only, no grad) and the frozen
    reference (``beta > 0``, no grad) each run ONE full forward over prompt + responses in which the
    latent slots receive the rollout's own latent vectors, detached (``replay_forward``). The
-   reference code fed the ``<|latent_pad|>`` embedding there (REFERENCE.md §4): text tokens were
+   reference code fed the ``<|latent_pad|>`` embedding there (docs/reference.md#rl): text tokens were
    scored under a context they were not sampled in. Log-probs use the rollout temperature.
 6. **Loss** (Eq. 13, ``grpo_loss``) over the response's TEXT tokens only: prompt, padding and latent
    positions are masked out of both the surrogate and the KL. Latent positions are the fed slots
@@ -652,7 +652,7 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
         train_model = apply_lora(adapter.model, r=cfg.lora_r, alpha=cfg.lora_alpha)
         adapter.model = train_model.get_base_model()  # LoRA layers are injected in place
     if hasattr(adapter, "freeze_visual"):
-        adapter.freeze_visual()  # the encoder defines the latent target space (SPEC §3)
+        adapter.freeze_visual()  # the encoder defines the latent target space (docs/method.md#dift)
     if lora_state is not None:
         _load_lora_trainables(adapter.model, lora_state)
     params = [p for p in adapter.model.parameters() if p.requires_grad]

@@ -61,7 +61,7 @@ def _build_rl():
         ))
 
     def rl(**kw) -> None:
-        """4DRL: GRPO with latent-recurrent rollouts (SPEC §5, Eq. 11-13).
+        """4DRL: GRPO with latent-recurrent rollouts (Eq. 11-13).
 
         For each question, G responses are sampled in one batch by the latent-recurrent decoder, scored (accuracy + 0.2 x format), normalised within the group, and the policy is updated with the clipped GRPO objective + KL to the frozen init model, over text tokens only (latent slots replay the rollout's own vectors). Start from a DIFT checkpoint (`fourdthinker train dift`).
 
