@@ -100,3 +100,13 @@ def test_method_names_resolve(name: str):
             obj = getattr(obj, attr)
         return
     pytest.fail(f"docs/method.md names {name}, which does not import")
+
+
+def test_ci_runs_the_readme_test_command():
+    """README's second command (install + tests) is exactly what .ci/run executes."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first_block = re.search(r"```bash\n(.*?)```", readme, re.S).group(1)
+    commands = [ln for ln in first_block.splitlines() if ln.strip() and not ln.startswith("#")]
+    assert len(commands) == 2 and commands[0].endswith("&& fourdthinker demo"), commands
+    ci = [ln for ln in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines() if ln and not ln.startswith(("#", "set ", "cd "))]
+    assert ci == [commands[1]], f".ci/run runs {ci}, the README says {commands[1]!r}"
