@@ -1,8 +1,8 @@
-"""Camera-motion labels (SPEC §1 "Camera-motion questions"): from poses or from the frames alone.
+"""Camera-motion labels (docs/method.md#camera-questions): from poses or from the frames alone.
 
 Two label sources, one output shape (a list of :class:`CameraSegment`):
 
-* ``poses``  SpatialVID's rule (``utils/get_instructions.py``, BENCHMARKS.md §6) on the relative
+* ``poses``  SpatialVID's rule (``utils/get_instructions.py``, docs/benchmarks.md#spatialvid) on the relative
   pose of consecutive frames: translation along the camera axes -> Dolly/Truck/Pedestal,
   rotation -> Pan/Tilt/Roll, each over a threshold. We keep the rule's thresholding but express
   it in explicit camera-frame quantities (OpenCV camera: x right, y down, z forward) instead of
@@ -319,7 +319,7 @@ def segments_from_frames(
 
 def spatialvid_w2c_to_c2w(poses: np.ndarray) -> np.ndarray:
     """SpatialVID ``poses.npy`` rows ``[tx, ty, tz, qx, qy, qz, qw]`` (world-to-camera, scipy xyzw
-    quaternion order; BENCHMARKS.md §6) -> camera-to-world [N, 4, 4]."""
+    quaternion order; docs/benchmarks.md#spatialvid) -> camera-to-world [N, 4, 4]."""
     from scipy.spatial.transform import Rotation
 
     poses = np.asarray(poses, dtype=np.float64)

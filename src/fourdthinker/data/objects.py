@@ -1,4 +1,4 @@
-"""Object-motion labels from the dynamic object's mask trajectory (SPEC §1 "Object-motion questions").
+"""Object-motion labels from the dynamic object's mask trajectory (docs/method.md#object-questions).
 
 The paper asks the oracle to judge the trajectory "accounting for both in-plane displacements and
 apparent scale variations" while "separating the camera's own motion". We do it geometrically:
@@ -48,7 +48,7 @@ def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 def centroid_shift(mask_start: np.ndarray, mask_end: np.ndarray) -> tuple[float, float] | None:
-    """SPEC Eq. 3: Δc = c(M^s_{t_e}) - c(M^s_{t_s}), the static landmark's apparent displacement
+    """Eq. 3 (docs/method.md#eq-3): Δc = c(M^s_{t_e}) - c(M^s_{t_s}), the static landmark's apparent displacement
     (pixels, x right, y down), caused by the camera alone. None if either mask is empty."""
     a, b = mask_centroid(mask_start), mask_centroid(mask_end)
     if a is None or b is None:

@@ -1,4 +1,4 @@
-"""eval stage: benchmarks -> runners -> scoring -> tables and reports (SPEC §6).
+"""eval stage: benchmarks -> runners -> scoring -> tables and reports (docs/evaluation.md).
 
 Python API (what ``fourdthinker eval`` and the demo use)::
 

@@ -1,4 +1,4 @@
-"""Latent blocks (SPEC Eq. 6): each ``<imagery>`` becomes ``<|latent_start|> z_1..z_K <|latent_end|>``.
+"""Latent blocks (Eq. 6, docs/method.md#eq-6): each ``<imagery>`` becomes ``<|latent_start|> z_1..z_K <|latent_end|>``.
 
 In the token stream the K latent positions hold ``<|latent_pad|>`` ids; their input embeddings are
 overwritten with the target vectors z_k (teacher forcing) by :func:`scatter_latents`, which is the

@@ -1,4 +1,4 @@
-"""4DRL rewards (SPEC §5, Eq. 11): ``r = w_acc * r_acc + w_fmt * r_fmt``.
+"""4DRL rewards (Eq. 11, docs/method.md#eq-11): ``r = w_acc * r_acc + w_fmt * r_fmt``.
 
 Both functions share TRL's reward-function signature, ``f(completions, answer, **kw) ->
 list[float | None]`` (one value per completion; ``None`` = cannot be scored, left out of the
@@ -134,7 +134,7 @@ REWARD_FUNCS = {"accuracy": accuracy_reward, "format": format_reward}
 
 
 def combine_rewards(per_func: dict[str, list[float | None]], weights: dict[str, float]) -> list[float]:
-    """``r_i = sum_f w_f * r_f,i`` (SPEC Eq. 11). A ``None`` term counts as 0 unless every term of
+    """``r_i = sum_f w_f * r_f,i`` (Eq. 11). A ``None`` term counts as 0 unless every term of
     the completion is ``None``, which gives NaN (unscorable: advantage 0, TRL's rule). Functions
     with weight 0 are ignored.
 

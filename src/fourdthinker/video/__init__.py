@@ -1,5 +1,5 @@
 """Video I/O: probe, sample at a target FPS (seek or one sequential pass), cap to a pixel budget,
-overlay masks (SPEC Eq. 1), write clips, contact sheets. Every bad file raises a ``VideoError``
+overlay masks (Eq. 1, docs/method.md#eq-1), write clips, contact sheets. Every bad file raises a ``VideoError``
 subclass whose message is one line naming the file."""
 
 from fourdthinker.lazy import lazy_exports
