@@ -40,6 +40,7 @@ def checkpoint_has_latent_tokens(name_or_path: str) -> bool | None:
     from pathlib import Path
 
     from fourdthinker.models import PRESETS
+    from fourdthinker.qa import LATENT_START
 
     if name_or_path in PRESETS:
         return False
@@ -47,7 +48,7 @@ def checkpoint_has_latent_tokens(name_or_path: str) -> bool | None:
     if not d.is_dir():
         return None
     files = [d / f for f in ("tokenizer.json", "added_tokens.json", "tokenizer_config.json", "special_tokens_map.json")]
-    return any(f.is_file() and "<|latent_start|>" in f.read_text(encoding="utf-8", errors="ignore") for f in files)
+    return any(f.is_file() and LATENT_START in f.read_text(encoding="utf-8", errors="ignore") for f in files)
 
 
 def make_runner(spec: str, *, api_base: str | None = None, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 4,
