@@ -3,17 +3,15 @@ the CLI flags are generated from its fields by ``train/rl_command.py``) and ``RL
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from fourdthinker.config import config_field as _f
 
 __all__ = ["MODES", "RLConfig", "RLResult"]
 
 MODES = ("4drl", "grpo", "cot-grpo")
-
-
-def _f(default, help: str, **kw):
-    return field(default=default, metadata={"help": help, **kw})
 
 
 @dataclass
