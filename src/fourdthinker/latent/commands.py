@@ -288,7 +288,7 @@ def infer(
         (res,) = latent_generate(adapter, enc, generator=gen, options=[opts] if opts else None, logits_processor=hook, **gen_kw)
     from fourdthinker.latent.health import decode_health, print_decode_health
 
-    health = decode_health([res], adapter.model.get_input_embeddings().weight)
+    health = decode_health([res], adapter.model.get_input_embeddings().weight[: len(adapter.tokenizer)])
     info = {"model": model, "video": str(video), "question": question, "options": opts, "latents": latents,
             "latent_size": K, "latent_norm": norm, **res.to_json(), "latent_health": health}
     if explain is not None and bank_obj is not None:
@@ -400,5 +400,5 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
     console.print(msg + (f" -> {quarantine}" if n_bad else ""), soft_wrap=True, highlight=False)
     if meter.n_latent:
         with torch.no_grad():
-            emb = mean_norm(adapter.model.get_input_embeddings().weight)
+            emb = mean_norm(adapter.model.get_input_embeddings().weight[: len(adapter.tokenizer)])
         print_decode_health(console, meter.stats(emb), latents=gen_kw["latents"])

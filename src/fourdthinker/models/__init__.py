@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fourdthinker.models.base import VLMAdapter
 
-PRESET_VERSION = 2
+PRESET_VERSION = 3  # 3: padded vocabularies (embedding rows > len(tokenizer)), like the real checkpoints
 PRESETS = {
     "qwen2.5-vl-tiny": "qwen2_5_vl",
     "qwen3-vl-tiny": "qwen3_vl",

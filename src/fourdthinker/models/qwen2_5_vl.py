@@ -154,6 +154,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
         Qwen2VLVideoProcessor,
     )
 
+    from fourdthinker.models.base import padded_vocab_size
     from fourdthinker.models.tokenizer import cached_tokenizer_dir
 
     tok = AutoTokenizer.from_pretrained(cached_tokenizer_dir("qwen2_5_vl"))
@@ -163,7 +164,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
     half = head_dim // 2
     sec = [half // 4, 3 * half // 8, half - half // 4 - 3 * half // 8]
     cfg = Qwen2_5_VLConfig(
-        text_config=dict(**TINY_TEXT, vocab_size=len(tok),
+        text_config=dict(**TINY_TEXT, vocab_size=padded_vocab_size(len(tok)),
                          rope_parameters=dict(rope_type="default", rope_theta=1e4, mrope_section=sec),
                          bos_token_id=ID("<|endoftext|>"), eos_token_id=ID("<|im_end|>"), pad_token_id=ID("<|endoftext|>")),
         vision_config=dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=4, out_hidden_size=H,

@@ -117,7 +117,7 @@ class LatentModelRunner(_LocalRunner):
 
         if self._health is None:
             self._health = DecodeHealthMeter()
-            self._embed_norm = mean_norm(self.adapter.model.get_input_embeddings().weight)
+            self._embed_norm = mean_norm(self.adapter.model.get_input_embeddings().weight[: len(self.adapter.tokenizer)])
         self._health.add(results)
 
     def reset_latent_health(self) -> None:
@@ -155,7 +155,8 @@ class PlainModelRunner(_LocalRunner):
         t0 = time.perf_counter()
         with torch.no_grad():
             out = self.adapter.model.generate(**inputs, max_new_tokens=self.max_new_tokens, pad_token_id=self.adapter.pad_id,
-                                              eos_token_id=self.adapter.eos_ids, **kw)
+                                              eos_token_id=self.adapter.eos_ids,
+                                              suppress_tokens=self.adapter.padding_ids() or None, **kw)
         dt = (time.perf_counter() - t0) / max(1, len(items))
         new = out[:, inputs["input_ids"].shape[1]:]
         texts = self.adapter.tokenizer.batch_decode(new, skip_special_tokens=True)
