@@ -67,14 +67,20 @@ def build_sample(adapter, record, root: str | os.PathLike, *, mode: str = "dift"
                  max_length: int = 4096, fps: float | None = None, max_frames: int | None = 16,
                  max_pixels: int | None = 448 * 448) -> Sample:
     """Encode one ``DiftRecord`` (see the module docstring). Raises ``SampleError`` on bad input."""
-    from fourdthinker.models.inputs import InputError, load_image, record_inputs
+    from fourdthinker.models.inputs import (
+        DEFAULT_FPS,
+        FrameSettings,
+        InputError,
+        encode_inputs,
+        load_image,
+        record_inputs,
+    )
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     tok = adapter.tokenizer
     try:
-        frames, text = record_inputs(record, root, fps=fps or record.frames_fps, max_frames=max_frames,
-                                     max_pixels=max_pixels)
+        prompt = record_inputs(record, root, FrameSettings(fps or DEFAULT_FPS, max_frames, max_pixels))
         images = []
         if mode == "dift":
             _, img_paths = record.resolve(root)
@@ -84,7 +90,7 @@ def build_sample(adapter, record, root: str | os.PathLike, *, mode: str = "dift"
     n_img = record.reasoning.count("<imagery>")
     if mode == "dift" and n_img != len(images):
         raise SampleError(f"record {record.id}: {n_img} <imagery> placeholders but {len(images)} imagery images")
-    enc = adapter.encode_one(frames, text, fps=fps or record.frames_fps)
+    enc = encode_inputs(adapter, [prompt])  # the one input builder (models/inputs.py), as RL, infer and eval
     end = "<|im_end|>" if "<|im_end|>" in tok.get_vocab() else tok.eos_token
     resp = tok(response_text(record.reasoning, record.answer, mode, k) + end, add_special_tokens=False,
                return_tensors="pt")["input_ids"]  # [1, R]
