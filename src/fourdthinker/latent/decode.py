@@ -492,6 +492,7 @@ def replay_forward(
     results: Sequence[DecodeResult],
     *,
     grad: bool = False,
+    lm_head: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Full, non-cached forward over ``prompt + response`` with each response's latent vectors
     written at its latent slots (the RL policy / reference forward; docs/reference.md#rl).
@@ -500,7 +501,8 @@ def replay_forward(
     through a forward hook on the input-embedding layer, so every family's own vision merge and
     position logic (M-RoPE via ``mm_token_type_ids``) runs unchanged.
 
-    Returns ``hidden`` [B, L+R, D] (last layer, post-norm), ``logits`` [B, L+R, V],
+    Returns ``hidden`` [B, L+R, D] (last layer, post-norm), ``logits`` [B, L+R, V] (None with
+    ``lm_head=False``: the caller applies the head only where it needs logits, e.g. the RL replay),
     ``response_ids``/``response_mask``/``latent_mask`` [B, R] and ``prompt_len`` (L).
     Position ``L + i - 1`` of ``hidden``/``logits`` predicts response token ``i``.
     """
@@ -555,7 +557,7 @@ def replay_forward(
         with torch.set_grad_enabled(grad):
             out = base(input_ids=full_ids, attention_mask=full_mask, use_cache=False, **kwargs)
             hidden = out.last_hidden_state  # [B, L+R, D]
-            logits = model.get_output_embeddings()(hidden)
+            logits = model.get_output_embeddings()(hidden) if lm_head else None
     finally:
         handle.remove()
         if mrope:
