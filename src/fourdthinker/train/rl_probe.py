@@ -44,7 +44,7 @@ def probe_expected_reward(adapter, records: Sequence[RLRecord], frames: dict, cf
 
     S = cfg.probe_samples
     per_chunk = max(1, (cfg.questions_per_step * cfg.num_generations) // S)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=next(adapter.model.parameters()).device).manual_seed(seed)  # on the model's device
     out: list[float] = []
     for c in range(0, len(records), per_chunk):
         chunk = list(records[c : c + per_chunk])
