@@ -52,9 +52,56 @@ class _ExpectedError(click.ClickException):
         typer.echo(f"error: {self.message}", err=True)
 
 
+_REAL_RUN = False  # set by ``app()``; under ``CliRunner`` bugs are re-raised so tests see them
+
+
 class _Group(typer.core.TyperGroup):
-    """Root group: turns expected exceptions from any sub-command into one-line errors (exit 2).
-    Runs under ``CliRunner`` too, so in-process tests see the same exit codes."""
+    """Root group and the CLI's one error boundary (docs/errors.md), also under ``CliRunner``:
+
+    * expected failure -> ``error: <what> — <how to fix>`` on stderr, exit 2;
+    * usage error (unknown flag, bad type) -> the same one line, exit 2;
+    * anything else -> one line naming the exception and the file holding its traceback, exit 1
+      (``--debug`` or ``FOURDTHINKER_DEBUG=1`` prints the traceback).
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
+        from fourdthinker.errors import one_line, redact
+
+        try:
+            rv = super().main(args=args, prog_name=prog_name or "fourdthinker", complete_var=complete_var,
+                              standalone_mode=False, **extra)
+        except click.NoArgsIsHelpError as e:
+            typer.echo(e.ctx.get_help())
+            sys.exit(2)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx else "fourdthinker"
+            typer.echo(f"error: {redact(one_line(e.format_message()))} — see `{where} --help`", err=True)
+            sys.exit(2)
+        except click.ClickException as e:
+            typer.echo(f"error: {redact(one_line(e.format_message()))}", err=True)
+            sys.exit(e.exit_code)
+        except (typer.Abort, KeyboardInterrupt):
+            typer.echo("error: interrupted — rerun the same command to resume", err=True)
+            sys.exit(130)
+        except Exception as e:
+            if not _REAL_RUN:
+                raise
+            import traceback
+
+            tb = traceback.format_exc()
+            msg = redact(one_line(str(e)))[:300]
+            if os.environ.get("FOURDTHINKER_DEBUG", "") not in ("", "0"):
+                sys.stderr.write(redact(tb))
+                typer.echo(f"error: unexpected {type(e).__name__}: {msg} — this is a bug; please report it "
+                           "with the traceback above", err=True)
+            else:
+                path = _traceback_file(tb)
+                typer.echo(f"error: unexpected {type(e).__name__}: {msg} — this is a bug; full traceback in "
+                           f"{path} (rerun with --debug to print it)", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx):
         try:
@@ -102,56 +149,21 @@ GLOBAL_FLAGS = {
 
 
 class _App(typer.Typer):
-    """``typer.Typer`` whose call is the CLI's one error boundary (docs/errors.md):
-
-    * expected failure -> ``error: <what> — <how to fix>`` on stderr, exit 2;
-    * usage error (unknown flag, bad type) -> the same one line, exit 2;
-    * anything else -> one line naming the exception and the file holding its traceback, exit 1
-      (``--debug`` or ``FOURDTHINKER_DEBUG=1`` prints the traceback).
-    """
+    """``typer.Typer`` whose call strips the global flags (``--debug``, ``--allow-pickle``, accepted
+    anywhere before ``--``) and runs the root group's error boundary (``_Group.main``)."""
 
     def __call__(self, *args, **kwargs):
-        from fourdthinker.errors import one_line, redact
-
+        global _REAL_RUN
         argv = list(kwargs.pop("args", None) or (args[0] if args else sys.argv[1:]))
         head, sep, tail = (argv[: argv.index("--")], ["--"], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [], [])
         for flag, env in GLOBAL_FLAGS.items():
             if flag in head:
                 os.environ[env] = "1"
                 head = [a for a in head if a != flag]
-        argv = head + sep + tail
-        debug = os.environ.get("FOURDTHINKER_DEBUG", "") not in ("", "0")
-        cmd = typer.main.get_command(self)
-        try:
-            rv = cmd.main(args=argv, prog_name="fourdthinker", standalone_mode=False)
-        except click.NoArgsIsHelpError as e:
-            typer.echo(e.ctx.get_help())
-            sys.exit(2)
-        except click.UsageError as e:
-            where = e.ctx.command_path if e.ctx else "fourdthinker"
-            typer.echo(f"error: {redact(one_line(e.format_message()))} — see `{where} --help`", err=True)
-            sys.exit(2)
-        except click.ClickException as e:
-            typer.echo(f"error: {redact(one_line(e.format_message()))}", err=True)
-            sys.exit(e.exit_code)
-        except (typer.Abort, KeyboardInterrupt):
-            typer.echo("error: interrupted — rerun the same command to resume", err=True)
-            sys.exit(130)
-        except Exception as e:
-            import traceback
-
-            tb = traceback.format_exc()
-            msg = redact(one_line(str(e)))[:300]
-            if debug:
-                sys.stderr.write(redact(tb))
-                typer.echo(f"error: unexpected {type(e).__name__}: {msg} — this is a bug; please report it "
-                           "with the traceback above", err=True)
-            else:
-                path = _traceback_file(tb)
-                typer.echo(f"error: unexpected {type(e).__name__}: {msg} — this is a bug; full traceback in "
-                           f"{path} (rerun with --debug to print it)", err=True)
-            sys.exit(1)
-        sys.exit(rv if isinstance(rv, int) else 0)
+        if "COLUMNS" not in os.environ and not sys.stdout.isatty():
+            os.environ["COLUMNS"] = "200"  # piped output: rich would cut tables at 80 columns
+        _REAL_RUN = True
+        return typer.main.get_command(self).main(args=head + sep + tail, prog_name="fourdthinker", **kwargs)
 
 
 app = _App(

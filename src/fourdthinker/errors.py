@@ -79,4 +79,32 @@ def require_positive(name: str, value: float | None, *, allow_zero: bool = False
         raise UserValueError(f"{name} must be {bound}, got {value:g}", f"pass {name} with a value {bound}")
 
 
-__all__ = ["DASH", "UserError", "UserFileNotFoundError", "UserValueError", "one_line", "redact", "require_positive"]
+def require_out_dir(path: str | os.PathLike | None, flag: str) -> None:
+    """An output folder must not be an existing file, nor sit under one."""
+    if path is None or str(path) == "":
+        return
+    from pathlib import Path
+
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        raise UserValueError(f"{flag} {path}: is an existing file, not a folder", f"pass a folder for {flag} (or move the file)")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserValueError(f"{flag} {path}: {parent} is a file, not a folder", f"pass a folder for {flag}")
+            break
+
+
+def require_out_file(path: str | os.PathLike | None, flag: str) -> None:
+    """An output file must not be an existing folder, nor sit under a file."""
+    if path is None or str(path) == "":
+        return
+    from pathlib import Path
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise UserValueError(f"{flag} {path}: is a folder, not a file", f"pass a file path for {flag}")
+    require_out_dir(p.parent, flag) if str(p.parent) not in ("", ".") else None
+
+
+__all__ = ["require_out_dir", "require_out_file", "DASH", "UserError", "UserFileNotFoundError", "UserValueError", "one_line", "redact", "require_positive"]

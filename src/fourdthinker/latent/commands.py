@@ -313,7 +313,7 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from fourdthinker.data.records import build_question_text
-    from fourdthinker.io import append_jsonl, read_jsonl
+    from fourdthinker.io import UnsafePathError, append_jsonl, check_unique_ids, read_jsonl, resolve_inside
     from fourdthinker.latent.decode import latent_generate
 
     if not batch_file.exists():
@@ -322,6 +322,7 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
         rows = read_jsonl(batch_file)
     except (ValueError, OSError) as e:
         _fail(console, f"{batch_file}: not a JSONL file ({str(e).splitlines()[0]})")
+    check_unique_ids(rows, batch_file)  # a duplicated id would be answered twice
     done = {r.get("id") for r in read_jsonl(out, tolerate_truncated_tail=True)} if out.exists() else set()
     quarantine = out.with_name(out.name + ".quarantine.jsonl")
     quarantine.unlink(missing_ok=True)  # rebuilt each run: a fixed item is retried, a bad one listed once
@@ -344,7 +345,10 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
                 raise InputError(f"options must be a list or an A-D mapping, got {type(opts).__name__}")
             if not row.get("video"):
                 raise InputError("no video")
-            vpath = Path(row["video"]) if os.path.isabs(str(row["video"])) else root / str(row["video"])
+            try:  # record paths stay inside the batch file's folder (no ../, no absolute path outside it)
+                vpath = resolve_inside(root, str(row["video"]))
+            except UnsafePathError as e:
+                raise InputError(str(e)) from None
             todo.append((rid, vpath, q, opts, row.get("answer")))
         except InputError as e:
             n_bad += 1

@@ -66,20 +66,36 @@ def dift(
         overrides["use_ce"] = False
     if resume:
         overrides["resume"] = True
+    from fourdthinker.errors import require_out_dir, require_positive
+    from fourdthinker.models.locate import resolve_model
+
+    # Flags that must be positive when given (--max-steps 0 used to train a full epoch silently).
+    for flag, v in (("--max-steps", max_steps), ("--epochs", epochs), ("--lr", lr), ("--batch-size", batch_size),
+                    ("--grad-accum", grad_accum), ("--save-steps", save_steps), ("--latent-size", latent_size)):
+        require_positive(flag, v)
     try:
         if config:
             cfg = DiftConfig.from_yaml(config, **overrides)
         else:
             cfg = DiftConfig(**{k: v for k, v in overrides.items() if v is not None})
         if not cfg.data:
-            raise ValueError("--data is required (folder holding dift.jsonl)")
+            raise ValueError("--data is required (folder holding dift.jsonl) — pass --data data/dift")
+        cfg.validate()
+        # Everything checked before any work: the data file, the model, the output folder.
+        from fourdthinker.train.collate import read_records
+
+        read_records(cfg.data)
+        cfg.model = resolve_model(cfg.model) if cfg.model else cfg.model
+        require_out_dir(cfg.out, "--out")
         res = train_dift(cfg)
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     last = res.losses[-1] if res.losses else {}
     parts = " ".join(f"{k}={last[k]:.4f}" for k in ("loss", "ce", "sim") if last.get(k) is not None)
-    typer.echo(f"trained {len(res.losses)} steps on {res.n_samples} samples ({res.n_skipped} skipped); last {parts}")
+    held = getattr(res, "n_heldout", 0) or 0
+    typer.echo(f"trained {len(res.losses)} steps on {res.n_samples - held} samples"
+               + (f" ({held} held out for latent health)" if held else "") + f" ({res.n_skipped} skipped); last {parts}")
     typer.echo(f"model: {res.out_dir}  log: {res.out_dir / 'log.jsonl'}  curve: {res.loss_png}")
 
 
