@@ -67,6 +67,17 @@ def redact(text: object, extra_secrets: tuple[str, ...] = ()) -> str:
     return s
 
 
+def validation_reason(e: Exception) -> str:
+    """One line naming the field for a pydantic ``ValidationError``: ``options.B: Field required``."""
+    errs = e.errors() if hasattr(e, "errors") else []
+    if not errs:
+        return one_line(e)
+    first = errs[0]
+    loc = ".".join(str(x) for x in first.get("loc", ())) or "record"
+    more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+    return f"{loc}: {first.get('msg', 'invalid')}{more}"
+
+
 def require_positive(name: str, value: float | None, *, allow_zero: bool = False, allow_none: bool = True) -> None:
     """Refuse a number that must be > 0 (or >= 0): ``error: --name must be ... — ...``."""
     if value is None:
@@ -107,4 +118,4 @@ def require_out_file(path: str | os.PathLike | None, flag: str) -> None:
     require_out_dir(p.parent, flag) if str(p.parent) not in ("", ".") else None
 
 
-__all__ = ["require_out_dir", "require_out_file", "DASH", "UserError", "UserFileNotFoundError", "UserValueError", "one_line", "redact", "require_positive"]
+__all__ = ["require_out_dir", "require_out_file", "validation_reason", "DASH", "UserError", "UserFileNotFoundError", "UserValueError", "one_line", "redact", "require_positive"]

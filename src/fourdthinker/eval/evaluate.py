@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fourdthinker.data.records import BenchItem, Prediction
+from fourdthinker.errors import redact
 from fourdthinker.eval.answers import parse_answer
 from fourdthinker.eval.loaders import LoadResult
 from fourdthinker.eval.metrics import accuracy, bootstrap_ci, group_by_subtask, macro_average, seed_spread
@@ -201,7 +202,22 @@ def evaluate(runner: Runner, items: Sequence[BenchItem] | LoadResult, out_dir: s
         for p in out_dir.glob("predictions*.jsonl"):
             p.unlink()
         (out_dir / "quarantine.jsonl").unlink(missing_ok=True)
+    fresh = not (out_dir / "run.json").exists() or overwrite
     _check_manifest(out_dir, manifest, overwrite)
+    try:
+        return _evaluate_items(runner, items, out_dir, root=root, bench=bench, name=name, seeds=seeds,
+                               do_sample=do_sample, skipped=skipped, overwrite=overwrite, progress=progress)
+    except BaseException:
+        # A run that failed before answering anything (model not loadable, endpoint down, Ctrl-C)
+        # leaves no run.json behind, so the corrected command is not refused as "other settings".
+        if fresh and not any(p.stat().st_size for p in out_dir.glob("predictions*.jsonl")):
+            (out_dir / "run.json").unlink(missing_ok=True)
+        raise
+
+
+def _evaluate_items(runner: Runner, items: list[BenchItem], out_dir: Path, *, root, bench: str, name: str,
+                    seeds: list[int], do_sample: bool, skipped, overwrite: bool, progress: bool) -> EvalResult:
+    samples = len(seeds)
     previous_health = None if overwrite else _previous_latent_health(out_dir / "summary.json")
     if hasattr(runner, "reset_latent_health"):
         runner.reset_latent_health()
@@ -228,7 +244,7 @@ def evaluate(runner: Runner, items: Sequence[BenchItem] | LoadResult, out_dir: s
                 batch = todo[start:start + bs]
                 for it, res in _run_batch(runner, batch, Path(root), s, do_sample):
                     if isinstance(res, Exception):
-                        row = {"id": it.id, "seed": s, "reason": f"{type(res).__name__}: {res}"}
+                        row = {"id": it.id, "seed": s, "reason": redact(f"{type(res).__name__}: {res}")}
                         failed[it.id] = row
                         append_jsonl(out_dir / "quarantine.jsonl", row)
                         continue

@@ -94,10 +94,11 @@ def load(name_or_path: str, *, dtype: str = "float32", attn_implementation: str 
     ``bfloat16`` | ``float16``. ``add_latent_tokens``: add the three latent tokens (no-op when the
     checkpoint has them). Weights load as safetensors only unless ``allow_pickle`` (default: the
     ``--allow-pickle`` flag, ``FOURDTHINKER_ALLOW_PICKLE``)."""
-    from fourdthinker.models.locate import allow_pickle_default, resolve_model
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
     from transformers.utils import logging as hf_logging
+
+    from fourdthinker.models.locate import allow_pickle_default, resolve_model
 
     hf_logging.disable_progress_bar()
 

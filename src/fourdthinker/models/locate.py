@@ -46,9 +46,7 @@ def looks_local(spec: str) -> bool:
     parts = [p for p in spec.split("/") if p]
     if len(parts) != 2 or not _HUB_ID.match(spec):
         return True
-    if Path(parts[0]).is_dir() or parts[0] in _RUN_ROOTS or _RUN_LEAF.match(parts[1]):
-        return True
-    return False
+    return bool(Path(parts[0]).is_dir() or parts[0] in _RUN_ROOTS or _RUN_LEAF.match(parts[1]))
 
 
 def _model_dir(p: Path, spec: str) -> Path:

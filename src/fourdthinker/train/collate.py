@@ -132,7 +132,11 @@ def read_records(data: str | os.PathLike) -> tuple[Path, list[dict]]:
     f = p / "dift.jsonl" if p.is_dir() else p
     if not f.exists():
         raise FileNotFoundError(f"{f}: no dift.jsonl here (run `fourdthinker data build` first)")
-    return f.parent, read_jsonl(f)
+    from fourdthinker.io import check_unique_ids
+
+    rows = read_jsonl(f)
+    check_unique_ids(rows, f)  # the same refusal as every other record reader
+    return f.parent, rows
 
 
 class DiftDataset(torch.utils.data.Dataset):
@@ -145,6 +149,7 @@ class DiftDataset(torch.utils.data.Dataset):
         from pydantic import ValidationError
 
         from fourdthinker.data.records import DiftRecord
+        from fourdthinker.errors import validation_reason
         from fourdthinker.io import append_jsonl
 
         self.root, rows = read_records(data)
@@ -164,7 +169,7 @@ class DiftDataset(torch.utils.data.Dataset):
                     rec = DiftRecord.model_validate(row)
                     self.samples.append(build_sample(adapter, rec, self.root, mode=mode, k=k, targets=targets, **kw))
                 except (ValidationError, SampleError) as e:
-                    reason = str(e).splitlines()[0] if isinstance(e, SampleError) else f"invalid record: {e.errors()[0]['msg']}"
+                    reason = str(e).splitlines()[0] if isinstance(e, SampleError) else f"invalid record: {validation_reason(e)}"
                     entry = {"id": row.get("id"), "line": line, "reason": reason}
                     self.skipped.append(entry)
                     if quarantine is not None:

@@ -18,10 +18,9 @@ def _run(config: str | None = None, **flags) -> None:
     # OMP_WAIT_POLICY=PASSIVE is set once for every command in fourdthinker.cli.
     from rich.console import Console
 
-    from fourdthinker.train.rl import train_rl
-
     from fourdthinker.errors import require_out_dir, require_positive
     from fourdthinker.models.locate import resolve_model
+    from fourdthinker.train.rl import train_rl
 
     con = Console()
     for flag in ("lr", "fps", "max_frames", "max_pixels", "lora_r", "lora_alpha", "threads", "top_p"):

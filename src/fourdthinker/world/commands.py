@@ -25,6 +25,7 @@ def world(
     """
     from rich.console import Console
 
+    from fourdthinker.errors import UserValueError, require_out_dir, require_positive
     from fourdthinker.world.config import WorldConfig
     from fourdthinker.world.generate import (
         generate_world,
@@ -32,8 +33,6 @@ def world(
         missing_labels,
         print_label_table,
     )
-
-    from fourdthinker.errors import UserValueError, require_out_dir, require_positive
 
     require_out_dir(out, "--out")
     require_positive("--videos", videos)
