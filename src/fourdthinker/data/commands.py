@@ -42,14 +42,13 @@ def build(
 
     Example: fourdthinker world --out data/world --videos 200 && fourdthinker data build --videos data/world --out data/dift
     """
+    from pathlib import Path
+
     from rich.console import Console
 
     from fourdthinker.data.config import BuildConfig
     from fourdthinker.data.runner import build as run_build
     from fourdthinker.data.runner import summary_table
-
-    from pathlib import Path
-
     from fourdthinker.errors import UserFileNotFoundError, require_out_dir, require_positive
 
     # Checked before any work: numbers, folders, and the oracle's key variable.
@@ -88,7 +87,6 @@ def audit(
 
     from fourdthinker.data.audit import AUDIT_TASKS, confusion_table
     from fourdthinker.data.audit import audit as run_audit
-
     from fourdthinker.errors import UserValueError
 
     res = run_audit(videos, data)
@@ -112,7 +110,6 @@ def show(
 ) -> None:
     """Render one record (frames, overlays, question, reasoning) to a PNG."""
     from fourdthinker.data.show import find_record, render_record
-
     from fourdthinker.errors import UserValueError, require_out_file
 
     require_out_file(out, "--out")
@@ -135,9 +132,8 @@ def import_official(
     from pathlib import Path
 
     from fourdthinker.data.importer import import_dift, import_rl, reject_counts
-    from fourdthinker.io import write_jsonl
-
     from fourdthinker.errors import UserValueError, require_out_dir
+    from fourdthinker.io import write_jsonl
 
     if not dift and not rl:
         raise UserValueError("nothing to import", "give --dift and/or --rl")

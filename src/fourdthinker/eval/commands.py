@@ -103,14 +103,13 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
          video_root: str | None, api_base: str | None, api_key_env: str, concurrency: int, retries: int,
          baseline: str | None, html: bool, overwrite: bool, latents: str = "normal",
          latent_norm: float | None = None) -> None:
+    from fourdthinker.errors import UserError, require_out_dir, require_positive
     from fourdthinker.eval.evaluate import evaluate
     from fourdthinker.eval.loaders import load_benchmark
     from fourdthinker.eval.metrics import paired_compare
     from fourdthinker.eval.runners import make_runner, split_spec
     from fourdthinker.eval.tables import bench_table
     from fourdthinker.io import atomic_write_json, atomic_write_text, write_jsonl
-
-    from fourdthinker.errors import UserError, require_out_dir, require_positive
 
     # Everything checked before any work (and before anything is written under --out).
     for flag, v in (("--samples", samples), ("--max-new-tokens", max_new_tokens), ("--max-frames", max_frames),

@@ -10,7 +10,7 @@ Examples::
         --question "What is the camera movement from 0s to 4s?" \\
         -o "Pan Left" -o "Pan Right" -o "Tilt Up" -o "Tilt Down"
     fourdthinker infer --model runs/dift --batch questions.jsonl --out preds.jsonl --latents zero
-    fourdthinker infer --model runs/dift --video clip.mp4 -q "..." -o ... --explain out/ --bank data/dift/img
+    fourdthinker infer --model runs/dift --video clip.mp4 -q "..." -o ... --explain out/ --bank data/dift
 """
 
 from __future__ import annotations
@@ -210,7 +210,17 @@ def infer(
     """
     from rich.console import Console
 
+    from fourdthinker.errors import require_out_dir, require_out_file, require_positive
+
     console = Console(stderr=json_out)
+    # Numbers and paths checked before any work (a model load takes seconds to minutes).
+    for flag, v in (("--max-new-tokens", max_new_tokens), ("--max-frames", max_frames), ("--fps", fps),
+                    ("--batch-size", batch_size), ("--top", top), ("--latent-size", latent_size),
+                    ("--temperature", temperature), ("--top-p", top_p)):
+        require_positive(flag, v)
+    require_positive("--max-latent-blocks", max_latent_blocks, allow_zero=True)
+    require_out_file(out, "--out")
+    require_out_dir(explain, "--explain")
     try:
         from fourdthinker.latent.interventions import check_intervention
 
@@ -222,6 +232,9 @@ def infer(
                 raise InputError("--batch reads videos and questions from the JSONL; drop --video/--question")
             if not batch.is_file():
                 raise InputError(f"{batch}: batch file not found")
+            from fourdthinker.io import check_unique_ids, read_jsonl
+
+            check_unique_ids(read_jsonl(batch), batch)  # a duplicated id would be answered twice
         else:
             if video is None:
                 raise InputError("--video is required (or --batch FILE.jsonl)")
@@ -230,6 +243,10 @@ def infer(
             frames = load_frames(video, fps=fps, max_frames=max_frames)
         if explain is not None and bank is None:
             raise InputError("--explain needs --bank DIR (a folder of overlay images to compare the latents with)")
+        if bank is not None:
+            from fourdthinker.latent.explain import bank_folder
+
+            bank = bank_folder(bank)
         if latents == "shuffle" and batch is None:
             raise InputError("--latents shuffle feeds another sample's state: use --batch with --batch-size >= 2")
     except (InputError, ValueError) as e:
@@ -240,9 +257,16 @@ def infer(
     from fourdthinker.models import PRESETS, load
 
     torch.manual_seed(seed)
+    from fourdthinker.errors import UserError
+    from fourdthinker.models.locate import resolve_model
+
+    try:
+        resolved = resolve_model(model)  # a run folder -> its final model; a missing path fails now
+    except UserError as e:
+        _fail(console, str(e))
     with console.status(f"loading {model} ..."):
         try:
-            adapter = load(model, dtype=dtype, device=device, add_latent_tokens=add_latent_tokens or model in PRESETS)
+            adapter = load(resolved, dtype=dtype, device=device, add_latent_tokens=add_latent_tokens or model in PRESETS)
         except (OSError, ValueError) as e:
             _fail(console, f"{model}: cannot load model ({str(e).splitlines()[0]})")
     from fourdthinker.latent.decode import latent_ids
@@ -402,6 +426,8 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
             prog.advance(task, len(chunk))
     msg = f"{n_ok} answered -> {out}; {len(done)} already done; {n_bad} quarantined"
     console.print(msg + (f" -> {quarantine}" if n_bad else ""), soft_wrap=True, highlight=False)
+    if n_bad and not n_ok and not done:
+        _fail(console, f"{batch_file}: every item failed ({n_bad}) — see {quarantine}, fix the cause and rerun the same command")
     if meter.n_latent:
         with torch.no_grad():
             emb = mean_norm(adapter.model.get_input_embeddings().weight)

@@ -73,24 +73,26 @@ def dift(
     for flag, v in (("--max-steps", max_steps), ("--epochs", epochs), ("--lr", lr), ("--batch-size", batch_size),
                     ("--grad-accum", grad_accum), ("--save-steps", save_steps), ("--latent-size", latent_size)):
         require_positive(flag, v)
-    try:
-        if config:
-            cfg = DiftConfig.from_yaml(config, **overrides)
-        else:
-            cfg = DiftConfig(**{k: v for k, v in overrides.items() if v is not None})
-        if not cfg.data:
-            raise ValueError("--data is required (folder holding dift.jsonl) — pass --data data/dift")
-        cfg.validate()
-        # Everything checked before any work: the data file, the model, the output folder.
-        from fourdthinker.train.collate import read_records
+    # Errors reach the CLI's one error boundary (fourdthinker.cli): one line, exit code 2.
+    if config:
+        cfg = DiftConfig.from_yaml(config, **overrides)
+    else:
+        cfg = DiftConfig(**{k: v for k, v in overrides.items() if v is not None})
+    if not cfg.data:
+        raise ValueError("--data is required (folder holding dift.jsonl) — pass --data data/dift")
+    cfg.validate()
+    # Everything checked before any work: the data file, the model, the output folder.
+    from pathlib import Path
 
-        read_records(cfg.data)
-        cfg.model = resolve_model(cfg.model) if cfg.model else cfg.model
-        require_out_dir(cfg.out, "--out")
-        res = train_dift(cfg)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+    from fourdthinker.errors import UserFileNotFoundError
+
+    f = Path(cfg.data) / "dift.jsonl" if Path(cfg.data).is_dir() else Path(cfg.data)
+    if not f.is_file():
+        raise UserFileNotFoundError(f"--data {cfg.data}: no dift.jsonl here", "run `fourdthinker data build` first, "
+                                    "or pass the folder that holds dift.jsonl")
+    cfg.model = resolve_model(cfg.model) if cfg.model else cfg.model
+    require_out_dir(cfg.out, "--out")
+    res = train_dift(cfg)
     last = res.losses[-1] if res.losses else {}
     parts = " ".join(f"{k}={last[k]:.4f}" for k in ("loss", "ce", "sim") if last.get(k) is not None)
     held = getattr(res, "n_heldout", 0) or 0

@@ -27,18 +27,15 @@ def _run(config: str | None = None, **flags) -> None:
         require_positive("--" + flag.replace("_", "-"), flags.get(flag))
     for flag in ("save_every", "samples_per_step", "max_latent_blocks", "weight_decay", "max_grad_norm", "beta"):
         require_positive("--" + flag.replace("_", "-"), flags.get(flag), allow_zero=True)
-    try:
-        cfg = RLConfig.from_yaml(config, **flags) if config else RLConfig(**{k: v for k, v in flags.items() if v is not None})
-        if not cfg.data:
-            raise ValueError("--data is required (a JSONL of RL records or a folder with rl.jsonl) — pass --data data/dift")
-        # Checked before any work: the policy to start from (a run folder resolves to its final
-        # model; a missing local path or an unreachable hub fails at once) and the output folder.
-        resolve_model(cfg.init)
-        require_out_dir(cfg.out, "--out")
-        res = train_rl(cfg)
-    except (ValueError, FileNotFoundError, NotImplementedError) as e:
-        con.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
+    # Errors reach the CLI's one error boundary (fourdthinker.cli): one line, exit code 2.
+    cfg = RLConfig.from_yaml(config, **flags) if config else RLConfig(**{k: v for k, v in flags.items() if v is not None})
+    if not cfg.data:
+        raise ValueError("--data is required (a JSONL of RL records or a folder with rl.jsonl) — pass --data data/dift")
+    # Checked before any work: the policy to start from (a run folder resolves to its final
+    # model; a missing local path or an unreachable hub fails at once) and the output folder.
+    resolve_model(cfg.init)
+    require_out_dir(cfg.out, "--out")
+    res = train_rl(cfg)
     from accelerate import PartialState
 
     if not PartialState().is_main_process:  # `accelerate launch --num_processes N`: report once
