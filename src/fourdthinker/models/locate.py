@@ -5,7 +5,8 @@
 
 * a preset name (``qwen2.5-vl-tiny``) is returned unchanged;
 * an existing folder resolves to its model: the folder itself when it holds ``config.json``, else
-  its ``final/`` (a 4DRL run folder: ``runs/rl`` and ``runs/rl/final`` both work);
+  its ``final/`` (a 4DRL run folder: ``runs/rl`` and ``runs/rl/final`` both work; for a DIFT run,
+  whose model sits in the run folder itself, ``runs/dift/final`` means ``runs/dift``);
 * a string that looks local (starts with ``./``, ``../``, ``/`` or ``~``; more than one ``/``; an
   existing first folder such as ``runs/``; a run-folder name such as ``runs/...``, ``.../final`` or
   ``.../checkpoint-N``) and does not exist fails at once: it is never taken for a hub id;
@@ -112,6 +113,11 @@ def resolve_model(spec: str, *, allow_pickle: bool | None = None, check_hub: boo
         d = _model_dir(p, spec)
         check_weights(d, spec, allow_pickle)
         return str(d)
+    if p.name == "final" and (p.parent / "config.json").is_file():
+        # DIFT writes its model into the run folder itself, 4DRL into <run>/final: accept both
+        # spellings for both layouts (`--init runs/dift/final` works like `--init runs/dift`).
+        check_weights(p.parent, spec, allow_pickle)
+        return str(p.parent)
     if looks_local(spec):
         raise UserFileNotFoundError(
             f"{spec}: no such model folder",

@@ -45,6 +45,7 @@ def dift(
     deepspeed: str = typer.Option(None, "--deepspeed", help="DeepSpeed JSON, e.g. configs/ds_zero2.json."),
     seed: int = typer.Option(None, "--seed", help="Seed for init, data order and sampling."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out (same step, optimizer, data order)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check the data file, the model, the output folder and every number, then exit without training."),
     health_heldout: int = typer.Option(None, "--health-heldout", min=0, help="Latent health: records kept out of training to measure the held-out latent cosine (default 2; used only when the data has more than 4x as many). More = a steadier generalisation check, fewer training records; 0 = off."),
     health_every: int = typer.Option(None, "--health-every", min=0, help="Latent health: held-out check every N optimizer steps (default 10; 0 = none). Each check is one extra no-grad forward of the held-out batch: smaller N = finer curve in latent_health.png, slower training."),
     health_factor: float = typer.Option(None, "--health-factor", help="Latent health: warn when a latent norm ratio (fed-back h vs target z vs token embeddings) leaves [1/f, f] (default 4, must be > 1). Smaller = earlier but noisier warnings; larger = only gross divergence."),
@@ -92,6 +93,9 @@ def dift(
                                     "or pass the folder that holds dift.jsonl")
     cfg.model = resolve_model(cfg.model) if cfg.model else cfg.model
     require_out_dir(cfg.out, "--out")
+    if dry_run:
+        typer.echo(f"dry run: data {f}, model {cfg.model}, out {cfg.out}: all checks passed")
+        return
     res = train_dift(cfg)
     last = res.losses[-1] if res.losses else {}
     parts = " ".join(f"{k}={last[k]:.4f}" for k in ("loss", "ce", "sim") if last.get(k) is not None)

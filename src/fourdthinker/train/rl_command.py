@@ -14,7 +14,7 @@ from fourdthinker.train.rl import RLConfig
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "int | None": int, "float | None": float}
 
 
-def _run(config: str | None = None, **flags) -> None:
+def _run(config: str | None = None, dry_run: bool = False, **flags) -> None:
     # OMP_WAIT_POLICY=PASSIVE is set once for every command in fourdthinker.cli.
     from rich.console import Console
 
@@ -35,6 +35,13 @@ def _run(config: str | None = None, **flags) -> None:
     # model; a missing local path or an unreachable hub fails at once) and the output folder.
     resolve_model(cfg.init)
     require_out_dir(cfg.out, "--out")
+    if dry_run:
+        from fourdthinker.train.rl import load_rl_records
+
+        records, _, rejected = load_rl_records(cfg.data)
+        con.print(f"dry run: {len(records)} RL records ({len(rejected)} refused), init {cfg.init}, out {cfg.out}: "
+                  "all checks passed", soft_wrap=True, highlight=False)
+        return
     res = train_rl(cfg)
     from accelerate import PartialState
 
@@ -55,6 +62,10 @@ def _build_rl():
     params = [inspect.Parameter(
         "config", inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
         default=typer.Option(None, "--config", help="YAML file of RLConfig fields; flags given here override it."),
+    ), inspect.Parameter(
+        "dry_run", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+        default=typer.Option(False, "--dry-run", help="Check the records, the init model, the output folder and every "
+                             "number, then exit without training."),
     )]
     for f in fields(RLConfig):
         typ = _TYPES.get(str(f.type), str)
