@@ -195,7 +195,7 @@ def infer(
     max_frames: int = typer.Option(16, "--max-frames", help="At most this many frames, spread evenly over the video."),
     batch_size: int = typer.Option(4, "--batch-size", help="Questions decoded together in --batch mode."),
     explain: Path = typer.Option(None, "--explain", help="Folder for 'what the model imagined': per imagery block, the nearest overlay images of --bank (PNG strip + HTML)."),
-    bank: Path = typer.Option(None, "--bank", help="Folder of overlay images (e.g. a `data build` img/ folder) for --explain and --latent-norm match."),
+    bank: Path = typer.Option(None, "--bank", help="Folder of overlay images, or a dataset root from `data build` (its clips/*/img overlays are used), for --explain and --latent-norm match."),
     top: int = typer.Option(3, "--top", help="Images shown per imagery block with --explain."),
     force_imagery: list[int] = typer.Option(None, "--force-imagery", help="Diagnostic: open an imagery block at this response step (repeatable), e.g. to inspect an untrained model's latents with --explain."),
     add_latent_tokens: bool = typer.Option(False, "--add-latent-tokens", help="Run a model that has no latent tokens (a base checkpoint) by adding untrained ones. Tiny presets always get them."),
