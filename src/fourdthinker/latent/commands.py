@@ -11,13 +11,12 @@ Examples::
         --question "What is the camera movement from 0s to 4s?" \\
         -o "Pan Left" -o "Pan Right" -o "Tilt Up" -o "Tilt Down"
     fourdthinker infer --model runs/dift --batch questions.jsonl --out preds.jsonl --latents zero
-    fourdthinker infer --model runs/dift --video clip.mp4 -q "..." -o ... --explain out/ --bank data/dift/img
+    fourdthinker infer --model runs/dift --video clip.mp4 -q "..." -o ... --explain out/ --bank data/dift
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -163,7 +162,7 @@ def infer(
     max_pixels: int = typer.Option(448 * 448, "--max-pixels", help="Pixel cap per frame before the processor (DIFT's and RL's default 448*448; 0 = no cap)."),
     batch_size: int = typer.Option(4, "--batch-size", help="Questions decoded together in --batch mode."),
     explain: Path = typer.Option(None, "--explain", help="Folder for 'what the model imagined': per imagery block, the nearest overlay images of --bank (PNG strip + HTML)."),
-    bank: Path = typer.Option(None, "--bank", help="Folder of overlay images (e.g. a `data build` img/ folder) for --explain and --latent-norm match."),
+    bank: Path = typer.Option(None, "--bank", help="Folder of overlay images, or a dataset root from `data build` (its clips/*/img overlays are used), for --explain and --latent-norm match."),
     top: int = typer.Option(3, "--top", help="Images shown per imagery block with --explain."),
     force_imagery: list[int] = typer.Option(None, "--force-imagery", help="Diagnostic: open an imagery block at this response step (repeatable), e.g. to inspect an untrained model's latents with --explain."),
     add_latent_tokens: bool = typer.Option(False, "--add-latent-tokens", help="Run a model that has no latent tokens (a base checkpoint) by adding untrained ones. Tiny presets always get them."),
@@ -178,7 +177,17 @@ def infer(
     """
     from rich.console import Console
 
+    from fourdthinker.errors import require_out_dir, require_out_file, require_positive
+
     console = Console(stderr=json_out)
+    # Numbers and paths checked before any work (a model load takes seconds to minutes).
+    for flag, v in (("--max-new-tokens", max_new_tokens), ("--max-frames", max_frames), ("--fps", fps),
+                    ("--batch-size", batch_size), ("--top", top), ("--latent-size", latent_size),
+                    ("--temperature", temperature), ("--top-p", top_p)):
+        require_positive(flag, v)
+    require_positive("--max-latent-blocks", max_latent_blocks, allow_zero=True)
+    require_out_file(out, "--out")
+    require_out_dir(explain, "--explain")
     try:
         from fourdthinker.latent.interventions import check_intervention
 
@@ -190,6 +199,9 @@ def infer(
                 raise InputError("--batch reads videos and questions from the JSONL; drop --video/--question")
             if not batch.is_file():
                 raise InputError(f"{batch}: batch file not found")
+            from fourdthinker.io import check_unique_ids, read_jsonl
+
+            check_unique_ids(read_jsonl(batch), batch)  # a duplicated id would be answered twice
         else:
             if video is None:
                 raise InputError("--video is required (or --batch FILE.jsonl)")
@@ -199,6 +211,10 @@ def infer(
             frames = load_frames(None, video, settings=settings)
         if explain is not None and bank is None:
             raise InputError("--explain needs --bank DIR (a folder of overlay images to compare the latents with)")
+        if bank is not None:
+            from fourdthinker.latent.explain import bank_folder
+
+            bank = bank_folder(bank)
         if latents == "shuffle" and batch is None:
             raise InputError("--latents shuffle feeds another sample's state: use --batch with --batch-size >= 2")
     except (InputError, ValueError) as e:
@@ -209,9 +225,16 @@ def infer(
     from fourdthinker.models import PRESETS, load
 
     torch.manual_seed(seed)
+    from fourdthinker.errors import UserError
+    from fourdthinker.models.locate import resolve_model
+
+    try:
+        resolved = resolve_model(model)  # a run folder -> its final model; a missing path fails now
+    except UserError as e:
+        _fail(console, str(e))
     with console.status(f"loading {model} ..."):
         try:
-            adapter = load(model, dtype=dtype, device=device, add_latent_tokens=add_latent_tokens or model in PRESETS)
+            adapter = load(resolved, dtype=dtype, device=device, add_latent_tokens=add_latent_tokens or model in PRESETS)
         except (OSError, ValueError) as e:
             _fail(console, f"{model}: cannot load model ({str(e).splitlines()[0]})")
     from fourdthinker.latent.decode import latent_ids
@@ -279,7 +302,7 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from fourdthinker.io import append_jsonl, read_jsonl
+    from fourdthinker.io import UnsafePathError, append_jsonl, check_unique_ids, read_jsonl, resolve_inside
     from fourdthinker.latent.decode import latent_generate
 
     if not batch_file.exists():
@@ -288,6 +311,7 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
         rows = read_jsonl(batch_file)
     except (ValueError, OSError) as e:
         _fail(console, f"{batch_file}: not a JSONL file ({str(e).splitlines()[0]})")
+    check_unique_ids(rows, batch_file)  # a duplicated id would be answered twice
     done = {r.get("id") for r in read_jsonl(out, tolerate_truncated_tail=True)} if out.exists() else set()
     quarantine = out.with_name(out.name + ".quarantine.jsonl")
     quarantine.unlink(missing_ok=True)  # rebuilt each run: a fixed item is retried, a bad one listed once
@@ -310,7 +334,10 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
                 raise InputError(f"options must be a list or an A-D mapping, got {type(opts).__name__}")
             if not row.get("video"):
                 raise InputError("no video")
-            vpath = Path(row["video"]) if os.path.isabs(str(row["video"])) else root / str(row["video"])
+            try:  # record paths stay inside the batch file's folder (no ../, no absolute path outside it)
+                vpath = resolve_inside(root, str(row["video"]))
+            except UnsafePathError as e:
+                raise InputError(str(e)) from None
             todo.append((rid, vpath, q, opts, row.get("answer")))
         except InputError as e:
             n_bad += 1
@@ -364,6 +391,8 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
             prog.advance(task, len(chunk))
     msg = f"{n_ok} answered -> {out}; {len(done)} already done; {n_bad} quarantined"
     console.print(msg + (f" -> {quarantine}" if n_bad else ""), soft_wrap=True, highlight=False)
+    if n_bad and not n_ok and not done:
+        _fail(console, f"{batch_file}: every item failed ({n_bad}) — see {quarantine}, fix the cause and rerun the same command")
     if meter.n_latent:
         with torch.no_grad():
             emb = mean_norm(adapter.model.get_input_embeddings().weight[: len(adapter.tokenizer)])

@@ -135,6 +135,15 @@ class DiftConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.latent_size < 1:
             raise ValueError(f"latent_size must be >= 1, got {self.latent_size}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError(f"max_steps must be >= 1 (or -1 = run epochs), got {self.max_steps}")
+        if self.max_steps == -1 and not self.epochs > 0:
+            raise ValueError(f"epochs must be > 0, got {self.epochs}")
+        for name in ("batch_size", "grad_accum", "save_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
         if not (self.use_ce or self.use_sim):
             raise ValueError("--no-ce and --no-sim together leave no loss")
         if self.mode != "dift" and not self.use_ce:

@@ -67,9 +67,13 @@ def make_runner(spec: str, *, api_base: str | None = None, api_key_env: str = "O
                       temperature=temperature, top_p=top_p, max_retries=retries)
     else:
         from fourdthinker.eval.runners.model import LatentModelRunner, PlainModelRunner
+        from fourdthinker.models.locate import resolve_model
 
         kw = dict(batch_size=batch_size, max_new_tokens=max_new_tokens, fps=fps, max_frames=max_frames,
                   max_pixels=max_pixels, temperature=temperature, top_p=top_p)
+        # a run folder resolves to its final model (runs/rl -> runs/rl/final); a missing path fails now
+        kind, _, path = target.partition(":") if target.startswith(("plain:", "latent:")) else ("", "", target)
+        target = (f"{kind}:" if kind else "") + resolve_model(path)
         if target.startswith("plain:"):
             r = PlainModelRunner(target[6:], **kw)
         elif target.startswith("latent:"):
