@@ -382,7 +382,9 @@ def latent_generate(
     # latent pad/end only exist inside a block (the decoder places them); vision placeholders are
     # input-only markers: a sampled one would make the replayed sequence (RL, probe) count one more
     # image/video token than it has features (seen with a random-init policy in GRPO).
-    suppress = torch.tensor(sorted({lid.pad, lid.end, *_vision_placeholder_ids(model)}), device=dev)
+    # Rows past len(tokenizer) are a padded vocabulary's unused rows (no token string): never sampled.
+    suppress = torch.tensor(sorted({lid.pad, lid.end, *_vision_placeholder_ids(model), *range(len(tok), V)}),
+                            device=dev)
 
     lat_k = torch.full((B,), -1, dtype=torch.long, device=dev)  # -1: text mode; k: k latent steps done in block
     n_blocks = torch.zeros(B, dtype=torch.long, device=dev)

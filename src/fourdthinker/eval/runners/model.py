@@ -1,8 +1,9 @@
 """Local VLM runners: our latent-recurrent models, and any HF VLM with plain ``generate``.
 
 Both load through ``fourdthinker.models.load`` (a tiny preset name, a local checkpoint folder or a
-hub id), build the prompt with ``adapter.encode_prompts`` from the sampled frames and the one
-question text (``build_question_text``), and decode a whole batch at once (left padding).
+hub id), build the prompt batch with the one input builder (``models.inputs.build_prompt_batch``:
+the frames, caps and question text DIFT, 4DRL and ``infer`` use), and decode a whole batch at once
+(left padding).
 
 * ``LatentModelRunner``: ``fourdthinker.latent.decode.latent_generate`` (Eq. 10): when the
   model opens a latent block, its last hidden states are fed back as the next K inputs.
@@ -17,8 +18,21 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from fourdthinker.data.records import BenchItem, build_question_text
-from fourdthinker.eval.runners.base import FatalRunnerError, RunOutput, load_visuals
+from fourdthinker.data.records import BenchItem
+from fourdthinker.eval.runners.base import FatalRunnerError, RunOutput
+from fourdthinker.models.inputs import DEFAULT_MAX_PIXELS, FrameSettings, build_prompt_batch
+
+
+def _process_device() -> str:
+    """``cuda:LOCAL_RANK`` for a process of a multi-GPU data-parallel eval (accelerate launch /
+    torchrun), else ``cpu`` (the default of a one-process eval)."""
+    import os
+
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0') or 0)}"
+    return "cpu"
 
 
 class _LocalRunner:
@@ -26,13 +40,13 @@ class _LocalRunner:
     add_latent_tokens = False
 
     def __init__(self, name_or_path: str, *, adapter=None, batch_size: int = 4, max_new_tokens: int = 256,
-                 fps: float = 1.0, max_frames: int = 8, temperature: float = 0.7, top_p: float = 0.9,
-                 threads: int | None = None):
+                 fps: float = 1.0, max_frames: int = 8, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 temperature: float = 0.7, top_p: float = 0.9, threads: int | None = None):
         self._adapter = adapter
         self.threads = threads
         self.name = self.path = name_or_path
         self.batch_size = batch_size
-        self.max_new_tokens, self.fps, self.max_frames = max_new_tokens, fps, max_frames
+        self.max_new_tokens, self.fps, self.max_frames, self.max_pixels = max_new_tokens, fps, max_frames, max_pixels
         self.temperature, self.top_p = temperature, top_p
 
     @property
@@ -46,7 +60,7 @@ class _LocalRunner:
             if self.threads:
                 torch.set_num_threads(self.threads)
             try:
-                self._adapter = load(self.path, add_latent_tokens=self.add_latent_tokens)
+                self._adapter = load(self.path, add_latent_tokens=self.add_latent_tokens, device=_process_device())
             except Exception as e:  # one clear error for the whole run, not one quarantine per item
                 raise FatalRunnerError(f"{self.path}: cannot load model ({type(e).__name__}: {e})") from e
             self._check(self._adapter)
@@ -58,12 +72,12 @@ class _LocalRunner:
 
     def settings(self) -> dict:
         return {"runner": self.kind, "model": self.path, "max_new_tokens": self.max_new_tokens, "fps": self.fps,
-                "max_frames": self.max_frames, "temperature": self.temperature, "top_p": self.top_p}
+                "max_frames": self.max_frames, "max_pixels": self.max_pixels, "temperature": self.temperature, "top_p": self.top_p}
 
     def _batch(self, items: Sequence[BenchItem], root: Path):
-        videos = [load_visuals(it, root, fps=self.fps, max_frames=self.max_frames) for it in items]
-        texts = [build_question_text(it.question, it.options) for it in items]
-        return self.adapter.encode_prompts(videos, texts)
+        # the one input builder (models/inputs.py): the frames, caps and prompt DIFT, 4DRL and infer use
+        settings = FrameSettings(self.fps, self.max_frames, self.max_pixels)
+        return build_prompt_batch(self.adapter, items, root, settings, allow_absolute=True)
 
 
 class LatentModelRunner(_LocalRunner):
@@ -117,12 +131,25 @@ class LatentModelRunner(_LocalRunner):
 
         if self._health is None:
             self._health = DecodeHealthMeter()
-            self._embed_norm = mean_norm(self.adapter.model.get_input_embeddings().weight)
+            self._embed_norm = mean_norm(self.adapter.model.get_input_embeddings().weight[: len(self.adapter.tokenizer)])
         self._health.add(results)
 
     def reset_latent_health(self) -> None:
         """Start a new tally (``evaluate`` calls this at the start of each run folder)."""
         self._health = None
+
+    def gather_latent_health(self, gather) -> None:
+        """Data-parallel eval: replace this process's tally by the sum over all processes
+        (``gather(obj)`` -> every process's ``obj`` in rank order)."""
+        from fourdthinker.latent.health import DecodeHealthMeter
+
+        shares = gather((self._health.norm_sum, self._health.n_latent, self._embed_norm) if self._health else None)
+        shares = [x for x in shares if x is not None]
+        if not shares:
+            self._health = None
+            return
+        self._health = DecodeHealthMeter(sum(x[0] for x in shares), sum(x[1] for x in shares))
+        self._embed_norm = next(x[2] for x in shares if x[2] is not None)
 
     def latent_health(self, previous: dict | None = None) -> dict | None:
         """``latent.health.decode_health`` over every item decoded since the last reset, merged with
@@ -155,7 +182,8 @@ class PlainModelRunner(_LocalRunner):
         t0 = time.perf_counter()
         with torch.no_grad():
             out = self.adapter.model.generate(**inputs, max_new_tokens=self.max_new_tokens, pad_token_id=self.adapter.pad_id,
-                                              eos_token_id=self.adapter.eos_ids, **kw)
+                                              eos_token_id=self.adapter.eos_ids,
+                                              suppress_tokens=self.adapter.padding_ids() or None, **kw)
         dt = (time.perf_counter() - t0) / max(1, len(items))
         new = out[:, inputs["input_ids"].shape[1]:]
         texts = self.adapter.tokenizer.batch_decode(new, skip_special_tokens=True)
