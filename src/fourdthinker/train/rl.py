@@ -132,6 +132,10 @@ class RLConfig:
                                  "(paired): the expected reward on the same questions, far less noisy than the per-step batch "
                                  "mean. 0 = off; costs 2 x probe_questions x probe_samples extra rollouts.")
     probe_samples: int = _f(8, "Sampled responses per probe question.")
+    prefix_sharing: bool = _f(True, "Encode each question once (vision + prompt prefill) and share it by its G responses in the "
+                                    "rollout and in every replay (policy, reference, rollout policy); the same samples and "
+                                    "gradients as unshared, several times faster at real prompt lengths (docs/rl_speed.md). "
+                                    "--no-prefix-sharing: every response re-reads its own copy of the prompt (the reference path).")
     deepspeed: str | None = _f(None, "DeepSpeed JSON (ZeRO stage 1 or 2, e.g. configs/ds_zero2.json); 'auto' values are filled "
                                      "from this config (gradient_clipping = max_grad_norm, micro batch 1, fp32 unless the "
                                      "file enables bf16/fp16). ZeRO-3 is refused. A resume restarts the optimiser state.")
@@ -269,8 +273,10 @@ def load_prompt_frames(rec: RLRecord, root: Path, *, fps: float = 1.0, max_frame
 
 
 def rollout(adapter, prompt_batch: dict, records: Sequence[RLRecord], cfg: RLConfig, generator=None):
-    """Sample ``len(records)`` responses (the batch already repeats each question G times) in one
-    batched latent-recurrent decode. Returns ``DecodeResult`` per row."""
+    """Sample ``len(records)`` responses in one batched latent-recurrent decode. Returns
+    ``DecodeResult`` per record. ``prompt_batch`` either repeats each question G times (one row per
+    record) or holds each question once (``len(records) / rows`` responses per row, from one
+    prefill per question: prefix sharing)."""
     import torch
 
     from fourdthinker.latent.decode import latent_generate
@@ -288,7 +294,15 @@ def rollout(adapter, prompt_batch: dict, records: Sequence[RLRecord], cfg: RLCon
             max_latent_blocks=cfg.max_latent_blocks if cfg.latents_enabled else 0,
             generator=generator,
             options=[r.options for r in records],
+            num_return_sequences=_responses_per_row(prompt_batch, len(records)),
         )
+
+
+def _responses_per_row(prompt_batch: dict, n_responses: int) -> int:
+    rows = int(prompt_batch["input_ids"].shape[0])
+    if n_responses % rows:
+        raise ValueError(f"{n_responses} responses for {rows} prompt rows: need the same number per prompt")
+    return n_responses // rows
 
 
 def text_token_mask(response_ids, response_mask, latent_mask, latent_ids, *, score_latent_start: bool = False):
@@ -306,10 +320,17 @@ def text_token_mask(response_ids, response_mask, latent_mask, latent_ids, *, sco
 
 def response_logps(adapter, prompt_batch: dict, results, *, grad: bool, temperature: float = 1.0):
     """Per-token log-probs of each response under ``adapter.model``, replaying the exact rollout
-    (latent slots get the rollout's vectors). Returns ``(logps [B, R], replay dict)``."""
+    (latent slots get the rollout's vectors). Returns ``(logps [B, R], replay dict)``. A batch with
+    fewer rows than ``results`` (each question once) is replayed with the prompt run once per
+    question and shared by its responses (``latent.prefix.shared_prompt_replay``)."""
     from fourdthinker.latent.decode import replay_forward
     from fourdthinker.train.grpo import token_logps
 
+    if _responses_per_row(prompt_batch, len(results)) > 1:
+        from fourdthinker.latent.prefix import shared_prompt_replay
+
+        rep = shared_prompt_replay(adapter, prompt_batch, results, grad=grad)
+        return token_logps(rep["logits"], rep["response_ids"], temperature), rep
     rep = replay_forward(adapter, prompt_batch, results, grad=grad)
     L = int(rep["prompt_len"])
     R = rep["response_ids"].shape[1]
@@ -741,9 +762,9 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
                 rec = _usable(records, i, bad, frame_cache, root, cfg, out, rank=rank)
                 picked.append(rec)
             recs = [r for r in picked for _ in range(G)]
-            frames = [frame_cache[r.id] for r in recs]
-            texts = [build_question_text(r.question, r.options) for r in recs]
-            batch = adapter.encode_prompts(frames, texts, fps=cfg.fps)
+            enc = picked if cfg.prefix_sharing else recs  # sharing: each question encoded once, G responses each
+            batch = adapter.encode_prompts([frame_cache[r.id] for r in enc],
+                                           [build_question_text(r.question, r.options) for r in enc], fps=cfg.fps)
             results = rollout(adapter, batch, recs, cfg, gen)
             t_roll = time.perf_counter() - t0
 
@@ -921,8 +942,9 @@ def probe_expected_reward(adapter, records: Sequence[RLRecord], frames: dict, cf
     for c in range(0, len(records), per_chunk):
         chunk = list(records[c : c + per_chunk])
         recs = [r for r in chunk for _ in range(S)]
-        batch = adapter.encode_prompts([frames[r.id] for r in recs],
-                                       [build_question_text(r.question, r.options) for r in recs], fps=cfg.fps)
+        enc = chunk if cfg.prefix_sharing else recs  # sharing: one prefill per question for its S samples
+        batch = adapter.encode_prompts([frames[r.id] for r in enc],
+                                       [build_question_text(r.question, r.options) for r in enc], fps=cfg.fps)
         comps = [res.text for res in rollout(adapter, batch, recs, cfg, gen)]
         opts = [r.options for r in recs]
         per = {"accuracy": accuracy_reward(comps, [r.answer for r in recs], options=opts),
