@@ -197,6 +197,8 @@ def evaluate(runner: Runner, items: Sequence[BenchItem] | LoadResult, out_dir: s
     seeds = [seed + s for s in range(samples)]
     manifest = {"model": name, "bench": bench, "samples": samples, "seed": seed, "do_sample": do_sample,
                 "runner": runner.settings()}
+    if do_sample and hasattr(runner, "plan_samples"):  # how the N samples are drawn is part of the resume key
+        manifest["prefix_sharing"] = bool(getattr(runner, "prefix_sharing", False))
     if overwrite:
         for p in out_dir.glob("predictions*.jsonl"):
             p.unlink()
@@ -206,6 +208,8 @@ def evaluate(runner: Runner, items: Sequence[BenchItem] | LoadResult, out_dir: s
     if hasattr(runner, "reset_latent_health"):
         runner.reset_latent_health()
     (out_dir / "quarantine.jsonl").unlink(missing_ok=True)  # failures are retried; re-recorded if they fail again
+    if do_sample and hasattr(runner, "plan_samples"):  # e.g. one prefill per item for all N samples
+        runner.plan_samples(seeds)
 
     runs: list[dict[str, Prediction]] = []
     warnings: list[str] = []
