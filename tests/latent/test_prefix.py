@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from fourdthinker.latent.decode import ForceTokens, latent_generate, replay_forward
-from fourdthinker.latent.prefix import shared_prompt_replay
+from fourdthinker.latent.prefix import encode_vision, shared_prompt_replay
 
 torch.set_num_threads(2)
 
@@ -57,11 +57,11 @@ def _hook(ad, L, blocks: bool):
     return hook
 
 
-def _decode(ad, batch, n, *, sample: bool, blocks: bool = True, seed: int = 5, tokens: int = 12):
+def _decode(ad, batch, n, *, sample: bool, blocks: bool = True, seed: int = 5, tokens: int = 12, vision=None):
     L = batch["input_ids"].shape[1]
     return latent_generate(ad, batch, latent_size=3, max_new_tokens=tokens, do_sample=sample, temperature=1.0,
                            top_p=0.9, generator=torch.Generator().manual_seed(seed), stop_strings=(),
-                           logits_processor=_hook(ad, L, blocks), num_return_sequences=n)
+                           logits_processor=_hook(ad, L, blocks), num_return_sequences=n, vision=vision)
 
 
 @pytest.mark.parametrize("sample", [False, True], ids=["greedy", "sampled"])
@@ -70,8 +70,11 @@ def test_rollout_shared_prefill_same_samples(adapter, sample):
     with torch.no_grad():
         a = _decode(adapter, shared, G, sample=sample)
         b = _decode(adapter, rep, 1, sample=sample)
-    assert len(a) == len(b) == len(TEXTS) * G
-    for x, y in zip(a, b, strict=True):
+        c = _decode(adapter, shared, G, sample=sample, vision=encode_vision(adapter.model, shared))  # encoder run before
+    assert len(a) == len(b) == len(c) == len(TEXTS) * G
+    for x, y, z in zip(a, b, c, strict=True):
+        assert z.token_ids == x.token_ids
+        torch.testing.assert_close(z.latent_inputs, x.latent_inputs, atol=1e-5, rtol=1e-5)
         assert x.token_ids == y.token_ids
         assert x.is_latent == y.is_latent
         assert x.n_latent_steps == 3  # the forced block ran, so latent vectors were compared too
@@ -101,13 +104,15 @@ def _unshared(ad, rep, results, weights):
     return loss.detach(), _grads(ad.model)
 
 
-def _shared(ad, shared, results, weights, chunks=None):
-    """Loss and gradients of the shared replay; ``chunks``: micro-batches as (prompt rows, result rows)."""
+def _shared(ad, shared, results, weights, chunks=None, vision=False):
+    """Loss and gradients of the shared replay; ``chunks``: micro-batches as (prompt rows, result rows);
+    ``vision``: the frozen encoder's features computed once per micro-batch beforehand and reused."""
     chunks = chunks or [(list(range(shared["input_ids"].shape[0])), list(range(len(results))))]
     total = torch.zeros(())
     for prompts, rows in chunks:
         sub = _select(shared, prompts)
-        out = shared_prompt_replay(ad, sub, [results[i] for i in rows], grad=True)
+        feats = encode_vision(ad.model, sub) if vision else None
+        out = shared_prompt_replay(ad, sub, [results[i] for i in rows], grad=True, vision=feats)
         loss = _loss(ad, out["logits"], out, weights[rows]) * len(rows) / len(results)
         loss.backward()
         total += loss.detach()
@@ -151,6 +156,11 @@ def test_replay_shared_prompt_equals_unshared(adapter, blocks):
     finally:
         adapter.model.eval()
     _assert_same(*got, *ref)
+    adapter.model.train()
+    try:
+        _assert_same(*_shared(adapter, shared, results, w, vision=True), *ref)
+    finally:
+        adapter.model.eval()
     # micro-batches along questions, and along the responses of one question
     by_question = [([q], list(range(q * G, (q + 1) * G))) for q in range(len(TEXTS))]
     by_response = [([0], [0]), ([0], [1, 2]), ([1], [3, 4, 5])]
@@ -197,3 +207,12 @@ def test_replay_shared_refuses_bad_grouping():
         results = _decode(ad, shared, G, sample=False, tokens=4)
     with pytest.raises(ValueError, match="5 results for 2 prompts"):
         shared_prompt_replay(ad, shared, results[:5])
+
+
+def test_encode_vision_refuses_a_trainable_encoder():
+    from fourdthinker.models import load
+
+    ad = load("qwen2.5-vl-tiny")  # not frozen
+    shared, _ = _batches(ad)
+    with pytest.raises(ValueError, match="trainable parameters"):
+        encode_vision(ad.model, shared)

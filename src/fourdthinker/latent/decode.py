@@ -272,8 +272,10 @@ def _model_kwargs(model: torch.nn.Module, batch: Mapping[str, Any]) -> dict[str,
     return out
 
 
-def _prefill(model: torch.nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Tensor, Any, torch.Tensor]:
-    """Encode the prompt once. Returns (last hidden [B, D], cache, next position [B])."""
+def _prefill(model: torch.nn.Module, batch: Mapping[str, Any], vision: Mapping[str, Any] | None = None,
+             ) -> tuple[torch.Tensor, Any, torch.Tensor]:
+    """Encode the prompt once. Returns (last hidden [B, D], cache, next position [B]).
+    ``vision``: precomputed ``latent.prefix.encode_vision`` features used instead of the pixels."""
     base = _base(model)
     mask = batch["attention_mask"]
     kwargs = _model_kwargs(model, batch)
@@ -283,6 +285,10 @@ def _prefill(model: torch.nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Te
         base.rope_deltas = None  # stale deltas from the previous batch would shift every position
     if not (mrope and has_vision):
         kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp_min(0)  # left-padding aware 1-D positions
+    if vision is not None:
+        from fourdthinker.latent.prefix import with_vision
+
+        kwargs = with_vision(kwargs, vision)
     out = base(**kwargs, use_cache=True)
     n_valid = mask.long().sum(-1)  # [B]
     next_pos = n_valid.clone()
@@ -331,6 +337,7 @@ def latent_generate(
     stop_strings: Sequence[str] = ("</answer>",),
     options: Sequence[Mapping[str, str] | None] | None = None,
     num_return_sequences: int = 1,
+    vision: Mapping[str, Any] | None = None,
 ) -> list[DecodeResult]:
     """Latent-recurrent generation (SPEC Eq. 10) for a left-padded prompt batch.
 
@@ -356,6 +363,8 @@ def latent_generate(
             (row ``b * n + j`` is the j-th response to prompt ``b``) and decoding continues per
             row. The same samples as decoding a batch that repeats each prompt n times, for the
             same generator state (docs/rl_speed.md).
+        vision: the frozen encoder's features of ``batch`` (``latent.prefix.encode_vision``),
+            computed once and reused by the step's replays; None: computed here from the pixels.
     """
     check_intervention(latents)
     model, tok = adapter.model, adapter.tokenizer
@@ -383,7 +392,7 @@ def latent_generate(
     pad_embed = embed(torch.tensor([lid.pad], device=dev))[0]  # [D]
     stop_strs = tuple(stop_strings)
 
-    h, cache, next_pos = _prefill(model, batch)  # [B, D], cache, [B]
+    h, cache, next_pos = _prefill(model, batch, vision)  # [B, D], cache, [B]
     n_ret = int(num_return_sequences)
     if n_ret < 1:
         raise ValueError(f"num_return_sequences must be >= 1, got {n_ret}")

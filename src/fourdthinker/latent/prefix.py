@@ -48,7 +48,50 @@ from fourdthinker.latent.decode import (
     _uses_mrope,
 )
 
-__all__ = ["response_tensors", "shared_prompt_replay"]
+__all__ = ["encode_vision", "response_tensors", "shared_prompt_replay", "with_vision"]
+
+_PIXEL_KEYS = ("pixel_values", "pixel_values_videos")
+
+
+def _vision_modules(base: torch.nn.Module) -> list[torch.nn.Module]:
+    mods = [getattr(base, n, None) for n in ("visual", "vision_tower", "multi_modal_projector")]
+    return [m for m in mods if m is not None]
+
+
+@torch.no_grad()
+def encode_vision(model: torch.nn.Module, batch: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The frozen vision encoder's output for ``batch``'s frames, computed once, in the form the
+    stock HF forwards accept as ``mm_encoder_outputs`` (Qwen2.5-VL / Qwen3-VL: per-video features,
+    plus DeepStack features for Qwen3-VL; InternVL: projected image features). Reusing it in the
+    rollout and in every replay of a step is exact because the encoder (and merger/projector) is
+    frozen in 4DRL (SPEC §3: it defines the latent targets); a trainable one is refused. None for
+    a batch without pixels."""
+    base = _base(model)
+    if any(p.requires_grad for m in _vision_modules(base) for p in m.parameters()):
+        raise ValueError("encode_vision: the vision encoder has trainable parameters; its features cannot be "
+                         "computed once and reused (freeze it with adapter.freeze_visual())")
+    kw = _model_kwargs(model, batch)
+    out: dict[str, Any] = {}
+    if "pixel_values_videos" in kw:
+        out["video"] = base.get_video_features(kw["pixel_values_videos"], kw.get("video_grid_thw"), return_dict=True)
+    if "pixel_values" in kw:
+        if "image_grid_thw" in kw:
+            out["image"] = base.get_image_features(kw["pixel_values"], kw["image_grid_thw"], return_dict=True)
+        else:  # InternVL: tiles, the feature layer/strategy from the config
+            cfg = model.config
+            out["image"] = base.get_image_features(
+                pixel_values=kw["pixel_values"], vision_feature_layer=cfg.vision_feature_layer,
+                vision_feature_select_strategy=cfg.vision_feature_select_strategy, return_dict=True)
+    return out or None
+
+
+def with_vision(kwargs: dict[str, Any], vision: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Forward kwargs with the pixels replaced by precomputed ``encode_vision`` features."""
+    if vision is None:
+        return kwargs
+    out = {k: v for k, v in kwargs.items() if k not in _PIXEL_KEYS}
+    out["mm_encoder_outputs"] = dict(vision)
+    return out
 
 
 class _RecordLayer(DynamicLayer):
@@ -138,6 +181,7 @@ def shared_prompt_replay(
     *,
     grad: bool = False,
     logits: bool = True,
+    vision: Mapping[str, Any] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Replay ``len(results)`` responses over ``batch``'s prompts, each prompt run once.
 
@@ -149,7 +193,8 @@ def shared_prompt_replay(
     Returns ``logits`` [B, R, V] (``logits[:, i]`` predicts response token i; omitted when
     ``logits=False``), ``hidden`` [B, R, D] (the last-layer, post-norm states those logits come from),
     ``response_ids``/``response_mask``/``latent_mask`` [B, R]. Equal to ``replay_forward`` on a
-    batch that repeats each prompt n times, sliced to the response positions.
+    batch that repeats each prompt n times, sliced to the response positions. ``vision``:
+    ``encode_vision(model, batch)`` computed once per step and reused (frozen encoder).
     """
     model = adapter.model
     base = _base(model)
@@ -174,7 +219,7 @@ def shared_prompt_replay(
             if mrope:
                 base.rope_deltas = None
             rec = _RecordingCache()
-            out = base(input_ids=ids, attention_mask=mask, cache=rec, use_cache=True, **kwargs)
+            out = base(input_ids=ids, attention_mask=mask, cache=rec, use_cache=True, **with_vision(kwargs, vision))
             h_last = out.last_hidden_state[:, -1]  # [P, D]: predicts response token 0
             next_pos = mask.sum(-1)
             if mrope and has_vision and base.rope_deltas is not None:

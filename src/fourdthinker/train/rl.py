@@ -272,11 +272,12 @@ def load_prompt_frames(rec: RLRecord, root: Path, *, fps: float = 1.0, max_frame
 # ----------------------------------------------------------------------------- rollout + replay
 
 
-def rollout(adapter, prompt_batch: dict, records: Sequence[RLRecord], cfg: RLConfig, generator=None):
+def rollout(adapter, prompt_batch: dict, records: Sequence[RLRecord], cfg: RLConfig, generator=None, vision=None):
     """Sample ``len(records)`` responses in one batched latent-recurrent decode. Returns
     ``DecodeResult`` per record. ``prompt_batch`` either repeats each question G times (one row per
     record) or holds each question once (``len(records) / rows`` responses per row, from one
-    prefill per question: prefix sharing)."""
+    prefill per question: prefix sharing). ``vision``: the batch's precomputed frozen-encoder
+    features (``latent.prefix.encode_vision``), reused instead of running the encoder again."""
     import torch
 
     from fourdthinker.latent.decode import latent_generate
@@ -295,6 +296,7 @@ def rollout(adapter, prompt_batch: dict, records: Sequence[RLRecord], cfg: RLCon
             generator=generator,
             options=[r.options for r in records],
             num_return_sequences=_responses_per_row(prompt_batch, len(records)),
+            vision=vision,
         )
 
 
@@ -318,18 +320,19 @@ def text_token_mask(response_ids, response_mask, latent_mask, latent_ids, *, sco
     return m & ~torch.isin(response_ids, torch.tensor(drop, device=response_ids.device))
 
 
-def response_logps(adapter, prompt_batch: dict, results, *, grad: bool, temperature: float = 1.0):
+def response_logps(adapter, prompt_batch: dict, results, *, grad: bool, temperature: float = 1.0, vision=None):
     """Per-token log-probs of each response under ``adapter.model``, replaying the exact rollout
     (latent slots get the rollout's vectors). Returns ``(logps [B, R], replay dict)``. A batch with
     fewer rows than ``results`` (each question once) is replayed with the prompt run once per
-    question and shared by its responses (``latent.prefix.shared_prompt_replay``)."""
+    question and shared by its responses (``latent.prefix.shared_prompt_replay``), with the step's
+    precomputed frozen-encoder features ``vision`` when given."""
     from fourdthinker.latent.decode import replay_forward
     from fourdthinker.train.grpo import token_logps
 
     if _responses_per_row(prompt_batch, len(results)) > 1:
         from fourdthinker.latent.prefix import shared_prompt_replay
 
-        rep = shared_prompt_replay(adapter, prompt_batch, results, grad=grad)
+        rep = shared_prompt_replay(adapter, prompt_batch, results, grad=grad, vision=vision)
         return token_logps(rep["logits"], rep["response_ids"], temperature), rep
     rep = replay_forward(adapter, prompt_batch, results, grad=grad)
     L = int(rep["prompt_len"])
@@ -625,6 +628,7 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
     from transformers.utils import logging as hf_logging
 
     from fourdthinker.latent.decode import latent_ids
+    from fourdthinker.latent.prefix import encode_vision
     from fourdthinker.train.grpo import group_advantages, grpo_loss
     from fourdthinker.train.rewards import accuracy_reward, combine_rewards, format_reward
 
@@ -765,7 +769,9 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
             enc = picked if cfg.prefix_sharing else recs  # sharing: each question encoded once, G responses each
             batch = adapter.encode_prompts([frame_cache[r.id] for r in enc],
                                            [build_question_text(r.question, r.options) for r in enc], fps=cfg.fps)
-            results = rollout(adapter, batch, recs, cfg, gen)
+            # one pass of the frozen encoder per question, reused by the rollout and every replay below
+            vision = encode_vision(adapter.model, batch) if cfg.prefix_sharing else None
+            results = rollout(adapter, batch, recs, cfg, gen, vision=vision)
             t_roll = time.perf_counter() - t0
 
             comps = [res.text for res in results]
@@ -786,9 +792,11 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
             old_lp = ref_lp = None
             with torch.no_grad(), acc.autocast():
                 if cfg.mu > 1:
-                    old_lp, _ = response_logps(adapter, batch, results, grad=False, temperature=cfg.temperature)
+                    old_lp, _ = response_logps(adapter, batch, results, grad=False, temperature=cfg.temperature,
+                                               vision=vision)
                 if ref_adapter is not None:
-                    ref_lp, _ = response_logps(ref_adapter, batch, results, grad=False, temperature=cfg.temperature)
+                    ref_lp, _ = response_logps(ref_adapter, batch, results, grad=False, temperature=cfg.temperature,
+                                               vision=vision)
             loss_stats: dict[str, float] = {}
             grad_norm = 0.0
             # Every group has zero variance (e.g. a base model that never answers) and no KL term: the
@@ -810,7 +818,8 @@ def train_rl(cfg: RLConfig, *, adapter=None, progress: bool = True,
                     opt.step()
             for _ in range(0 if no_signal else cfg.mu):
                 with acc.autocast():
-                    lp, rep = response_logps(adapter, batch, results, grad=True, temperature=cfg.temperature)
+                    lp, rep = response_logps(adapter, batch, results, grad=True, temperature=cfg.temperature,
+                                             vision=vision)
                 mask = text_token_mask(rep["response_ids"], rep["response_mask"], rep["latent_mask"], lid,
                                        score_latent_start=cfg.score_latent_start) if lid else (
                     rep["response_mask"].bool())
