@@ -15,8 +15,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import typer  # noqa: E402
 
 from fourdthinker import __version__
-from fourdthinker import demo as demo_commands
 from fourdthinker.data import commands as data_commands
+from fourdthinker.demo import commands as demo_commands
 from fourdthinker.eval import commands as eval_commands
 from fourdthinker.eval import probe_command
 from fourdthinker.latent import commands as latent_commands

@@ -99,7 +99,7 @@ def read_jsonl(path: str | os.PathLike, *, tolerate_truncated_tail: bool = False
 
 def resolve_inside(root: str | os.PathLike, rel: str | os.PathLike) -> Path:
     """Resolve ``rel`` against ``root`` and refuse anything that escapes it (``..``, absolute
-    paths, symlinks pointing out). DESIGN.md: paths inside data files stay inside their root."""
+    paths, symlinks pointing out). Paths inside data files stay inside their root (docs/data.md#records)."""
     root_p = Path(root).resolve()
     p = (root_p / rel).resolve()
     if p != root_p and root_p not in p.parents:

@@ -59,7 +59,7 @@ def test_auto_spec_picks_decoder_from_checkpoint(adapter, tmp_path):
 
 
 def test_eval_latents_option_reaches_the_runner():
-    """`fourdthinker eval --latents X` builds a latent runner that feeds intervention X (issue 9 item 1)."""
+    """`fourdthinker eval --latents X` builds a latent runner that feeds intervention X (docs/inference.md#latent-interventions)."""
     from fourdthinker.eval.runners import make_runner
 
     r = make_runner("latent:qwen2.5-vl-tiny", latents="zero", latent_norm=2.5)

@@ -1,4 +1,4 @@
-"""Latent-recurrent decoder (SPEC Eq. 10) on tiny random models of all three families.
+"""Latent-recurrent decoder (Eq. 10, docs/method.md#eq-10) on tiny random models of all three families.
 
 Random models never open an imagery block by themselves, so the tests force ``<|latent_start|>`` at
 chosen response steps with ``ForceTokens`` (a logits hook) and then check what the decoder does
@@ -200,7 +200,7 @@ def test_batched_equals_one_by_one(adapter):
 
 def test_samples_enter_latent_blocks_at_different_steps(qwen):
     """Per-sample state: sample 0 opens a block at step 1, sample 1 at step 5; each gets its own
-    hidden state (the reference fed the pad embedding to mid-block rows, REFERENCE.md §3)."""
+    hidden state (the reference fed the pad embedding to mid-block rows, docs/reference.md#decoding)."""
     lid = latent_ids(qwen)
     batch = qwen.encode_prompts(VIDEOS[:2], TEXTS[:2])
     L = batch["input_ids"].shape[1]
@@ -225,7 +225,7 @@ def test_samples_enter_latent_blocks_at_different_steps(qwen):
 
 def test_feedback_is_live_pad_embedding_changes_output(qwen):
     """Feeding the <|latent_pad|> embedding instead of the hidden state changes what follows
-    (an ancestor implementation silently skipped the feedback, REFERENCE.md §8)."""
+    (an ancestor implementation silently skipped the feedback, docs/reference.md#known-issues)."""
     batch = qwen.encode_prompts(VIDEOS, TEXTS)
     hook = _force_blocks(qwen, batch, steps=(1,))
     normal = latent_generate(qwen, batch, max_new_tokens=8, logits_processor=hook)

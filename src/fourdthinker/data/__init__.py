@@ -1,4 +1,4 @@
-"""The data stage: clips -> validated DIFT (imagery CoT) and RL (QA) records (SPEC §1).
+"""The data stage: clips -> validated DIFT (imagery CoT) and RL (QA) records (docs/method.md#data-pipeline).
 
 Modules, in pipeline order: ``sources`` (world / SpatialVID clip folders), ``camera`` (camera
 segments from poses or frames), ``objects`` (object labels from the mask track), ``mcq``

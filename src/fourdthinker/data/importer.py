@@ -1,4 +1,4 @@
-"""Import the official 4DThinker release (REFERENCE.md §7) into our records.
+"""Import the official 4DThinker release (docs/reference.md#data-formats) into our records.
 
 * DIFT JSONL rows ``{id, text_input, text_output, image_input, image_output}``: ``text_input`` is
   ``"<question>\\n\\nA. ..\\nB. ..\\nC. ..\\nD. .."``; ``text_output`` is ``<think>`` (or

@@ -1,4 +1,4 @@
-"""One clip -> validated DIFT + RL records (SPEC §1, end to end). The runner calls :func:`process_clip`.
+"""One clip -> validated DIFT + RL records (docs/method.md#data-pipeline, end to end). The runner calls :func:`process_clip`.
 
 Steps (each a small function; filters return ``(keep, reason)`` and the reasons are counted):
 

@@ -1,6 +1,6 @@
 """The build runner: clips -> per-clip shards (atomic, resumable) -> assembled JSONL + summary.
 
-How a run is made safe to kill (DESIGN.md "Resumable and loss-free"):
+How a run is made safe to kill (docs/data.md#resume):
 
 * Each clip is built in ``OUT/.tmp/<clip>.<pid>/`` and, last, ``done.json`` is written there; the
   folder is then renamed to ``OUT/clips/<clip>/`` in one ``os.replace``. A clip is done iff

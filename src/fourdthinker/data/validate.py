@@ -1,4 +1,4 @@
-"""The imagery-CoT validator (paper App. F; SPEC §1 "Validator").
+"""The imagery-CoT validator (paper App. F; docs/method.md#validator).
 
 Checks, each failing with a one-line reason (the runner counts drops per reason):
 

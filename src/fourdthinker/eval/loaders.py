@@ -1,7 +1,7 @@
-"""Benchmark loaders: the public release files -> normalised ``BenchItem``s (DESIGN.md).
+"""Benchmark loaders: the public release files -> normalised ``BenchItem``s (docs/benchmarks.md).
 
-One function per benchmark, each reading the field names of the public release (sources in
-``/work/shared/BENCHMARKS.md`` and ``docs/readme_eval.md``):
+One function per benchmark, each reading the field names of the public release (formats in
+``docs/benchmarks.md``):
 
 * **DSR-Bench** (TencentARC/DSR_Suite-Data ``benchmark.parquet``; also .json/.jsonl): columns
   ``videoID``, ``question``, ``options`` (list of strings, fallback ``candidates``), letter

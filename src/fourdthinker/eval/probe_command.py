@@ -1,4 +1,4 @@
-"""`fourdthinker probe`: do the latents matter? (issue 9)
+"""`fourdthinker probe`: do the latents matter? (docs/inference.md#probe)
 
 Thin recipe: load the benchmark -> ``eval.probe.probe_model`` (one resumable evaluation per latent
 intervention) -> rich table + ``<out>/probe.md`` / ``probe.json``.

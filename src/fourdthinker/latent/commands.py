@@ -1,4 +1,4 @@
-"""`fourdthinker infer`: latent-recurrent inference on a video + question (SPEC Eq. 10).
+"""`fourdthinker infer`: latent-recurrent inference on a video + question (Eq. 10, docs/method.md#eq-10).
 
 Thin recipe: check the inputs -> sample the video's frames -> load the model -> decode with
 ``latent.decode.latent_generate`` -> show (rich), print JSON, or append predictions (batch mode).
@@ -202,7 +202,7 @@ def infer(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 | float16."),
 ) -> None:
-    """Answer a question about a video, thinking with latent imagery (SPEC Eq. 10).
+    """Answer a question about a video, thinking with latent imagery (Eq. 10).
 
     After the model writes <|latent_start|>, its own last hidden state is fed back as the next input for exactly K steps (shown as <imagery:K>), then text resumes; the answer letter is parsed from <answer>...</answer>. Use --latents to test whether the imagery matters, and --explain to see which overlay images the imagined latents are closest to. When latent steps were fed, a 'latent health' line compares their mean norm with the token embeddings' (warning when the ratio leaves [1/4, 4]; in --json output: the latent_health field).
 
@@ -273,8 +273,8 @@ def infer(
                    batch_size=batch_size, json_out=json_out, model=model)
         return
 
-    from fourdthinker.data.records import build_question_text
     from fourdthinker.latent.decode import latent_generate
+    from fourdthinker.qa import build_question_text
 
     text = build_question_text(question, opts) if opts else question
     enc = adapter.encode_prompts([frames], [text])
@@ -312,9 +312,9 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from fourdthinker.data.records import build_question_text
     from fourdthinker.io import append_jsonl, read_jsonl
     from fourdthinker.latent.decode import latent_generate
+    from fourdthinker.qa import build_question_text
 
     if not batch_file.exists():
         _fail(console, f"{batch_file}: batch file not found")

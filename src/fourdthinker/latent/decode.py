@@ -1,19 +1,19 @@
-"""Latent-recurrent decoding (SPEC §4, Eq. 10): text generation that thinks with latent imagery.
+"""Latent-recurrent decoding (Eq. 10, docs/method.md#eq-10): text generation that thinks with latent imagery.
 
 The model decodes text as usual; when it emits ``<|latent_start|>``, the next K input embeddings
 are its own last hidden states (e_t = h_{t-1}, the last decoder layer after the final norm, the
 same vector the DIFT loss Eq. 9 trains towards the pooled overlay latents), then
 ``<|latent_end|>`` is placed and text decoding resumes. Exactly K latent steps per block, never an
-early close (issue 9 item 4), matching the DIFT layout ``<|latent_start|> K x <|latent_pad|>
+early close (docs/reference.md#decoding), matching the DIFT layout ``<|latent_start|> K x <|latent_pad|>
 <|latent_end|>``.
 
-How (DESIGN "fast by construction"):
+How (fast by construction, docs/inference.md#speed):
 * the prompt, video included, is encoded once (prefill) and every later step feeds one input
   embedding per sample through the KV cache;
 * the batch carries per-sample state (tensors, no Python per-row loops on the hot path): each
   sample enters and leaves latent blocks at its own steps. The reference's batched decoder fed the
   ``<|latent_pad|>`` embedding to every mid-block row whenever *another* row opened a block
-  (REFERENCE.md §3); here every row always gets its own input;
+  (docs/reference.md#decoding); here every row always gets its own input;
 * positions: Qwen2.5-VL / Qwen3-VL (M-RoPE) continue at ``cache position + rope_deltas`` with the
   same 1-D value on all three axes, exactly as ``generate`` does; InternVL (1-D RoPE) continues
   at the number of valid tokens so far (left padding aware);
@@ -40,8 +40,8 @@ from typing import Any
 
 import torch
 
-from fourdthinker.eval.answers import parse_answer
 from fourdthinker.latent.interventions import apply_intervention, check_intervention, match_norm
+from fourdthinker.qa import parse_answer
 
 __all__ = [
     "DecodeResult",
@@ -339,7 +339,7 @@ def latent_generate(
     num_return_sequences: int = 1,
     vision: Mapping[str, Any] | None = None,
 ) -> list[DecodeResult]:
-    """Latent-recurrent generation (SPEC Eq. 10) for a left-padded prompt batch.
+    """Latent-recurrent generation (Eq. 10, docs/method.md#eq-10) for a left-padded prompt batch.
 
     Args:
         adapter: ``fourdthinker.models`` adapter (``model``, ``tokenizer``, latent token ids).
@@ -516,7 +516,7 @@ def replay_forward(
     grad: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Full, non-cached forward over ``prompt + response`` with each response's latent vectors
-    written at its latent slots (the RL policy / reference forward; REFERENCE.md §4 weakness 2).
+    written at its latent slots (the RL policy / reference forward; docs/reference.md#rl).
 
     Responses are right-padded after the left-padded prompts. The latent vectors are put in
     through a forward hook on the input-embedding layer, so every family's own vision merge and

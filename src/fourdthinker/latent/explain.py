@@ -1,7 +1,7 @@
-"""Imagery inspection: "what did the model imagine?" (issue 5 item 4).
+"""Imagery inspection: "what did the model imagine?" (docs/inference.md#explain).
 
 For every latent block the decoder produced (K fed-back vectors), find the overlay images whose
-pooled latents (SPEC Eq. 5, the DIFT targets) are closest, and draw them as a PNG strip (plus an
+pooled latents (Eq. 5, the DIFT targets; docs/method.md#eq-5) are closest, and draw them as a PNG strip (plus an
 HTML page). The score of bank image j for block b is the position-aligned cosine the DIFT loss
 (Eq. 9) trains:
 
@@ -130,7 +130,7 @@ def _write_html(matches, png: Path, out_html: Path, *, question: str, text: str)
         f"<p><b>Answer text:</b> <code>{html.escape(text)}</code></p>"
         f"<img src='data:image/png;base64,{data}'><table border=1 cellpadding=4>{rows}</table>"
         "<p>Score: mean over the K latent steps of the cosine between the fed-back state and the bank "
-        "image's pooled latent at the same step (the DIFT objective, SPEC Eq. 9).</p>"
+        "image's pooled latent at the same step (the DIFT objective, Eq. 9).</p>"
     )
     out_html.write_text(page, encoding="utf-8")
     return out_html

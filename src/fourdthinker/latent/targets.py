@@ -1,4 +1,4 @@
-"""Latent targets z_1..z_K of imagery images (SPEC Eq. 5), computed once and cached on disk.
+"""Latent targets z_1..z_K of imagery images (Eq. 5, docs/method.md#eq-5), computed once and cached on disk.
 
 The frozen visual encoder (+ merger/projector) maps an overlay image to its LM-space embeddings
 (``VLMAdapter.image_embeddings``); ``pooling.partition_mean_pool`` turns them into K vectors.

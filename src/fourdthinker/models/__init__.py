@@ -14,8 +14,16 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fourdthinker.models.base import VLMAdapter
+from fourdthinker.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from fourdthinker.models.base import VLMAdapter
+
+# ``VLMAdapter`` (models/base.py, which imports torch) loads on first use: ``PRESETS`` and
+# ``preset_dir`` stay import-cheap.
+__getattr__, __dir__ = lazy_exports(__name__, {"VLMAdapter": "fourdthinker.models.base"})
 
 PRESET_VERSION = 2
 PRESETS = {

@@ -1,4 +1,4 @@
-"""The one small protocol the rest of the package sees for a VLM family (DESIGN.md "models/").
+"""The one small protocol the rest of the package sees for a VLM family (docs/training.md#vlm-adapters).
 
 Everything family-specific (chat template, how video frames become tokens, where the visual
 embeddings in the language model's input space come from, 1-D vs 3-D M-RoPE positions) lives in
@@ -9,7 +9,7 @@ LEFT-padded ``input_ids`` / ``attention_mask`` plus whatever the forward needs
 (``mm_token_type_ids`` and ``pixel_values_videos``/``video_grid_thw`` for Qwen, ``pixel_values``
 for InternVL). Latent vectors are fed through ``inputs_embeds`` (never by patching library code).
 
-Usage for a latent-recurrent decoder (SPEC Eq. 10): prefill with embeds, then step one embed at
+Usage for a latent-recurrent decoder (Eq. 10, docs/method.md#eq-10): prefill with embeds, then step one embed at
 a time with the KV ``cache`` and explicit positions::
 
     ad = fourdthinker.models.load("qwen2.5-vl-tiny")
@@ -43,9 +43,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fourdthinker.models.tokenizer import LATENT_TOKENS
+from fourdthinker.qa import LATENT_END, LATENT_PAD, LATENT_START, LATENT_TOKENS
 
-LATENT_START, LATENT_END, LATENT_PAD = LATENT_TOKENS
 OVERLAY_MAX_PIXELS = 256 * 28 * 28  # reference caps overlay (imagery) images at this many pixels
 
 ImageLike = np.ndarray | Image.Image

@@ -3,7 +3,7 @@
 Video frames go through the stock ``Qwen2VLVideoProcessor`` (patch 14, temporal patch 2, merge 2);
 positions are 3-D M-RoPE from the stock ``get_rope_index``, which needs ``mm_token_type_ids``
 (0 text, 1 image, 2 video): without them the model silently falls back to 1-D positions
-(ENVIRONMENT.md §3). We always compute positions ourselves and pass them explicitly.
+(transformers 5.x behaviour). We always compute positions ourselves and pass them explicitly.
 Latent targets come from ``model.visual`` (ViT + PatchMerger): the vectors the LM sees for an image.
 """
 
@@ -35,7 +35,7 @@ class Qwen25VLAdapter(VLMAdapter):
     """Qwen2.5-VL. Also the base of the Qwen3-VL adapter (same processor/M-RoPE protocol)."""
 
     info = FamilyInfo(family="qwen2_5_vl", mrope=True)
-    frames_fps: float = 1.0  # frames are sampled at 1 FPS (SPEC §1); sets temporal M-RoPE spacing
+    frames_fps: float = 1.0  # frames are sampled at 1 FPS (docs/method.md#frames); sets temporal M-RoPE spacing
 
     @property
     def core(self):

@@ -223,7 +223,7 @@ class OpenAIOracle:
         return sorted({int(i) for i in obj["valid_frame_indices"] if 0 <= int(i) < len(overlays)})
 
     def write_cot(self, req: CotRequest) -> str:
-        from fourdthinker.data.records import format_options
+        from fourdthinker.qa import format_options
 
         tmpl = prompts.CAMERA_COT if req.task == "camera" else prompts.OBJECT_COT
         extra = prompts.CAMERA_EXTRA if req.task == "camera" else prompts.OBJECT_EXTRA

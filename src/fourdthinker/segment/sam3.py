@@ -7,7 +7,7 @@ frames (the landmark is one object), empty masks where it is not tracked.
 
 Weights: ``model_path`` is a local folder or a hub id (``facebook/sam3``), loaded with
 ``from_pretrained`` (safetensors; no remote code). :func:`build_tiny_sam3` builds the tiny
-random-init model of ``ENVIRONMENT.md`` §10 so tests exercise the real code path offline (its
+random-init model (a config known to run on transformers 5.x) so tests exercise the real code path offline (its
 masks are meaningless, only their shapes are).
 """
 
@@ -74,8 +74,8 @@ class Sam3Segmenter:
 
 
 def build_tiny_sam3(seed: int = 0, image_size: int = 112):
-    """(model, processor) of a tiny random-init SAM3 video model (ENVIRONMENT.md §10, verbatim
-    config; every pitfall there applies). For tests and offline demos only."""
+    """(model, processor) of a tiny random-init SAM3 video model (a config probed to
+    run on transformers 5.x; its pitfalls are commented inline). For tests and offline demos only."""
     import torch
     from transformers import (
         CLIPTokenizer,

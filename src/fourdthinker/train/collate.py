@@ -1,4 +1,4 @@
-"""DIFT records -> encoded training samples -> left-padded batches (SPEC §3).
+"""DIFT records -> encoded training samples -> left-padded batches (docs/method.md#dift).
 
 One sample = the prompt (video frames + ``build_question_text``, via ``VLMAdapter.encode_one``)
 followed by the response tokens of the chosen mode:

@@ -1,4 +1,4 @@
-"""DIFT: dynamic-imagery fine-tuning (SPEC §3, Eq. 7-9) — pure losses, config, trainer, entry point.
+"""DIFT: dynamic-imagery fine-tuning (Eq. 7-9, docs/method.md#dift) — pure losses, config, trainer, entry point.
 
 Losses (pure functions; tensors in, ``(value, stats)`` out):
 

@@ -49,7 +49,7 @@ def dift(
     health_every: int = typer.Option(None, "--health-every", min=0, help="Latent health: held-out check every N optimizer steps (default 10; 0 = none). Each check is one extra no-grad forward of the held-out batch: smaller N = finer curve in latent_health.png, slower training."),
     health_factor: float = typer.Option(None, "--health-factor", help="Latent health: warn when a latent norm ratio (fed-back h vs target z vs token embeddings) leaves [1/f, f] (default 4, must be > 1). Smaller = earlier but noisier warnings; larger = only gross divergence."),
 ) -> None:
-    """Dynamic-imagery fine-tuning (SPEC §3): teach a VLM to think with latent visual tokens.
+    """Dynamic-imagery fine-tuning (docs/method.md#dift): teach a VLM to think with latent visual tokens.
 
     Each <imagery> in a record's reasoning becomes <|latent_start|> + K latent vectors + <|latent_end|>; the loss is 0.1 * CE(text) + 1.0 * (1 - cos(h_{t-1}, z_t)) over the latent positions.
     """

@@ -1,5 +1,5 @@
-"""`fourdthinker train rl`: 4DRL (GRPO with latent-recurrent rollouts), a thin recipe over
-``fourdthinker.train.rl.train_rl``. Every ``RLConfig`` field is a flag (``--num-generations``,
+"""`fourdthinker train rl`: 4DRL (GRPO with latent-recurrent rollouts), a thin command over
+``fourdthinker.train.rl.train_rl`` (the ``RLRecipe``). Every ``RLConfig`` field is a flag (``--num-generations``,
 ``--beta`` ...) with the field's help text; ``--config file.yaml`` sets many at once, flags win."""
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def _build_rl():
         ))
 
     def rl(**kw) -> None:
-        """4DRL: GRPO with latent-recurrent rollouts (SPEC §5, Eq. 11-13).
+        """4DRL: GRPO with latent-recurrent rollouts (docs/method.md, Eq. 11-13).
 
         For each question, G responses are sampled in one batch by the latent-recurrent decoder, scored (accuracy + 0.2 x format), normalised within the group, and the policy is updated with the clipped GRPO objective + KL to the frozen init model, over text tokens only (latent slots replay the rollout's own vectors). Start from a DIFT checkpoint (`fourdthinker train dift`).
 

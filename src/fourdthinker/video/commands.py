@@ -47,7 +47,7 @@ def sample(
     out_dir: str = typer.Option("", "--out-dir", help="Write each sample as PNG (frame_0000.png ...) here."),
     sheet: str = typer.Option("", "--sheet", help="Write a contact sheet PNG of the samples to this path."),
     overlay_masks: str = typer.Option("", "--overlay-masks", help="World clip folder whose masks.npz to overlay "
-                                      "(SPEC Eq. 1: alpha 0.4, red) on the samples."),
+                                      "(Eq. 1: alpha 0.4, red) on the samples."),
     objects: str = typer.Option("both", "--objects", help="Which masks to overlay: dynamic (red), static (red), "
                                 "or both (dynamic red, static blue)."),
     outline: bool = typer.Option(True, "--outline/--no-outline", help="Also draw mask outlines (pictures only)."),

@@ -4,7 +4,7 @@ Both load through ``fourdthinker.models.load`` (a tiny preset name, a local chec
 hub id), build the prompt with ``adapter.encode_prompts`` from the sampled frames and the one
 question text (``build_question_text``), and decode a whole batch at once (left padding).
 
-* ``LatentModelRunner``: ``fourdthinker.latent.decode.latent_generate`` (SPEC Eq. 10): when the
+* ``LatentModelRunner``: ``fourdthinker.latent.decode.latent_generate`` (Eq. 10): when the
   model opens a latent block, its last hidden states are fed back as the next K inputs.
 * ``PlainModelRunner``: stock ``model.generate`` (baselines that never saw latent tokens).
 
@@ -82,7 +82,7 @@ class LatentModelRunner(_LocalRunner):
         self._seeds: list[int] | None = None  # plan_samples: all sampled runs' seeds, decoded together
         self._pending: dict[tuple[str, int], RunOutput] = {}
         self.latent_size = latent_size
-        self.latents = check_intervention(latents)  # issue 9: what is fed at latent positions
+        self.latents = check_intervention(latents)  # what is fed at latent positions (docs/inference.md)
         self.latent_norm = latent_norm
         self._health = None  # DecodeHealthMeter of the fed-back latents (sums only), from the first decode
         self._embed_norm: float | None = None
@@ -158,7 +158,7 @@ class LatentModelRunner(_LocalRunner):
                     self._pending[(it.id, s)] = RunOutput(text=r.text, latency_s=r.latency_s / len(res),
                                                           n_latent_steps=r.n_latent_steps)
 
-    # -- latent health (issue 9): norms of what the decoder fed back, summed over the run
+    # -- latent health (docs/inference.md): norms of what the decoder fed back, summed over the run
     def _record_health(self, results) -> None:
         from fourdthinker.latent.health import DecodeHealthMeter, mean_norm
 
