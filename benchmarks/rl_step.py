@@ -128,10 +128,23 @@ class PhaseClock:
             h.remove()
 
 
+def replay_logps(ad, batch, res, *, grad, vision):
+    """Log-probs of the responses. Both modes use ``shared_prompt_replay``, which computes logits
+    only where the loss needs them: unshared (``batch`` repeats each prompt G times, n = 1) every
+    response re-reads its own prompt copy; shared (each prompt once, n = G) the prompt is read once."""
+    from fourdthinker.latent.prefix import shared_prompt_replay
+    from fourdthinker.train.grpo import token_logps
+
+    with torch.set_grad_enabled(grad):
+        rep = shared_prompt_replay(ad, batch, res, grad=grad, vision=vision)
+        return token_logps(rep["logits"], rep["response_ids"]), rep
+
+
 def sharing_step(ad, ref, opt, frames, text, *, G, Q, T, sharing, seed, clock):
     from fourdthinker.latent.decode import ForceTokens, latent_generate, latent_ids
+    from fourdthinker.latent.prefix import encode_vision
     from fourdthinker.train.grpo import group_advantages, grpo_loss
-    from fourdthinker.train.rl import response_logps, text_token_mask
+    from fourdthinker.train.rl import text_token_mask
 
     lid = latent_ids(ad)
     n = G if sharing else 1
@@ -147,16 +160,16 @@ def sharing_step(ad, ref, opt, frames, text, *, G, Q, T, sharing, seed, clock):
 
     with clock.phase("rollout"), torch.no_grad():
         ad.model.eval()
+        vision = encode_vision(ad.model, batch) if sharing else None  # once per question, reused below
         res = latent_generate(ad, batch, latent_size=4, max_new_tokens=T, do_sample=True, temperature=1.0, top_p=0.9,
                               generator=torch.Generator().manual_seed(seed), logits_processor=hook, stop_strings=(),
-                              num_return_sequences=n)
+                              num_return_sequences=n, vision=vision)
     rewards = torch.tensor([float(i % 2) for i in range(Q * G)])  # any non-degenerate group
     adv, _ = group_advantages(rewards, G)
     with clock.phase("replay"):
         ad.model.train()
-        with torch.no_grad():
-            ref_lp, _ = response_logps(ref, batch, res, grad=False)
-        lp, rep = response_logps(ad, batch, res, grad=True)
+        ref_lp, _ = replay_logps(ref, batch, res, grad=False, vision=vision)
+        lp, rep = replay_logps(ad, batch, res, grad=True, vision=vision)
         mask = text_token_mask(rep["response_ids"], rep["response_mask"], rep["latent_mask"], lid)
         loss, _ = grpo_loss(lp.float(), adv, mask, None, ref_lp.float(), beta=0.01)
         opt.zero_grad(set_to_none=True)
@@ -272,8 +285,8 @@ def main() -> None:
     ap.add_argument("--model", default=SHALLOW, help="model for the prefix-sharing step (a preset or a folder)")
     ap.add_argument("--g", type=int, default=8, help="responses per question (G)")
     ap.add_argument("--q", type=int, default=1, help="questions per step (Q)")
-    ap.add_argument("--tokens", type=int, default=150, help="response budget (latent slots included)")
-    ap.add_argument("--frames", type=int, default=8, help="video frames per prompt")
+    ap.add_argument("--tokens", type=int, default=48, help="response budget (latent slots included); 150 = the issue's")
+    ap.add_argument("--frames", type=int, default=2, help="video frames per prompt (8 at 448x448: a 1,090-token prompt)")
     ap.add_argument("--size", type=int, default=448, help="frame side in pixels")
     ap.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16")
     ap.add_argument("--seed", type=int, default=0)
