@@ -128,6 +128,46 @@ class PhaseClock:
             h.remove()
 
 
+# ---------------------------------------------------------------------------------------------
+# FLOP model of one step (matmul FLOPs, 2 per multiply-add; used for the 3B estimate in docs/rl_speed.md)
+
+QWEN25VL_3B = dict(layers=36, d=2048, ffn=11008, heads=16, kv_heads=2, vocab=151936,
+                   vis_layers=32, vis_d=1280, vis_ffn=3420, merge_in=5120)
+
+
+def step_flops(m: dict, *, L: int, V: int, R: int, G: int, Q: int = 1, sharing: bool, layers: int | None = None,
+               vis_layers: int | None = None) -> dict[str, float]:
+    """Matmul FLOPs of one 4DRL step (mu = 1, beta > 0: rollout, reference forward, policy
+    forward + backward) per phase, for Q questions with L-token prompts (V of them video tokens,
+    4 vision patches each), G responses of R tokens. Per LM token per layer:
+    ``2 * (2 d^2 + 2 d d_kv + 3 d ffn)`` plus attention ``4 d * context``; the lm_head (``2 d vocab``)
+    runs at response positions only (and once per decode step); vision per patch per block
+    ``2 * (4 vd^2 + 3 vd vffn)`` + the 2x2 merger per token; backward = 2 x forward (trunk and
+    head; the frozen encoder has none)."""
+    nl = layers or m["layers"]
+    nv = vis_layers or m["vis_layers"]
+    d, f = m["d"], m["ffn"]
+    dkv = d * m["kv_heads"] // m["heads"]
+    lin = 2 * (2 * d * d + 2 * d * dkv + 3 * d * f)  # per token per layer
+    head = 2 * d * m["vocab"]
+    vis = nv * 2 * (4 * m["vis_d"] ** 2 + 3 * m["vis_d"] * m["vis_ffn"]) * 4 + 2 * (m["merge_in"] ** 2 + m["merge_in"] * d)
+
+    def lm(tokens: float, ctx: float) -> float:  # tokens attending to ctx keys on average
+        return nl * tokens * (lin + 4 * d * ctx)
+
+    n = 1 if sharing else G
+    fwd_prompt = n * lm(L, L / 2)
+    resp_fwd = G * lm(R, L + R / 2) + G * R * head
+    out = {
+        "vision": Q * V * vis * (1 if sharing else 3 * G),
+        "prefill": Q * fwd_prompt,
+        "decode": Q * resp_fwd,
+        "replay": Q * 4 * (fwd_prompt + resp_fwd),  # reference fwd + policy fwd + policy bwd (2 x fwd)
+    }
+    out["step"] = sum(out.values())
+    return out
+
+
 def replay_logps(ad, batch, res, *, grad, vision):
     """Log-probs of the responses. Both modes use ``shared_prompt_replay``, which computes logits
     only where the loss needs them: unshared (``batch`` repeats each prompt G times, n = 1) every
@@ -280,6 +320,23 @@ def part_batched(args) -> dict[str, float]:
             "speedup": (ts_ / ns) / (tb_ / nb)}
 
 
+def print_estimate(args) -> None:
+    """The FLOP model at the shallow preset (to check against the measurement) and at 3B."""
+    V = args.frames // 2 * (args.size // 28) ** 2
+    L = V + 66
+    print(f"FLOP model (TFLOP per step; Q={args.q}, G={args.g}, prompt {L} tokens ({V} video), responses {args.tokens}):")
+    print(f"{'phase':<10}{'shallow off':>13}{'shallow on':>12}{'3B off':>10}{'3B on':>10}")
+    rows = {}
+    for name, kw in (("shallow", dict(layers=2, vis_layers=2)), ("3B", {})):
+        for sh in (False, True):
+            rows[name, sh] = step_flops(QWEN25VL_3B, L=L, V=V, R=args.tokens, G=args.g, Q=args.q, sharing=sh, **kw)
+    for k in ("vision", "prefill", "decode", "replay", "step"):
+        print(f"{k:<10}" + "".join(f"{rows[key][k] / 1e12:>{w}.2f}" for key, w in
+                                   ((("shallow", False), 13), (("shallow", True), 12), (("3B", False), 10), (("3B", True), 10))))
+    for name in ("shallow", "3B"):
+        print(f"flop_speedup_{name}: {rows[name, False]['step'] / rows[name, True]['step']:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=SHALLOW, help="model for the prefix-sharing step (a preset or a folder)")
@@ -292,7 +349,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-batched", action="store_true", help="skip part 2 (tiny batched vs one-by-one)")
+    ap.add_argument("--estimate", action="store_true", help="print only the FLOP model (shallow and 3B), no run")
     args = ap.parse_args()
+    if args.estimate:
+        print_estimate(args)
+        return
     torch.set_num_threads(args.threads)
     from transformers.utils import logging as hf_logging
 
@@ -310,6 +371,7 @@ def main() -> None:
     bt = None if args.skip_batched else part_batched(args)
     if bt:
         print(f"tiny preset, G={args.g} responses of 48 tokens: batched {bt['batched_s']:.2f} s, one-by-one {bt['single_s']:.2f} s")
+    print_estimate(args)
     print(f"total benchmark time: {time.perf_counter() - t_all:.0f} s")
     print(f"rl_step_unshared_s: {off['step']:.2f}")
     print(f"rl_step_shared_s: {on['step']:.2f}")
