@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from fourdthinker.latent.decode import ForceTokens, latent_generate, replay_forward
-from fourdthinker.latent.prefix import encode_vision, shared_prompt_replay
+from fourdthinker.latent.prefix import encode_vision, select_prompts, shared_prompt_replay
 
 torch.set_num_threads(2)
 
@@ -109,28 +109,14 @@ def _shared(ad, shared, results, weights, chunks=None, vision=False):
     ``vision``: the frozen encoder's features computed once per micro-batch beforehand and reused."""
     chunks = chunks or [(list(range(shared["input_ids"].shape[0])), list(range(len(results))))]
     total = torch.zeros(())
+    feats_all = encode_vision(ad.model, shared) if vision else None  # once for the whole step
     for prompts, rows in chunks:
-        sub = _select(shared, prompts)
-        feats = encode_vision(ad.model, sub) if vision else None
+        sub, feats = select_prompts(ad.model, shared, feats_all, prompts)
         out = shared_prompt_replay(ad, sub, [results[i] for i in rows], grad=True, vision=feats)
         loss = _loss(ad, out["logits"], out, weights[rows]) * len(rows) / len(results)
         loss.backward()
         total += loss.detach()
     return total, _grads(ad.model)
-
-
-def _select(batch, prompts):
-    """Prompt rows of an encoded batch (this test's videos all have the same size)."""
-    P = batch["input_ids"].shape[0]
-    out = {}
-    for k, v in batch.items():
-        if not torch.is_tensor(v):
-            out[k] = v
-        elif v.shape[0] == P:
-            out[k] = v[prompts]
-        else:  # vision tensors concatenated per prompt, equal sizes here
-            out[k] = torch.cat([c for i, c in enumerate(v.chunk(P)) if i in prompts])
-    return out
 
 
 def _assert_same(loss_a, grads_a, loss_b, grads_b, tol=1e-5):
@@ -168,6 +154,7 @@ def test_replay_shared_prompt_equals_unshared(adapter, blocks):
     try:
         for chunks in (by_question, by_response):
             _assert_same(*_shared(adapter, shared, results, w, chunks), *ref)
+            _assert_same(*_shared(adapter, shared, results, w, chunks, vision=True), *ref)
     finally:
         adapter.model.eval()
 

@@ -33,6 +33,7 @@ Logits are only computed where the loss needs them: ``logits[:, i]`` predicts re
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -48,7 +49,7 @@ from fourdthinker.latent.decode import (
     _uses_mrope,
 )
 
-__all__ = ["encode_vision", "response_tensors", "shared_prompt_replay", "with_vision"]
+__all__ = ["encode_vision", "response_tensors", "select_prompts", "shared_prompt_replay", "with_vision"]
 
 _PIXEL_KEYS = ("pixel_values", "pixel_values_videos")
 
@@ -124,6 +125,69 @@ class _RecordingCache(DynamicCache):
 class _PrefixCache(DynamicCache):
     def __init__(self, kv: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> None:
         Cache.__init__(self, layers=[_ReadLayer(k, v) for k, v in kv])
+
+
+def select_prompts(model: torch.nn.Module, batch: Mapping[str, Any], vision: Mapping[str, Any] | None,
+                   rows: Sequence[int]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Prompts ``rows`` of an ``encode_prompts`` batch and of its ``encode_vision`` features: the
+    input of a micro-batch split along questions (``shared_prompt_replay`` on these prompts and
+    their responses). Sequence tensors are row-selected; the pixels and features, concatenated
+    per prompt, are cut per prompt: Qwen by ``video_grid_thw``/``image_grid_thw`` (one grid row per
+    video/image, prompts in order), InternVL by each row's number of image tokens."""
+    P = int(batch["input_ids"].shape[0])
+    rows = [int(r) for r in rows]
+    if not rows or min(rows) < 0 or max(rows) >= P:
+        raise ValueError(f"select_prompts: rows {rows} out of range for {P} prompts")
+    cfg = model.config
+    sub: dict[str, Any] = {}
+    feats: dict[str, Any] = {}
+    per_prompt: dict[str, list[int]] = {}  # modality -> number of media per prompt
+    for key, grid, tok in (("video", "video_grid_thw", getattr(cfg, "video_token_id", None)),
+                           ("image", "image_grid_thw", getattr(cfg, "image_token_id", None))):
+        if grid in batch and tok is not None:
+            starts = (batch["input_ids"] == getattr(cfg, "vision_start_token_id", -1))
+            media = (torch.roll(batch["input_ids"], -1, 1) == tok) & starts
+            per_prompt[key] = media.sum(-1).tolist()
+    internvl = "pixel_values" in batch and "image_grid_thw" not in batch
+    if internvl:  # InternVL: frames are tiles of image_seq_length tokens each
+        n_tok = (batch["input_ids"] == cfg.image_token_id).sum(-1)
+        per_prompt["image"] = (n_tok // int(cfg.image_seq_length)).tolist()
+
+    def pick(seq, counts):  # items of all prompts in order -> the chosen prompts' items
+        off = [0]
+        for c in counts:
+            off.append(off[-1] + c)
+        return [x for r in rows for x in seq[off[r] : off[r + 1]]]
+
+    for k, v in batch.items():
+        if not torch.is_tensor(v):
+            sub[k] = v
+        elif k in ("video_grid_thw", "image_grid_thw"):
+            key = "video" if k.startswith("video") else "image"
+            sub[k] = torch.stack(pick(list(v), per_prompt[key]))
+        elif k in ("pixel_values_videos", "pixel_values") and not internvl:
+            grid = batch["video_grid_thw" if k == "pixel_values_videos" else "image_grid_thw"]
+            key = "video" if k == "pixel_values_videos" else "image"
+            chunks = list(torch.split(v, grid.prod(-1).tolist()))
+            sub[k] = torch.cat(pick(chunks, per_prompt[key]))
+        elif k == "pixel_values" and internvl:
+            sub[k] = torch.stack(pick(list(v), per_prompt["image"]))
+        elif v.shape[0] == P:
+            sub[k] = v[rows]
+        else:
+            raise NotImplementedError(f"select_prompts: cannot split batch tensor {k!r} {tuple(v.shape)} by prompt")
+    for key, out in (vision or {}).items():
+        po = out.pooler_output
+        new = copy.copy(out)
+        if isinstance(po, (tuple, list)):  # Qwen: one tensor per video/image
+            new.pooler_output = tuple(pick(list(po), per_prompt[key]))
+            ds = getattr(out, "deepstack_features", None)
+            if ds is not None:  # Qwen3-VL: per layer, one tensor per video/image
+                new.deepstack_features = [tuple(pick(list(layer), per_prompt[key])) for layer in ds]
+        else:  # InternVL: [images, tokens, D]
+            new.pooler_output = torch.stack(pick(list(po), per_prompt[key]))
+        feats[key] = new
+    return sub, (feats or None)
 
 
 def _checkpointed_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
