@@ -45,6 +45,8 @@ def eval_cmd(
     max_frames: int = typer.Option(8, help="Frames per video (sampled at --fps, then spread uniformly). The reference "
                                            "caps at 50; fewer = faster and cheaper."),
     fps: float = typer.Option(1.0, help="Video sampling rate (paper: 1 FPS)."),
+    max_pixels: int = typer.Option(448 * 448, "--max-pixels", help="Pixel cap per frame before the processor (DIFT's and "
+                                   "RL's default 448*448, so a model is evaluated on what it was trained on; 0 = no cap)."),
     batch_size: int = typer.Option(4, help="Items per batch for local models (more = faster, more memory)."),
     limit: int = typer.Option(None, help="Evaluate only the first N items (smoke tests)."),
     video_root: str = typer.Option(None, help="DSR-Bench: folder with {videoID}.mp4 if not beside the parquet."),
@@ -78,7 +80,7 @@ def eval_cmd(
     try:
         _run(console, model, bench, data, out, samples=samples, seed=seed, temperature=temperature, top_p=top_p,
              max_new_tokens=max_new_tokens, max_frames=max_frames, fps=fps, batch_size=batch_size, limit=limit,
-             video_root=video_root, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
+             max_pixels=max_pixels or None, video_root=video_root, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
              retries=retries, baseline=baseline, html=html, overwrite=overwrite, latents=latents,
              latent_norm=latent_norm, prefix_sharing=prefix_sharing)
     except (BenchmarkFormatError, FileNotFoundError, ValueError, FatalRunnerError) as e:
@@ -90,7 +92,7 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
          top_p: float, max_new_tokens: int, max_frames: int, fps: float, batch_size: int, limit: int | None,
          video_root: str | None, api_base: str | None, api_key_env: str, concurrency: int, retries: int,
          baseline: str | None, html: bool, overwrite: bool, latents: str = "normal",
-         latent_norm: float | None = None, prefix_sharing: bool = True) -> None:
+         latent_norm: float | None = None, max_pixels: int | None = 448 * 448, prefix_sharing: bool = True) -> None:
     from fourdthinker.eval.evaluate import evaluate
     from fourdthinker.eval.loaders import load_benchmark
     from fourdthinker.eval.metrics import paired_compare
@@ -119,7 +121,7 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
     for spec in models:
         runner = make_runner(spec, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
                              cache_dir=Path(out) / "api_cache", batch_size=batch_size, max_new_tokens=max_new_tokens,
-                             max_frames=max_frames, fps=fps, temperature=temperature, top_p=top_p, retries=retries,
+                             max_frames=max_frames, fps=fps, max_pixels=max_pixels, temperature=temperature, top_p=top_p, retries=retries,
                              latents=latents, latent_norm=latent_norm, prefix_sharing=prefix_sharing)
         res = evaluate(runner, lr.items, bench_out / _slug(runner.name), root=lr.root, bench=bench, samples=samples,
                        seed=seed, skipped=lr.skipped, overwrite=overwrite, limit=limit)

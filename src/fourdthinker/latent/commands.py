@@ -1,6 +1,7 @@
 """`fourdthinker infer`: latent-recurrent inference on a video + question (Eq. 10, docs/method.md#eq-10).
 
-Thin recipe: check the inputs -> sample the video's frames -> load the model -> decode with
+Thin recipe: check the inputs -> the video's frames and the prompt from the one input builder
+(``models.inputs``: the frames, caps and prompt DIFT, 4DRL and eval use) -> load the model -> decode with
 ``latent.decode.latent_generate`` -> show (rich), print JSON, or append predictions (batch mode).
 Heavy libraries are imported inside the function so ``--help`` stays instant.
 
@@ -24,13 +25,14 @@ from pathlib import Path
 import typer
 
 from fourdthinker.labels import OPTION_LETTERS
-
-IMAGE_EXTS = (".png", ".jpg", ".jpeg")
-
-
-class InputError(ValueError):
-    """A bad user input; the message is one line naming the file/argument and the problem."""
-
+from fourdthinker.models.inputs import (  # the one input builder; InputError: one line naming the file/argument
+    FrameSettings,
+    InputError,
+    PromptInputs,
+    encode_inputs,
+    load_frames,
+    prompt_text,
+)
 
 # ------------------------------------------------------------------------------------- input checks
 
@@ -70,41 +72,6 @@ def check_question(question: str | None, where: str = "--question") -> str:
     if question is None or not str(question).strip():
         raise InputError(f"{where}: the question is empty")
     return str(question).strip()
-
-
-def load_frames(video: str | os.PathLike, *, fps: float = 1.0, max_frames: int = 16, max_pixels: int | None = None):
-    """RGB frames the model sees: a video file sampled at ``fps`` (then capped to ``max_frames``,
-    spread evenly), a clip folder holding ``video.mp4``, or a folder of frame images."""
-    import numpy as np
-
-    from fourdthinker.video import VideoError, sample_frames
-
-    path = Path(video)
-    if not path.exists():
-        raise InputError(f"{path}: video not found")
-    if path.is_dir():
-        if (path / "video.mp4").exists():
-            path = path / "video.mp4"
-        else:
-            from PIL import Image
-
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-            if not files:
-                raise InputError(f"{path}: folder has neither video.mp4 nor frame images (.png/.jpg)")
-            idx = np.linspace(0, len(files) - 1, min(max_frames, len(files))).round().astype(int)
-            try:
-                return [np.asarray(Image.open(files[i]).convert("RGB")) for i in idx]
-            except OSError as e:
-                raise InputError(f"{path}: unreadable frame image ({e})") from None
-    try:
-        frames = sample_frames(path, fps=fps, max_frames=max_frames, max_pixels=max_pixels).frames
-    except VideoError as e:
-        raise InputError(str(e).splitlines()[0] if str(e) else f"{path}: unreadable video") from None
-    except Exception as e:  # noqa: BLE001 - any decoder failure is an unreadable file to the user
-        raise InputError(f"{path}: unreadable video ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-    if not frames:
-        raise InputError(f"{path}: no frames could be decoded")
-    return frames
 
 
 def resolve_latent_norm(spec: str, adapter, bank=None) -> float | None:
@@ -192,7 +159,8 @@ def infer(
     top_p: float = typer.Option(0.9, "--top-p", help="Nucleus sampling mass (with --sample)."),
     seed: int = typer.Option(0, "--seed", help="Seed for sampling and the noise intervention."),
     fps: float = typer.Option(1.0, "--fps", help="Frames per second sampled from the video (the paper uses 1)."),
-    max_frames: int = typer.Option(16, "--max-frames", help="At most this many frames, spread evenly over the video."),
+    max_frames: int = typer.Option(16, "--max-frames", help="At most this many frames, spread evenly over the video (DIFT's default)."),
+    max_pixels: int = typer.Option(448 * 448, "--max-pixels", help="Pixel cap per frame before the processor (DIFT's and RL's default 448*448; 0 = no cap)."),
     batch_size: int = typer.Option(4, "--batch-size", help="Questions decoded together in --batch mode."),
     explain: Path = typer.Option(None, "--explain", help="Folder for 'what the model imagined': per imagery block, the nearest overlay images of --bank (PNG strip + HTML)."),
     bank: Path = typer.Option(None, "--bank", help="Folder of overlay images (e.g. a `data build` img/ folder) for --explain and --latent-norm match."),
@@ -227,7 +195,8 @@ def infer(
                 raise InputError("--video is required (or --batch FILE.jsonl)")
             question = check_question(question)
             opts = parse_options(options)
-            frames = load_frames(video, fps=fps, max_frames=max_frames)
+            settings = FrameSettings(fps, max_frames, max_pixels or None)
+            frames = load_frames(None, video, settings=settings)
         if explain is not None and bank is None:
             raise InputError("--explain needs --bank DIR (a folder of overlay images to compare the latents with)")
         if latents == "shuffle" and batch is None:
@@ -269,15 +238,14 @@ def infer(
                   max_latent_blocks=max_latent_blocks, latents=latents, latent_norm=norm)
 
     if batch is not None:
-        _run_batch(console, adapter, batch, out, gen_kw, seed=seed, fps=fps, max_frames=max_frames,
+        _run_batch(console, adapter, batch, out, gen_kw, seed=seed, settings=FrameSettings(fps, max_frames, max_pixels or None),
                    batch_size=batch_size, json_out=json_out, model=model)
         return
 
     from fourdthinker.latent.decode import latent_generate
     from fourdthinker.qa import build_question_text
 
-    text = build_question_text(question, opts) if opts else question
-    enc = adapter.encode_prompts([frames], [text])
+    enc = encode_inputs(adapter, [PromptInputs(frames, prompt_text(question, opts), settings.fps)])
     gen = torch.Generator(device=adapter.device).manual_seed(seed)
     hook = None
     if force_imagery:
@@ -288,7 +256,7 @@ def infer(
         (res,) = latent_generate(adapter, enc, generator=gen, options=[opts] if opts else None, logits_processor=hook, **gen_kw)
     from fourdthinker.latent.health import decode_health, print_decode_health
 
-    health = decode_health([res], adapter.model.get_input_embeddings().weight)
+    health = decode_health([res], adapter.model.get_input_embeddings().weight[: len(adapter.tokenizer)])
     info = {"model": model, "video": str(video), "question": question, "options": opts, "latents": latents,
             "latent_size": K, "latent_norm": norm, **res.to_json(), "latent_health": health}
     if explain is not None and bank_obj is not None:
@@ -305,7 +273,7 @@ def infer(
         console.print(f"what the model imagined: [bold]{info['explain']['png']}[/] and {info['explain']['html']}", soft_wrap=True)
 
 
-def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, seed: int, fps: float, max_frames: int,
+def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, seed: int, settings: FrameSettings,
                batch_size: int, json_out: bool, model: str) -> None:
     """Batch mode: decode every line of ``batch_file``, append predictions to ``out`` as they come,
     quarantine bad lines (with a reason) instead of stopping, skip ids already in ``out``."""
@@ -361,7 +329,7 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
             chunk, frames = [], []
             for item in todo[s : s + batch_size]:
                 try:
-                    frames.append(load_frames(item[1], fps=fps, max_frames=max_frames))
+                    frames.append(load_frames(None, item[1], settings=settings))
                     chunk.append(item)
                 except InputError as e:
                     n_bad += 1
@@ -375,9 +343,9 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
                     append_jsonl(quarantine, {"id": item[0], "reason": "--latents shuffle: batch of one (no other sample to take latents from)"})
                 prog.advance(task, len(chunk))
                 continue
-            texts = [build_question_text(q, o) if o else q for _, _, q, o, _ in chunk]
+            prompts = [PromptInputs(f, prompt_text(q, o), settings.fps) for f, (_, _, q, o, _) in zip(frames, chunk, strict=True)]
             try:
-                enc = adapter.encode_prompts(frames, texts)
+                enc = encode_inputs(adapter, prompts)
                 res = latent_generate(adapter, enc, generator=gen, options=[c[3] for c in chunk], **gen_kw)
             except (RuntimeError, ValueError) as e:  # one bad batch never kills the run
                 for item in chunk:
@@ -400,5 +368,5 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
     console.print(msg + (f" -> {quarantine}" if n_bad else ""), soft_wrap=True, highlight=False)
     if meter.n_latent:
         with torch.no_grad():
-            emb = mean_norm(adapter.model.get_input_embeddings().weight)
+            emb = mean_norm(adapter.model.get_input_embeddings().weight[: len(adapter.tokenizer)])
         print_decode_health(console, meter.stats(emb), latents=gen_kw["latents"])

@@ -406,7 +406,9 @@ def latent_generate(
     # latent pad/end only exist inside a block (the decoder places them); vision placeholders are
     # input-only markers: a sampled one would make the replayed sequence (RL, probe) count one more
     # image/video token than it has features (seen with a random-init policy in GRPO).
-    suppress = torch.tensor(sorted({lid.pad, lid.end, *_vision_placeholder_ids(model)}), device=dev)
+    # Rows past len(tokenizer) are a padded vocabulary's unused rows (no token string): never sampled.
+    suppress = torch.tensor(sorted({lid.pad, lid.end, *_vision_placeholder_ids(model), *range(len(tok), V)}),
+                            device=dev)
 
     lat_k = torch.full((B,), -1, dtype=torch.long, device=dev)  # -1: text mode; k: k latent steps done in block
     n_blocks = torch.zeros(B, dtype=torch.long, device=dev)
@@ -514,6 +516,7 @@ def replay_forward(
     results: Sequence[DecodeResult],
     *,
     grad: bool = False,
+    lm_head: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Full, non-cached forward over ``prompt + response`` with each response's latent vectors
     written at its latent slots (the RL policy / reference forward; docs/reference.md#rl).
@@ -522,7 +525,8 @@ def replay_forward(
     through a forward hook on the input-embedding layer, so every family's own vision merge and
     position logic (M-RoPE via ``mm_token_type_ids``) runs unchanged.
 
-    Returns ``hidden`` [B, L+R, D] (last layer, post-norm), ``logits`` [B, L+R, V],
+    Returns ``hidden`` [B, L+R, D] (last layer, post-norm), ``logits`` [B, L+R, V] (None with
+    ``lm_head=False``: the caller applies the head only where it needs logits, e.g. the RL replay),
     ``response_ids``/``response_mask``/``latent_mask`` [B, R] and ``prompt_len`` (L).
     Position ``L + i - 1`` of ``hidden``/``logits`` predicts response token ``i``.
     """
@@ -577,7 +581,7 @@ def replay_forward(
         with torch.set_grad_enabled(grad):
             out = base(input_ids=full_ids, attention_mask=full_mask, use_cache=False, **kwargs)
             hidden = out.last_hidden_state  # [B, L+R, D]
-            logits = model.get_output_embeddings()(hidden)
+            logits = model.get_output_embeddings()(hidden) if lm_head else None
     finally:
         handle.remove()
         if mrope:

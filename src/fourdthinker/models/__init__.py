@@ -25,11 +25,14 @@ if TYPE_CHECKING:
 # ``preset_dir`` stay import-cheap.
 __getattr__, __dir__ = lazy_exports(__name__, {"VLMAdapter": "fourdthinker.models.base"})
 
-PRESET_VERSION = 2
+PRESET_VERSION = 3  # 3: padded vocabularies (embedding rows > len(tokenizer)), like the real checkpoints
 PRESETS = {
     "qwen2.5-vl-tiny": "qwen2_5_vl",
     "qwen3-vl-tiny": "qwen3_vl",
     "internvl3.5-tiny": "internvl",
+    # full-width, shallow: Qwen2.5-VL-3B's widths and 151,936-row vocabulary, 2 LM layers + 2 vision
+    # blocks (~0.54 B params, ~2.2 GB in fp32). For scale benchmarks and slow tests (docs/models.md).
+    "qwen2.5-vl-3b-shallow": "qwen2_5_vl",
 }
 _MODEL_TYPE_TO_FAMILY = {"qwen2_5_vl": "qwen2_5_vl", "qwen3_vl": "qwen3_vl", "internvl": "internvl"}
 
@@ -50,7 +53,13 @@ def _adapter_class(family: str) -> type[VLMAdapter]:
     raise ValueError(f"unsupported VLM family {family!r}; supported: {sorted(set(_MODEL_TYPE_TO_FAMILY))}")
 
 
-def _builder(family: str):
+def _builder(name: str):
+    """The function that builds preset ``name`` into a folder."""
+    if name == "qwen2.5-vl-3b-shallow":
+        from fourdthinker.models.qwen2_5_vl import build_3b_shallow
+
+        return build_3b_shallow
+    family = PRESETS[name]
     if family == "qwen2_5_vl":
         from fourdthinker.models.qwen2_5_vl import build_tiny
     elif family == "qwen3_vl":
@@ -61,7 +70,7 @@ def _builder(family: str):
 
 
 def preset_dir(name: str) -> Path:
-    """HF folder of a tiny preset, built (deterministically) on first use and cached."""
+    """HF folder of a preset, built (deterministically, offline) on first use and cached."""
     from fourdthinker.models.tokenizer import TOKENIZER_VERSION, cache_root
 
     if name not in PRESETS:
@@ -71,7 +80,7 @@ def preset_dir(name: str) -> Path:
         return d
     tmp = d.with_name(d.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    _builder(PRESETS[name])(tmp)
+    _builder(name)(tmp)
     try:
         os.replace(tmp, d)
     except OSError:  # built concurrently by another process
@@ -96,7 +105,8 @@ def load(name_or_path: str, *, dtype: str = "float32", attn_implementation: str 
          trust_remote_code: bool = False, add_latent_tokens: bool = True) -> VLMAdapter:
     """Load a VLM as a :class:`VLMAdapter`.
 
-    ``name_or_path``: a preset (``qwen2.5-vl-tiny``, ``qwen3-vl-tiny``, ``internvl3.5-tiny``), a
+    ``name_or_path``: a preset (``qwen2.5-vl-tiny``, ``qwen3-vl-tiny``, ``internvl3.5-tiny``,
+    ``qwen2.5-vl-3b-shallow``), a
     hub id or a local folder. ``dtype``: ``float32`` | ``bfloat16`` | ``float16``.
     ``add_latent_tokens``: add the three latent tokens (no-op when the checkpoint has them)."""
     import torch

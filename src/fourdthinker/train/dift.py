@@ -112,7 +112,8 @@ class DiftConfig:
     max_length: int = field(default=4096, metadata={"help": "longer samples are skipped with a reason"})
     max_frames: int = field(default=16, metadata={"help": "video frames per sample (evenly spread)"})
     max_pixels: int = field(default=448 * 448, metadata={"help": "pixel cap per frame before the processor"})
-    target_cache: str | None = field(default="auto", metadata={"help": "latent-target cache dir; auto = <cache>/latent_targets; none = off"})
+    target_cache: str | None = field(default="auto", metadata={"help": "latent-target cache dir; auto = <cache>/latent_targets; none = a private one for this run"})
+    dataloader_workers: int = field(default=0, metadata={"help": "DataLoader worker processes that decode and encode samples while the model trains (0 = in the training process)"})
     deepspeed: str | None = field(default=None, metadata={"help": "DeepSpeed JSON (configs/ds_zero2.json ...)"})
     resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint in --out"})
     progress: bool = True
@@ -142,6 +143,8 @@ class DiftConfig:
             raise ValueError(f"health_heldout must be >= 0 (0 = off), got {self.health_heldout}")
         if self.health_every < 0:
             raise ValueError(f"health_every must be >= 0 (steps between held-out checks; 0 = none), got {self.health_every}")
+        if self.dataloader_workers < 0:
+            raise ValueError(f"dataloader_workers must be >= 0 (0 = encode in the training process), got {self.dataloader_workers}")
         if not self.health_factor > 1:
             raise ValueError(f"health_factor must be > 1 (warn outside [1/f, f]), got {self.health_factor}")
 
@@ -151,13 +154,14 @@ class DiftResult:
     out_dir: Path
     losses: list[dict]
     n_samples: int
-    n_skipped: int
+    n_skipped: int  # refused by the validation pass (quarantine.jsonl)
     loss_png: Path | None = None
     final_loss: float | None = None
     health_png: Path | None = None
     n_heldout: int = 0
     health_warnings: list = field(default_factory=list)  # (step, message) of divergent steps
     adapter: Any = field(default=None, repr=False)  # the trained model in memory (LoRA merged)
+    n_load_errors: int = 0  # records skipped when fetched during training (load_errors.jsonl, all ranks)
 
 
 # ----------------------------------------------------------------------------- trainer
@@ -170,9 +174,39 @@ class DiftTrainer(StatsTrainer):
         self.dift = dift or DiftConfig()
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss, stats, out = dift_forward(self.adapter, inputs, self.dift)
+        loss, stats, out = dift_forward(through_wrapper(self.adapter, model), inputs, self.dift)
         self.record(stats)
         return (loss, out) if return_outputs else loss
+
+
+class _Through:
+    """Stand-in for ``adapter.model``: calls go through ``wrapper`` (DDP / DeepSpeed engine), every
+    attribute comes from the wrapped model."""
+
+    def __init__(self, wrapper, inner):
+        self._wrapper, self._inner = wrapper, inner
+
+    def __call__(self, *a, **kw):
+        return self._wrapper(*a, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def through_wrapper(adapter, model):
+    """``adapter`` whose model forward goes through ``model``, the Trainer's wrapped model.
+
+    Under multi-process DDP the gradients are all-reduced only for a forward that DDP itself ran
+    (``DistributedDataParallel.forward`` arms the reducer); calling the bare model trains each rank
+    on its own gradients and the replicas drift apart. One process (or a wrapper that is the model
+    itself) returns ``adapter`` unchanged."""
+    if model is None or model is adapter.model or getattr(model, "module", None) is not adapter.model:
+        return adapter
+    import copy
+
+    view = copy.copy(adapter)
+    view.model = _Through(model, adapter.model)
+    return view
 
 
 def dift_forward(adapter, batch: dict, cfg: DiftConfig) -> tuple[torch.Tensor, dict, Any]:
@@ -239,6 +273,8 @@ def _gathered_encoder(ad):
 
 def train_dift(cfg: DiftConfig) -> DiftResult:
     """Run DIFT (or a baseline mode) end to end: load -> encode data -> train -> save -> plot."""
+    import contextlib
+
     import transformers
 
     from fourdthinker.latent.health import HealthCallback, plot_health
@@ -273,17 +309,25 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
                          grad_accum=cfg.grad_accum, warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,
                          scheduler=cfg.scheduler, grad_checkpointing=cfg.grad_checkpointing, bf16=cfg.bf16,
                          seed=cfg.seed, save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
-                         deepspeed=cfg.deepspeed)
+                         deepspeed=cfg.deepspeed, dataloader_num_workers=cfg.dataloader_workers)
     ad = load(cfg.model, dtype=cfg.dtype, attn_implementation=cfg.attn_implementation,
               device="cuda" if torch.cuda.is_available() else "cpu")
     ad.freeze_visual()
     cache_dir = None if cfg.target_cache in (None, "none", "") else (
         default_target_cache() if cfg.target_cache == "auto" else Path(cfg.target_cache))
-    with _gathered_encoder(ad):
+    main = args.process_index == 0
+    if main and not resume_from:
+        (out / "load_errors.jsonl").unlink(missing_ok=True)  # a fresh run logs its own load failures
+    # Validation + latent-target pass: the main process fills the target cache first, the others
+    # then find it warm (same records kept on every rank). Under ZeRO-3 the encoder gather is a
+    # collective, so all ranks run it together.
+    first = contextlib.nullcontext() if _zero3() else args.main_process_first(desc="DIFT data validation + latent targets")
+    with first, _gathered_encoder(ad):
         targets = LatentTargetCache(ad, cfg.latent_size, cache_dir) if cfg.mode == "dift" else None
         ds = DiftDataset(cfg.data, ad, mode=cfg.mode, k=cfg.latent_size, targets=targets,
-                         quarantine=out / "quarantine.jsonl" if not resume_from else None, progress=cfg.progress,
-                         max_length=cfg.max_length, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels)
+                         quarantine=out / "quarantine.jsonl" if main else None, load_errors=out / "load_errors.jsonl",
+                         progress=cfg.progress and main, max_length=cfg.max_length, max_frames=cfg.max_frames,
+                         max_pixels=cfg.max_pixels)
     train_ds, heldout, n_held = ds, None, 0
     if cfg.mode == "dift" and cfg.health_heldout > 0 and len(ds) > 4 * cfg.health_heldout:
         # the last records are kept aside (deterministic, so --resume sees the same split)
@@ -302,14 +346,21 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
     log_cb.trainer = health_cb.trainer = trainer
     trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # our rich bar + JSONL replace it
     trainer.train(resume_from_checkpoint=resume_from)
-    ad.model = save_final(ad.model, ad.processor, out, extra_config={
-        "latent_size": cfg.latent_size, "latent_start_id": ad.latent_start_id, "latent_end_id": ad.latent_end_id,
-        "latent_token_id": ad.latent_pad_id, "dift_mode": cfg.mode, "ce_loss_weight": cfg.l_ce,
-        "sim_loss_weight": cfg.l_sim})
-    png = plot_losses(log_cb.rows, out / "loss.png", title=f"{cfg.mode} on {cfg.model}")
-    health_png = plot_health(log_cb.rows, out / "latent_health.png", factor=cfg.health_factor,
-                             title=f"latent health: {cfg.mode} on {cfg.model}")
+    png = health_png = None
+    extra = {"latent_size": cfg.latent_size, "latent_start_id": ad.latent_start_id, "latent_end_id": ad.latent_end_id,
+             "latent_token_id": ad.latent_pad_id, "dift_mode": cfg.mode, "ce_loss_weight": cfg.l_ce,
+             "sim_loss_weight": cfg.l_sim}
+    if main:  # one writer; every rank holds the same (full) weights under DDP and ZeRO-1/2
+        ad.model = save_final(ad.model, ad.processor, out, extra_config=extra)
+        png = plot_losses(log_cb.rows, out / "loss.png", title=f"{cfg.mode} on {cfg.model}")
+        health_png = plot_health(log_cb.rows, out / "latent_health.png", factor=cfg.health_factor,
+                                 title=f"latent health: {cfg.mode} on {cfg.model}")
+    elif hasattr(ad.model, "merge_and_unload"):
+        ad.model = ad.model.merge_and_unload()
+    trainer.accelerator.wait_for_everyone()
     final = log_cb.rows[-1].get("loss") if log_cb.rows else None
+    errs = out / "load_errors.jsonl"
+    n_err = len(errs.read_text().splitlines()) if errs.exists() else 0
     return DiftResult(out_dir=out, losses=log_cb.rows, n_samples=len(ds), n_skipped=len(ds.skipped),
                       loss_png=png, final_loss=final, health_png=health_png, n_heldout=n_held,
-                      health_warnings=health_cb.messages, adapter=ad)
+                      health_warnings=health_cb.messages, adapter=ad, n_load_errors=n_err)

@@ -17,7 +17,7 @@ Examples:
   accelerate launch --config_file configs/accelerate_zero2.yaml -m fourdthinker.cli train dift \\
       --data data/dift --model Qwen/Qwen2.5-VL-7B-Instruct --out runs/dift7b --deepspeed configs/ds_zero2.json
 
-Writes to --out: the final model (safetensors, loadable with AutoModelForImageTextToText / AutoProcessor), checkpoint-N/ (resume points), log.jsonl (loss, ce, sim and latent-health norms per step), loss.png, latent_health.png, quarantine.jsonl (skipped records and why), dift_config.json.
+Writes to --out: the final model (safetensors, loadable with AutoModelForImageTextToText / AutoProcessor), checkpoint-N/ (resume points), log.jsonl (loss, ce, sim and latent-health norms per step), loss.png, latent_health.png, quarantine.jsonl (records refused by the validation pass before training, and why), load_errors.jsonl (records skipped when fetched during training; each is replaced by the next record that loads), dift_config.json.
 """
 
 
@@ -43,6 +43,7 @@ def dift(
     dtype: str = typer.Option(None, "--dtype", help="float32 | bfloat16 | float16 weights."),
     save_steps: int = typer.Option(None, "--save-steps", help="Checkpoint every N steps."),
     deepspeed: str = typer.Option(None, "--deepspeed", help="DeepSpeed JSON, e.g. configs/ds_zero2.json."),
+    dataloader_workers: int = typer.Option(None, "--dataloader-workers", min=0, help="Worker processes that decode frames and encode samples while the model trains (default 0 = in the training process; 4-8 on a GPU node). Each holds about one batch of pixel tensors per prefetched batch."),
     seed: int = typer.Option(None, "--seed", help="Seed for init, data order and sampling."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out (same step, optimizer, data order)."),
     health_heldout: int = typer.Option(None, "--health-heldout", min=0, help="Latent health: records kept out of training to measure the held-out latent cosine (default 2; used only when the data has more than 4x as many). More = a steadier generalisation check, fewer training records; 0 = off."),
@@ -59,7 +60,7 @@ def dift(
                      max_steps=max_steps, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
                      grad_checkpointing=grad_checkpointing, lora=lora, dtype=dtype, save_steps=save_steps,
                      deepspeed=deepspeed, seed=seed, health_heldout=health_heldout, health_every=health_every,
-                     health_factor=health_factor)
+                     health_factor=health_factor, dataloader_workers=dataloader_workers)
     if no_sim:
         overrides["use_sim"] = False
     if no_ce:
@@ -79,7 +80,8 @@ def dift(
         raise typer.Exit(2) from None
     last = res.losses[-1] if res.losses else {}
     parts = " ".join(f"{k}={last[k]:.4f}" for k in ("loss", "ce", "sim") if last.get(k) is not None)
-    typer.echo(f"trained {len(res.losses)} steps on {res.n_samples} samples ({res.n_skipped} skipped); last {parts}")
+    skipped = f"{res.n_skipped} quarantined" + (f", {res.n_load_errors} skipped at load time" if res.n_load_errors else "")
+    typer.echo(f"trained {len(res.losses)} steps on {res.n_samples} samples ({skipped}); last {parts}")
     typer.echo(f"model: {res.out_dir}  log: {res.out_dir / 'log.jsonl'}  curve: {res.loss_png}")
 
 

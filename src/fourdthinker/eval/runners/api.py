@@ -25,9 +25,10 @@ import httpx
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from fourdthinker.data.records import BenchItem, build_question_text
-from fourdthinker.eval.runners.base import RunOutput, load_visuals
+from fourdthinker.eval.runners.base import RunOutput
 from fourdthinker.hashing import sha256_json
 from fourdthinker.io import atomic_write_json
+from fourdthinker.models.inputs import FrameSettings, record_frames
 
 VIDEO_PREAMBLE = "These are frames of a video, sampled at {fps:g} frame(s) per second, in order."
 
@@ -97,7 +98,8 @@ class ApiRunner:
                 "temperature": self.temperature, "top_p": self.top_p}
 
     def request_body(self, item: BenchItem, root: Path, *, seed: int, do_sample: bool) -> dict:
-        frames = load_visuals(item, root, fps=self.fps, max_frames=self.max_frames)
+        # the one input builder (models/inputs.py): the frames local models see, capped the same way
+        frames = record_frames(item, root, FrameSettings(self.fps, self.max_frames, self.max_pixels), allow_absolute=True)
         content = [{"type": "text", "text": VIDEO_PREAMBLE.format(fps=self.fps)}]
         content += [{"type": "image_url", "image_url": {"url": frame_to_data_url(f, self.max_pixels)}} for f in frames]
         content.append({"type": "text", "text": build_question_text(item.question, item.options)})

@@ -1,8 +1,9 @@
 """Local VLM runners: our latent-recurrent models, and any HF VLM with plain ``generate``.
 
 Both load through ``fourdthinker.models.load`` (a tiny preset name, a local checkpoint folder or a
-hub id), build the prompt with ``adapter.encode_prompts`` from the sampled frames and the one
-question text (``build_question_text``), and decode a whole batch at once (left padding).
+hub id), build the prompt batch with the one input builder (``models.inputs.build_prompt_batch``:
+the frames, caps and question text DIFT, 4DRL and ``infer`` use), and decode a whole batch at once
+(left padding).
 
 * ``LatentModelRunner``: ``fourdthinker.latent.decode.latent_generate`` (Eq. 10): when the
   model opens a latent block, its last hidden states are fed back as the next K inputs.
@@ -17,8 +18,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from fourdthinker.data.records import BenchItem, build_question_text
-from fourdthinker.eval.runners.base import FatalRunnerError, RunOutput, load_visuals
+from fourdthinker.data.records import BenchItem
+from fourdthinker.eval.runners.base import FatalRunnerError, RunOutput
+from fourdthinker.models.inputs import DEFAULT_MAX_PIXELS, FrameSettings, build_prompt_batch
 
 
 class _LocalRunner:
@@ -26,13 +28,13 @@ class _LocalRunner:
     add_latent_tokens = False
 
     def __init__(self, name_or_path: str, *, adapter=None, batch_size: int = 4, max_new_tokens: int = 256,
-                 fps: float = 1.0, max_frames: int = 8, temperature: float = 0.7, top_p: float = 0.9,
-                 threads: int | None = None):
+                 fps: float = 1.0, max_frames: int = 8, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 temperature: float = 0.7, top_p: float = 0.9, threads: int | None = None):
         self._adapter = adapter
         self.threads = threads
         self.name = self.path = name_or_path
         self.batch_size = batch_size
-        self.max_new_tokens, self.fps, self.max_frames = max_new_tokens, fps, max_frames
+        self.max_new_tokens, self.fps, self.max_frames, self.max_pixels = max_new_tokens, fps, max_frames, max_pixels
         self.temperature, self.top_p = temperature, top_p
 
     @property
@@ -58,12 +60,12 @@ class _LocalRunner:
 
     def settings(self) -> dict:
         return {"runner": self.kind, "model": self.path, "max_new_tokens": self.max_new_tokens, "fps": self.fps,
-                "max_frames": self.max_frames, "temperature": self.temperature, "top_p": self.top_p}
+                "max_frames": self.max_frames, "max_pixels": self.max_pixels, "temperature": self.temperature, "top_p": self.top_p}
 
     def _batch(self, items: Sequence[BenchItem], root: Path):
-        videos = [load_visuals(it, root, fps=self.fps, max_frames=self.max_frames) for it in items]
-        texts = [build_question_text(it.question, it.options) for it in items]
-        return self.adapter.encode_prompts(videos, texts)
+        # the one input builder (models/inputs.py): the frames, caps and prompt DIFT, 4DRL and infer use
+        settings = FrameSettings(self.fps, self.max_frames, self.max_pixels)
+        return build_prompt_batch(self.adapter, items, root, settings, allow_absolute=True)
 
 
 class LatentModelRunner(_LocalRunner):
@@ -164,7 +166,7 @@ class LatentModelRunner(_LocalRunner):
 
         if self._health is None:
             self._health = DecodeHealthMeter()
-            self._embed_norm = mean_norm(self.adapter.model.get_input_embeddings().weight)
+            self._embed_norm = mean_norm(self.adapter.model.get_input_embeddings().weight[: len(self.adapter.tokenizer)])
         self._health.add(results)
 
     def reset_latent_health(self) -> None:
@@ -202,7 +204,8 @@ class PlainModelRunner(_LocalRunner):
         t0 = time.perf_counter()
         with torch.no_grad():
             out = self.adapter.model.generate(**inputs, max_new_tokens=self.max_new_tokens, pad_token_id=self.adapter.pad_id,
-                                              eos_token_id=self.adapter.eos_ids, **kw)
+                                              eos_token_id=self.adapter.eos_ids,
+                                              suppress_tokens=self.adapter.padding_ids() or None, **kw)
         dt = (time.perf_counter() - t0) / max(1, len(items))
         new = out[:, inputs["input_ids"].shape[1]:]
         texts = self.adapter.tokenizer.batch_decode(new, skip_special_tokens=True)
