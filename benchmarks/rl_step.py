@@ -5,18 +5,21 @@ reference replay, the policy replay with its backward, and AdamW) with prefix sh
 response re-reads its own copy of the video prompt: Q*G vision passes and prefills) and on (one
 vision pass and one prefill per question, shared by its G responses in the rollout and in both
 replays; ``train/rl.py`` ``prefix_sharing``). Model: ``qwen2.5-vl-3b-shallow`` (Qwen2.5-VL-3B's
-real widths, heads, vocabulary and vision width; 2 LM layers, 2 vision blocks; random init). When
-that preset is not installed, the same architecture is built here (``--model`` picks another).
-Prompts of >= 1,000 tokens (8 frames of 448x448 + the question), responses of ``--tokens`` (150),
-every response opens one latent block at its first step and never stops early, so both modes do
-the same decode work. Same generator seed in both modes: the same samples. Reported per phase:
-vision encoder, LM prefill, decode, replay (reference forward + policy forward/backward, vision
-excluded), optimizer. bf16 by default (as on GPUs; this CPU has AMX, fp32 would not fit 5 min).
+real widths, heads, vocabulary and vision width; 2 LM layers, 2 vision blocks; random init;
+``--model`` picks another).
+Default shape (runs here): 2 frames of 448x448 (a 322-token prompt) and 48-token responses;
+the issue's shape is ``--frames 8 --tokens 150`` (a 1,090-token prompt, 150-token responses;
+~37 TFLOP for both modes, too much for this shared 2-core machine in 5 minutes). Every response
+opens one latent block at its first step and never stops early, so both modes do the same decode
+work; the same generator seed in both modes gives the same samples (checked). Reported per
+phase: vision encoder, LM prefill, decode, replay (reference forward + policy forward/backward,
+vision excluded), optimizer. bf16 (as on GPUs; this CPU has AMX, fp32 is ~3x slower).
+``--estimate`` prints the FLOP model of the step (shallow and 3B) without running anything.
 
 Part 2 (``batched_rollout_speedup``): on the tiny Qwen2.5-VL preset, the batched-group rollout
 (all G responses of a question in ONE decode batch) vs generating them one by one.
 
-Run: ``python benchmarks/rl_step.py [--g 8] [--q 1] [--tokens 150] [--frames 8]``.
+Run: ``python benchmarks/rl_step.py [--g 8] [--q 1] [--tokens 48] [--frames 2] [--estimate]``.
 Headline lines are printed last, one per line, ``name: value``.
 """
 
@@ -38,52 +41,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 SHALLOW = "qwen2.5-vl-3b-shallow"
-
-
-def build_shallow(dtype: torch.dtype):
-    """Qwen2.5-VL-3B's widths (LM 2048 / 11008 / 16 heads / 2 KV heads, vocabulary 151,936, tied
-    embeddings; vision 1280 / 3420 / 16 heads -> 2048) with 2 LM layers and 2 vision blocks, random
-    init, on the tiny preset's tokenizer, with a processor capped at 448x448 per frame."""
-    from transformers import (
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-    )
-
-    from fourdthinker import models
-
-    tiny = models.load("qwen2.5-vl-tiny")
-    tok = tiny.tokenizer
-    c = tiny.model.config
-    cfg = Qwen2_5_VLConfig(
-        text_config=dict(hidden_size=2048, intermediate_size=11008, num_hidden_layers=2, num_attention_heads=16,
-                         num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768,
-                         rope_parameters=dict(rope_type="default", rope_theta=1e6, mrope_section=[16, 24, 24]),
-                         bos_token_id=c.text_config.bos_token_id, eos_token_id=c.text_config.eos_token_id,
-                         pad_token_id=c.text_config.pad_token_id, tie_word_embeddings=True),
-        vision_config=dict(depth=2, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=2048,
-                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
-                           fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2),
-        image_token_id=c.image_token_id, video_token_id=c.video_token_id,
-        vision_start_token_id=c.vision_start_token_id, vision_end_token_id=c.vision_end_token_id,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    model = Qwen2_5_VLForConditionalGeneration(cfg).to(dtype)
-    model.config._attn_implementation = "sdpa"
-    model.generation_config.eos_token_id = tiny.model.generation_config.eos_token_id
-    kw = dict(patch_size=14, merge_size=2, temporal_patch_size=2)
-    pix = 448 * 448
-    proc = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(min_pixels=28 * 28, max_pixels=pix, **kw),
-                               tokenizer=tok, video_processor=Qwen2VLVideoProcessor(
-                                   size={"shortest_edge": 28 * 28, "longest_edge": pix * 64}, do_sample_frames=False, **kw),
-                               chat_template=tok.chat_template)
-    ad = type(tiny)(model, proc, name=SHALLOW)
-    ad.add_latent_tokens()
-    model.eval()
-    return ad
 
 
 class PhaseClock:
@@ -226,14 +183,7 @@ def part_sharing(args) -> dict[str, float]:
     from fourdthinker.data.records import build_question_text
     from fourdthinker.labels import CAMERA_MOTIONS
 
-    dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
-    try:
-        ad = models.load(args.model, dtype={"bf16": "bfloat16", "fp32": "float32"}[args.dtype])
-    except ValueError:
-        if args.model != SHALLOW:
-            raise
-        ad = build_shallow(dtype)
-        print(f"({SHALLOW} is not an installed preset here: built the same architecture in this benchmark)")
+    ad = models.load(args.model, dtype={"bf16": "bfloat16", "fp32": "float32"}[args.dtype])
     ad.freeze_visual()
     import copy
 

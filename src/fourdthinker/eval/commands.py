@@ -8,6 +8,7 @@ Heavy libraries (torch, transformers) are imported inside the runners, only when
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -102,6 +103,10 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
 
     if samples < 1:
         raise ValueError(f"--samples must be >= 1, got {samples}")
+    # data-parallel (accelerate launch / torchrun): evaluate() shards the items; only rank 0 prints and writes
+    main = int(os.environ.get("RANK", "0") or 0) == 0
+    if not main:
+        console.quiet = True
     names = [split_spec(m)[0] for m in models]
     if len(set(names)) != len(names):
         raise ValueError(f"two --model entries share the name {next(n for n in names if names.count(n) > 1)!r}; "
@@ -113,7 +118,7 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
     bench_out.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]{bench}[/bold]: {len(lr.items)} items from {lr.root}"
                   + (f", {len(lr.skipped)} skipped {lr.skip_reasons()}" if lr.skipped else ""), highlight=False)
-    if lr.skipped:
+    if lr.skipped and main:
         write_jsonl(bench_out / "skipped.jsonl", lr.skipped)
     if not lr.items:
         raise ValueError(f"{data}: no usable items in this benchmark (see {bench_out / 'skipped.jsonl'})")
@@ -135,6 +140,8 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
             console.print(f"[yellow]{runner.name}: {len(res.failed)} item(s) quarantined[/yellow] "
                           f"{res.summary()['failure_reasons']} -> {res.out_dir / 'quarantine.jsonl'}", highlight=False)
         results[runner.name] = res
+    if not main:
+        return
     table = bench_table(results, bench, baseline=baseline or (names[0] if len(names) > 1 else None))
     console.print(table.to_rich())
     atomic_write_text(bench_out / "table.md", table.to_markdown())

@@ -243,7 +243,6 @@ def infer(
         return
 
     from fourdthinker.latent.decode import latent_generate
-    from fourdthinker.qa import build_question_text
 
     enc = encode_inputs(adapter, [PromptInputs(frames, prompt_text(question, opts), settings.fps)])
     gen = torch.Generator(device=adapter.device).manual_seed(seed)
@@ -282,7 +281,6 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
 
     from fourdthinker.io import append_jsonl, read_jsonl
     from fourdthinker.latent.decode import latent_generate
-    from fourdthinker.qa import build_question_text
 
     if not batch_file.exists():
         _fail(console, f"{batch_file}: batch file not found")

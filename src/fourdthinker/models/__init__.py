@@ -3,9 +3,11 @@
 >>> ad = load("qwen2.5-vl-tiny")          # doctest: +SKIP  (random-init tiny real class, offline)
 >>> ad = load("Qwen/Qwen2.5-VL-3B-Instruct", dtype="bfloat16", attn_implementation="sdpa")  # doctest: +SKIP
 
-Preset names build small random-initialised configs of the real classes (deterministic, seed 0)
-with a tokenizer the package trains offline, saved once under ``~/.cache/fourdthinker/presets``
-(``FOURDTHINKER_CACHE``) and then loaded with stock ``from_pretrained`` like any checkpoint.
+Preset names build random-initialised configs of the real classes (deterministic, seed 0) with a
+tokenizer the package trains offline, saved once under ``~/.cache/fourdthinker/presets``
+(``FOURDTHINKER_CACHE``) and then loaded with stock ``from_pretrained`` like any checkpoint: three
+tiny ones (one per family) and ``qwen2.5-vl-3b-shallow`` (Qwen2.5-VL-3B's widths, 2 + 2 layers).
+Their vocabularies are padded past the tokenizer like the real checkpoints' (docs/models.md).
 Any other string is a hub id or local folder; the family comes from ``config.model_type``.
 """
 

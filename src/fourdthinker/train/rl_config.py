@@ -3,18 +3,16 @@ the CLI flags are generated from its fields by ``train/rl_command.py``) and ``RL
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from fourdthinker.config import config_field as _f
 
 __all__ = ["DTYPES", "MODES", "RLConfig", "RLResult"]
 
 MODES = ("4drl", "grpo", "cot-grpo")
 DTYPES = {"auto": "auto", "float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16"}
-
-
-def _f(default, help: str, **kw):
-    return field(default=default, metadata={"help": help, **kw})
 
 
 @dataclass

@@ -210,9 +210,11 @@ def with_model(adapter, model):
 
 
 def model_latent_size(adapter, default: int = 4) -> int:
-    """K of a model: the adapter's ``latent_size``, else the checkpoint config's (DIFT writes it), else 4."""
-    k = getattr(adapter, "latent_size", None) or getattr(getattr(adapter.model, "config", None), "latent_size", None)
-    return int(k or default)
+    """K of a model: the adapter's ``latent_size``, else the checkpoint config's (DIFT writes it), else 4
+    (``latent.blocks.resolve_latent_size``, the one K rule)."""
+    from fourdthinker.latent.blocks import resolve_latent_size
+
+    return resolve_latent_size(adapter, None, default)
 
 
 def maybe_latent_ids(adapter):

@@ -23,6 +23,18 @@ from fourdthinker.eval.runners.base import FatalRunnerError, RunOutput
 from fourdthinker.models.inputs import DEFAULT_MAX_PIXELS, FrameSettings, build_prompt_batch
 
 
+def _process_device() -> str:
+    """``cuda:LOCAL_RANK`` for a process of a multi-GPU data-parallel eval (accelerate launch /
+    torchrun), else ``cpu`` (the default of a one-process eval)."""
+    import os
+
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0') or 0)}"
+    return "cpu"
+
+
 class _LocalRunner:
     kind = "local"
     add_latent_tokens = False
@@ -48,7 +60,7 @@ class _LocalRunner:
             if self.threads:
                 torch.set_num_threads(self.threads)
             try:
-                self._adapter = load(self.path, add_latent_tokens=self.add_latent_tokens)
+                self._adapter = load(self.path, add_latent_tokens=self.add_latent_tokens, device=_process_device())
             except Exception as e:  # one clear error for the whole run, not one quarantine per item
                 raise FatalRunnerError(f"{self.path}: cannot load model ({type(e).__name__}: {e})") from e
             self._check(self._adapter)
@@ -172,6 +184,19 @@ class LatentModelRunner(_LocalRunner):
     def reset_latent_health(self) -> None:
         """Start a new tally (``evaluate`` calls this at the start of each run folder)."""
         self._health = None
+
+    def gather_latent_health(self, gather) -> None:
+        """Data-parallel eval: replace this process's tally by the sum over all processes
+        (``gather(obj)`` -> every process's ``obj`` in rank order)."""
+        from fourdthinker.latent.health import DecodeHealthMeter
+
+        shares = gather((self._health.norm_sum, self._health.n_latent, self._embed_norm) if self._health else None)
+        shares = [x for x in shares if x is not None]
+        if not shares:
+            self._health = None
+            return
+        self._health = DecodeHealthMeter(sum(x[0] for x in shares), sum(x[1] for x in shares))
+        self._embed_norm = next(x[2] for x in shares if x[2] is not None)
 
     def latent_health(self, previous: dict | None = None) -> dict | None:
         """``latent.health.decode_health`` over every item decoded since the last reset, merged with
