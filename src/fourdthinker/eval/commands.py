@@ -38,6 +38,9 @@ def eval_cmd(
     seed: int = typer.Option(0, "--seed", help="First seed for sampled runs (and the seed sent to APIs)."),
     temperature: float = typer.Option(0.7, help="Sampling temperature when --samples > 1 (reference: 0.7)."),
     top_p: float = typer.Option(0.9, help="Nucleus sampling when --samples > 1 (reference: 0.9)."),
+    prefix_sharing: bool = typer.Option(True, "--prefix-sharing/--no-prefix-sharing",
+                                        help="--samples > 1 on latent models: decode an item's N samples together from "
+                                             "ONE prefill (vision + prompt) instead of N (docs/rl_speed.md)."),
     max_new_tokens: int = typer.Option(256, help="Response budget (latent slots included). The reference used 2048 "
                                                  "for full-size models; more tokens = slower."),
     max_frames: int = typer.Option(8, help="Frames per video (sampled at --fps, then spread uniformly). The reference "
@@ -77,7 +80,7 @@ def eval_cmd(
          max_new_tokens=max_new_tokens, max_frames=max_frames, fps=fps, batch_size=batch_size, limit=limit,
          video_root=video_root, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
          retries=retries, baseline=baseline, html=html, overwrite=overwrite, latents=latents,
-         latent_norm=latent_norm, max_pixels=max_pixels or None)
+         latent_norm=latent_norm, max_pixels=max_pixels or None, prefix_sharing=prefix_sharing)
 
 
 def check_model_spec(spec: str, *, api_base: str | None, api_key_env: str) -> None:
@@ -105,7 +108,7 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
          top_p: float, max_new_tokens: int, max_frames: int, fps: float, batch_size: int, limit: int | None,
          video_root: str | None, api_base: str | None, api_key_env: str, concurrency: int, retries: int,
          baseline: str | None, html: bool, overwrite: bool, latents: str = "normal",
-         latent_norm: float | None = None, max_pixels: int | None = 448 * 448) -> None:
+         latent_norm: float | None = None, max_pixels: int | None = 448 * 448, prefix_sharing: bool = True) -> None:
     from fourdthinker.errors import UserError, require_out_dir, require_positive
     from fourdthinker.eval.evaluate import evaluate
     from fourdthinker.eval.loaders import load_benchmark
@@ -153,7 +156,7 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
         runner = make_runner(spec, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
                              cache_dir=Path(out) / "api_cache", batch_size=batch_size, max_new_tokens=max_new_tokens,
                              max_frames=max_frames, fps=fps, max_pixels=max_pixels, temperature=temperature, top_p=top_p, retries=retries,
-                             latents=latents, latent_norm=latent_norm)
+                             latents=latents, latent_norm=latent_norm, prefix_sharing=prefix_sharing)
         res = evaluate(runner, lr.items, bench_out / _slug(runner.name), root=lr.root, bench=bench, samples=samples,
                        seed=seed, skipped=lr.skipped, overwrite=overwrite, limit=limit)
         n_answered = sum(len(r) for r in res.runs) if hasattr(res, "runs") else None

@@ -251,6 +251,8 @@ def evaluate(runner: Runner, items: Sequence[BenchItem] | LoadResult, out_dir: s
     seeds = [seed + s for s in range(samples)]
     manifest = {"model": name, "bench": bench, "samples": samples, "seed": seed, "do_sample": do_sample,
                 "runner": runner.settings()}
+    if do_sample and hasattr(runner, "plan_samples"):  # how the N samples are drawn is part of the resume key
+        manifest["prefix_sharing"] = bool(getattr(runner, "prefix_sharing", False))
     procs = _processes()
     fresh = not (out_dir / "run.json").exists() or overwrite
     _check_manifest(out_dir, manifest, overwrite, write=False)  # every process refuses a changed run alike
@@ -282,6 +284,8 @@ def _evaluate_items(runner: Runner, items: list[BenchItem], out_dir: Path, procs
     if procs.main:
         (out_dir / "quarantine.jsonl").unlink(missing_ok=True)  # failures are retried; re-recorded if they fail again
     procs.barrier()
+    if do_sample and hasattr(runner, "plan_samples"):  # e.g. one prefill per item for all N samples
+        runner.plan_samples(seeds)
 
     runs: list[dict[str, Prediction]] = []
     warnings: list[str] = []

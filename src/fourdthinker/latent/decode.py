@@ -272,8 +272,10 @@ def _model_kwargs(model: torch.nn.Module, batch: Mapping[str, Any]) -> dict[str,
     return out
 
 
-def _prefill(model: torch.nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Tensor, Any, torch.Tensor]:
-    """Encode the prompt once. Returns (last hidden [B, D], cache, next position [B])."""
+def _prefill(model: torch.nn.Module, batch: Mapping[str, Any], vision: Mapping[str, Any] | None = None,
+             ) -> tuple[torch.Tensor, Any, torch.Tensor]:
+    """Encode the prompt once. Returns (last hidden [B, D], cache, next position [B]).
+    ``vision``: precomputed ``latent.prefix.encode_vision`` features used instead of the pixels."""
     base = _base(model)
     mask = batch["attention_mask"]
     kwargs = _model_kwargs(model, batch)
@@ -283,6 +285,10 @@ def _prefill(model: torch.nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Te
         base.rope_deltas = None  # stale deltas from the previous batch would shift every position
     if not (mrope and has_vision):
         kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp_min(0)  # left-padding aware 1-D positions
+    if vision is not None:
+        from fourdthinker.latent.prefix import with_vision
+
+        kwargs = with_vision(kwargs, vision)
     out = base(**kwargs, use_cache=True)
     n_valid = mask.long().sum(-1)  # [B]
     next_pos = n_valid.clone()
@@ -330,6 +336,8 @@ def latent_generate(
     logits_processor: LogitsHook | None = None,
     stop_strings: Sequence[str] = ("</answer>",),
     options: Sequence[Mapping[str, str] | None] | None = None,
+    num_return_sequences: int = 1,
+    vision: Mapping[str, Any] | None = None,
 ) -> list[DecodeResult]:
     """Latent-recurrent generation (Eq. 10, docs/method.md#eq-10) for a left-padded prompt batch.
 
@@ -348,7 +356,15 @@ def latent_generate(
         generator: RNG for sampling and the ``noise`` intervention.
         logits_processor: HF-style hook applied to text-step logits (after latent-token suppression).
         stop_strings: a sample stops once its text ends in one of these (``</answer>``).
-        options: per-sample options, used only to parse ``answer`` from option text.
+        options: per-sample options, used only to parse ``answer`` from option text (one per
+            returned sample, i.e. ``B * num_return_sequences``).
+        num_return_sequences: n responses per prompt row, from ONE prefill (vision + prompt) per
+            row: the KV cache, last hidden state and positions are repeated to ``B * n`` rows
+            (row ``b * n + j`` is the j-th response to prompt ``b``) and decoding continues per
+            row. The same samples as decoding a batch that repeats each prompt n times, for the
+            same generator state (docs/rl_speed.md).
+        vision: the frozen encoder's features of ``batch`` (``latent.prefix.encode_vision``),
+            computed once and reused by the step's replays; None: computed here from the pixels.
     """
     check_intervention(latents)
     model, tok = adapter.model, adapter.tokenizer
@@ -376,7 +392,15 @@ def latent_generate(
     pad_embed = embed(torch.tensor([lid.pad], device=dev))[0]  # [D]
     stop_strs = tuple(stop_strings)
 
-    h, cache, next_pos = _prefill(model, batch)  # [B, D], cache, [B]
+    h, cache, next_pos = _prefill(model, batch, vision)  # [B, D], cache, [B]
+    n_ret = int(num_return_sequences)
+    if n_ret < 1:
+        raise ValueError(f"num_return_sequences must be >= 1, got {n_ret}")
+    if n_ret > 1:  # shared prefix: one prefill per prompt, its cache expanded to the n rows
+        h, next_pos = h.repeat_interleave(n_ret, 0), next_pos.repeat_interleave(n_ret, 0)
+        ids, mask = ids.repeat_interleave(n_ret, 0), mask.repeat_interleave(n_ret, 0)
+        cache.batch_repeat_interleave(n_ret)
+        B = B * n_ret
     V = lm_head.out_features if hasattr(lm_head, "out_features") else lm_head.weight.shape[0]
     has_gt = _has_gt(tok, V).to(dev) if stop_strs else None
     # latent pad/end only exist inside a block (the decoder places them); vision placeholders are

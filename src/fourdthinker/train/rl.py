@@ -154,6 +154,10 @@ class Chunk:
     texts: list[str]
     lo: int
     hi: int
+    # prefix sharing (docs/rl_speed.md): ``batch``/``frames``/``texts`` hold each question ONCE for its
+    # (hi - lo) / rows responses, and ``vision`` the frozen encoder's features of ``batch``, reused by
+    # the rollout and every replay; None without sharing (one prompt row per response)
+    vision: Any = None
 
 
 @dataclass
@@ -351,6 +355,7 @@ class RLRecipe:
         import torch
 
         from fourdthinker.train.grpo import group_advantages
+        from fourdthinker.latent.prefix import encode_vision
         from fourdthinker.train.rewards import combine_rewards
 
         cfg, rank, G, Q = self.cfg, self.rank, self.cfg.num_generations, self.cfg.questions_per_step
@@ -362,12 +367,14 @@ class RLRecipe:
             picked = [usable_record(self.records, i, self.bad, self.frame_cache, self.root, cfg, self.out, rank=rank)
                       for i in order[a * Q : (a + 1) * Q]]
             c_recs = [r for r in picked for _ in range(G)]
-            frames = [self.frame_cache[r.id] for r in c_recs]
-            texts = [build_question_text(r.question, r.options) for r in c_recs]
+            enc = picked if cfg.prefix_sharing else c_recs  # sharing: each question encoded once for its G
+            frames = [self.frame_cache[r.id] for r in enc]
+            texts = [build_question_text(r.question, r.options) for r in enc]
             batch = self.adapter.encode_prompts(frames, texts, fps=cfg.fps)
             with self._autocast():
-                results += rollout(self.adapter, batch, c_recs, cfg, gen)
-            chunks.append(Chunk(batch, frames, texts, len(recs), len(recs) + len(c_recs)))
+                vision = encode_vision(self.adapter.model, batch) if cfg.prefix_sharing else None  # once per question
+                results += rollout(self.adapter, batch, c_recs, cfg, gen, vision=vision)
+            chunks.append(Chunk(batch, frames, texts, len(recs), len(recs) + len(c_recs), vision))
             recs += c_recs
         t_roll = time.perf_counter() - t0
         per = self.score(recs, results)
@@ -440,6 +447,9 @@ class RLRecipe:
             if not m or m >= c.hi - c.lo:
                 out.append(c)
                 continue
+            if c.vision is not None or c.batch["input_ids"].shape[0] < c.hi - c.lo:
+                out += self._shared_micro_batches(c, m)
+                continue
             width = c.batch["input_ids"].shape[1]
             for lo in range(0, c.hi - c.lo, m):
                 hi = min(lo + m, c.hi - c.lo)
@@ -448,9 +458,27 @@ class RLRecipe:
                                  c.texts[lo:hi], c.lo + lo, c.lo + hi))
         return out
 
+    def _shared_micro_batches(self, c: Chunk, m: int) -> list[Chunk]:
+        """Prefix sharing: micro-batches never cut a question's prompt; with ``m >= G`` each takes
+        ``m // G`` whole questions, else one question with up to ``m`` of its responses (its prompt
+        is run again for each such micro-batch; its gradient accumulates across them)."""
+        from fourdthinker.latent.prefix import select_prompts
+
+        P = c.batch["input_ids"].shape[0]
+        G = (c.hi - c.lo) // P
+        groups = ([(list(range(q, min(q + m // G, P))), 0, G) for q in range(0, P, m // G)] if m >= G else
+                  [([q], lo, min(lo + m, G)) for q in range(P) for lo in range(0, G, m)])
+        out = []
+        for rows, lo, hi in groups:
+            sub, feats = select_prompts(self.adapter.model, c.batch, c.vision, rows)
+            first = c.lo + rows[0] * G + lo
+            last = c.lo + rows[-1] * G + hi
+            out.append(Chunk(sub, [c.frames[q] for q in rows], [c.texts[q] for q in rows], first, last, feats))
+        return out
+
     def _logps(self, adapter, traj: Trajectory, mb: Chunk, *, grad: bool):
         return response_logps(adapter, mb.batch, traj.results[mb.lo : mb.hi], grad=grad,
-                              temperature=self.cfg.temperature, logit_chunk=self.cfg.logit_chunk)
+                              temperature=self.cfg.temperature, logit_chunk=self.cfg.logit_chunk, vision=mb.vision)
 
     def _no_signal(self, adv) -> bool:
         """Every group has zero variance (e.g. a base model that never answers) and there is no KL term:

@@ -78,6 +78,10 @@ class RLConfig:
                                  "(paired): the expected reward on the same questions, far less noisy than the per-step batch "
                                  "mean. 0 = off; costs 2 x probe_questions x probe_samples extra rollouts.")
     probe_samples: int = _f(8, "Sampled responses per probe question.")
+    prefix_sharing: bool = _f(True, "Encode each question once (vision + prompt prefill) and share it by its G responses in the "
+                                    "rollout and in every replay (policy, reference, rollout policy); the same samples and "
+                                    "gradients as unshared, several times faster at real prompt lengths (docs/rl_speed.md). "
+                                    "--no-prefix-sharing: every response re-reads its own copy of the prompt (the reference path).")
     deepspeed: str | None = _f(None, "DeepSpeed JSON (ZeRO stage 1 or 2, e.g. configs/ds_zero2.json); 'auto' values are filled "
                                      "from this config (gradient_clipping = max_grad_norm, micro batch 1, bf16 from "
                                      "--dtype). ZeRO-3 is refused, and so are --micro-batch-size / --grad-accum (not "

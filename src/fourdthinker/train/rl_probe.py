@@ -49,8 +49,9 @@ def probe_expected_reward(adapter, records: Sequence[RLRecord], frames: dict, cf
     for c in range(0, len(records), per_chunk):
         chunk = list(records[c : c + per_chunk])
         recs = [r for r in chunk for _ in range(S)]
-        batch = adapter.encode_prompts([frames[r.id] for r in recs],
-                                       [build_question_text(r.question, r.options) for r in recs], fps=cfg.fps)
+        enc = chunk if cfg.prefix_sharing else recs  # sharing: one prefill per question for its S samples
+        batch = adapter.encode_prompts([frames[r.id] for r in enc],
+                                       [build_question_text(r.question, r.options) for r in enc], fps=cfg.fps)
         comps = [res.text for res in rollout(adapter, batch, recs, cfg, gen)]
         opts = [r.options for r in recs]
         per = {"accuracy": accuracy_reward(comps, [r.answer for r in recs], options=opts),

@@ -14,12 +14,15 @@ from collections.abc import Sequence
 from fourdthinker.data.records import RLRecord
 
 __all__ = ["head_logps", "maybe_latent_ids", "merge_loss_stats", "microbatch_weight", "model_latent_size",
-           "pad_prompt_batch_left", "response_logps", "response_text_tokens", "rollout", "text_token_mask", "with_model"]
+           "pad_prompt_batch_left", "response_logps", "response_text_tokens", "responses_per_prompt", "rollout", "text_token_mask", "with_model"]
 
 
-def rollout(adapter, prompt_batch: dict, records: Sequence[RLRecord], cfg, generator=None):
-    """Sample ``len(records)`` responses (the batch already repeats each question G times) in one
-    batched latent-recurrent decode. Returns ``DecodeResult`` per row."""
+def rollout(adapter, prompt_batch: dict, records: Sequence[RLRecord], cfg, generator=None, vision=None):
+    """Sample ``len(records)`` responses in one batched latent-recurrent decode. Returns
+    ``DecodeResult`` per record. ``prompt_batch`` either repeats each question G times (one row per
+    record) or holds each question once (``len(records) / rows`` responses per row from one prefill
+    per question: prefix sharing, docs/rl_speed.md). ``vision``: the batch's precomputed
+    frozen-encoder features (``latent.prefix.encode_vision``), reused instead of recomputed."""
     import torch
 
     from fourdthinker.latent.decode import latent_generate
@@ -37,7 +40,17 @@ def rollout(adapter, prompt_batch: dict, records: Sequence[RLRecord], cfg, gener
             max_latent_blocks=cfg.max_latent_blocks if cfg.latents_enabled else 0,
             generator=generator,
             options=[r.options for r in records],
+            num_return_sequences=responses_per_prompt(prompt_batch, len(records)),
+            vision=vision,
         )
+
+
+def responses_per_prompt(prompt_batch: dict, n_responses: int) -> int:
+    """How many responses each prompt row of ``prompt_batch`` stands for (1 = unshared batch)."""
+    rows = int(prompt_batch["input_ids"].shape[0])
+    if n_responses % rows:
+        raise ValueError(f"{n_responses} responses for {rows} prompt rows: need the same number per prompt")
+    return n_responses // rows
 
 
 def text_token_mask(response_ids, response_mask, latent_mask, latent_ids, *, score_latent_start: bool = False):
@@ -54,17 +67,32 @@ def text_token_mask(response_ids, response_mask, latent_mask, latent_ids, *, sco
 
 
 def response_logps(adapter, prompt_batch: dict, results, *, grad: bool, temperature: float = 1.0,
-                   logit_chunk: int = 0):
+                   logit_chunk: int = 0, vision=None):
     """Per-token log-probs of each response under ``adapter.model``, replaying the exact rollout
     (latent slots get the rollout's vectors). Returns ``(logps [B, R], replay dict)``.
 
     The lm_head runs only on the hidden states that predict response tokens (positions
     ``L-1 .. L+R-2``), never over the prompt, and ``logit_chunk`` positions at a time
     (``head_logps``): at real size the vocabulary is 151,936 columns, so full logits over
-    prompt + response would dominate the replay's memory."""
+    prompt + response would dominate the replay's memory.
+
+    A batch with fewer rows than ``results`` (each question once, ``len(results) / rows``
+    responses per prompt, prompt-major) is replayed with the prompt run once per question and
+    shared by its responses (``latent.prefix.shared_prompt_replay``: the same log-probs and
+    gradients, docs/rl_speed.md), with the step's precomputed frozen-encoder features ``vision``
+    when given."""
     import torch
 
     from fourdthinker.latent.decode import replay_forward
+
+    if responses_per_prompt(prompt_batch, len(results)) > 1:
+        from fourdthinker.latent.prefix import shared_prompt_replay
+
+        rep = shared_prompt_replay(adapter, prompt_batch, results, grad=grad, logits=False, vision=vision)
+        with torch.set_grad_enabled(grad):  # rep["hidden"][:, i] predicts response token i
+            lp = head_logps(rep["hidden"], adapter.model.get_output_embeddings(), rep["response_ids"], temperature,
+                            chunk=logit_chunk)
+        return lp, rep
 
     rep = replay_forward(adapter, prompt_batch, results, grad=grad, lm_head=False)
     L = int(rep["prompt_len"])

@@ -54,7 +54,7 @@ def checkpoint_has_latent_tokens(name_or_path: str) -> bool | None:
 def make_runner(spec: str, *, api_base: str | None = None, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 4,
                 cache_dir=None, batch_size: int = 4, max_new_tokens: int = 256, max_frames: int = 8, fps: float = 1.0,
                 max_pixels: int | None = DEFAULT_MAX_PIXELS, temperature: float = 0.7, top_p: float = 0.9, latent_size: int | None = None, retries: int = 5,
-                latents: str = "normal", latent_norm: float | None = None) -> Runner:
+                latents: str = "normal", latent_norm: float | None = None, prefix_sharing: bool = True) -> Runner:
     """Build the runner a ``--model`` spec names (see the module docstring); its ``name`` is the display name."""
     name, target = split_spec(spec)
     if target == "random":
@@ -77,7 +77,8 @@ def make_runner(spec: str, *, api_base: str | None = None, api_key_env: str = "O
         if target.startswith("plain:"):
             r = PlainModelRunner(target[6:], **kw)
         elif target.startswith("latent:"):
-            r = LatentModelRunner(target[7:], latent_size=latent_size, latents=latents, latent_norm=latent_norm, **kw)
+            r = LatentModelRunner(target[7:], latent_size=latent_size, latents=latents, latent_norm=latent_norm,
+                                  prefix_sharing=prefix_sharing, **kw)
         else:
             has = checkpoint_has_latent_tokens(target)
             if has is None:  # not a local folder: load to find out
@@ -85,7 +86,8 @@ def make_runner(spec: str, *, api_base: str | None = None, api_key_env: str = "O
 
                 adapter = load(target, add_latent_tokens=False)  # has them only if it was trained with them
                 has, kw = adapter.latent_start_id is not None, kw | {"adapter": adapter}
-            r = (LatentModelRunner(target, latent_size=latent_size, latents=latents, latent_norm=latent_norm, **kw)
+            r = (LatentModelRunner(target, latent_size=latent_size, latents=latents, latent_norm=latent_norm,
+                                   prefix_sharing=prefix_sharing, **kw)
                  if has else PlainModelRunner(target, **kw))
     r.name = name
     return r

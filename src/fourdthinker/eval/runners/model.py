@@ -88,10 +88,13 @@ class LatentModelRunner(_LocalRunner):
     add_latent_tokens = True
 
     def __init__(self, name_or_path: str, *, latent_size: int | None = None, latents: str = "normal",
-                 latent_norm: float | None = None, **kw):
+                 latent_norm: float | None = None, prefix_sharing: bool = True, **kw):
         from fourdthinker.latent.interventions import check_intervention
 
         super().__init__(name_or_path, **kw)
+        self.prefix_sharing = prefix_sharing
+        self._seeds: list[int] | None = None  # plan_samples: all sampled runs' seeds, decoded together
+        self._pending: dict[tuple[str, int], RunOutput] = {}
         self.latent_size = latent_size
         self.latents = check_intervention(latents)  # what is fed at latent positions (docs/inference.md)
         self.latent_norm = latent_norm
@@ -108,11 +111,26 @@ class LatentModelRunner(_LocalRunner):
         return super().settings() | {"latent_size": self.latent_size, "latents": self.latents,
                                      "latent_norm": self.latent_norm}
 
+    def plan_samples(self, seeds: Sequence[int]) -> None:
+        """``evaluate`` announces its sampled runs (``--samples N``: seeds S..S+N-1). With prefix
+        sharing on, the first ``generate`` call for an item decodes the N samples of every seed
+        together from ONE prefill (vision + prompt) of that item (``num_return_sequences``); the
+        other seeds' answers are kept until ``evaluate`` asks for them. Each seed's answer is still a
+        sample at the run's temperature/top-p, drawn from one generator per decode batch (seeded
+        from the first seed), so the samples differ from the unshared per-seed decodes'."""
+        self._pending = {}
+        self._seeds = list(seeds) if self.prefix_sharing and len(seeds) > 1 else None
+
     def generate(self, items: Sequence[BenchItem], root: Path, *, seed: int, do_sample: bool) -> list[RunOutput]:
         import torch
 
         from fourdthinker.latent.decode import latent_generate
 
+        if do_sample and self._seeds and seed in self._seeds:
+            missing = [it for it in items if (it.id, seed) not in self._pending]
+            if missing:
+                self._generate_all_seeds(missing, root)
+            return [self._pending.pop((it.id, seed)) for it in items]
         if self.latents == "shuffle" and len(items) < 2:
             raise ValueError("latent intervention 'shuffle' needs a batch of at least 2 items")
         batch = self._batch(items, root)
@@ -124,6 +142,35 @@ class LatentModelRunner(_LocalRunner):
         self._record_health(res)
         return [RunOutput(text=r.text, latency_s=r.latency_s / max(1, len(items)), n_latent_steps=r.n_latent_steps)
                 for r in res]
+
+    def _generate_all_seeds(self, items: Sequence[BenchItem], root: Path) -> None:
+        """Every planned seed's sample of ``items``: N responses per item from one prefill each, in
+        decode batches of about ``batch_size`` rows (``batch_size // N`` items)."""
+        import torch
+
+        from fourdthinker.latent.decode import latent_generate
+
+        seeds = self._seeds or []
+        n = len(seeds)
+        per = max(1, self.batch_size // n)
+        for c in range(0, len(items), per):
+            chunk = list(items[c : c + per])
+            if self.latents == "shuffle" and len(chunk) * n < 2:
+                raise ValueError("latent intervention 'shuffle' needs a batch of at least 2 rows")
+            batch = self._batch(chunk, root)
+            gen = torch.Generator(device=self.adapter.device).manual_seed(seeds[0] * 1_000_003 + len(chunk) + 7919 * n)
+            with torch.no_grad():
+                res = latent_generate(self.adapter, batch, latent_size=self.latent_size,
+                                      max_new_tokens=self.max_new_tokens, do_sample=True, temperature=self.temperature,
+                                      top_p=self.top_p, generator=gen, latents=self.latents,
+                                      latent_norm=self.latent_norm, num_return_sequences=n,
+                                      options=[it.options for it in chunk for _ in range(n)])
+            self._record_health(res)
+            for i, it in enumerate(chunk):
+                for j, s in enumerate(seeds):
+                    r = res[i * n + j]
+                    self._pending[(it.id, s)] = RunOutput(text=r.text, latency_s=r.latency_s / len(res),
+                                                          n_latent_steps=r.n_latent_steps)
 
     # -- latent health (docs/inference.md): norms of what the decoder fed back, summed over the run
     def _record_health(self, results) -> None:
