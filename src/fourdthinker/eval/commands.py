@@ -61,7 +61,10 @@ def eval_cmd(
              "noise | shuffle (another item's latents) | pad (the latent-pad embedding, as the reference RL code) | "
              "drop (no latent block). `fourdthinker probe` runs them all."),
     latent_norm: float = typer.Option(None, "--latent-norm", help="Rescale fed-back hidden states to this L2 norm "
-                                      "(e.g. the training targets' mean norm). Default: no rescaling."),
+                                      "(e.g. the training targets' mean norm); 0 = never. Default: the model's own "
+                                      "setting (a `train dift --feed-norm` model is fed at its training norm, others as they are)."),
+    frames: str = typer.Option("normal", "--frames", help="Video intervention (only the frames change): normal | first (the "
+                               "first frame repeated) | reversed | shuffled | blank. `fourdthinker probe --frames` runs them all."),
     baseline: str = typer.Option(None, help="Row name that Avg. gains are measured against (default: the first model)."),
     html: bool = typer.Option(True, "--html/--no-html", help="Write OUT/BENCH/report.html with plots and examples."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard earlier predictions in the output folders."),
@@ -80,7 +83,7 @@ def eval_cmd(
          max_new_tokens=max_new_tokens, max_frames=max_frames, fps=fps, batch_size=batch_size, limit=limit,
          video_root=video_root, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
          retries=retries, baseline=baseline, html=html, overwrite=overwrite, latents=latents,
-         latent_norm=latent_norm, max_pixels=max_pixels or None, prefix_sharing=prefix_sharing)
+         latent_norm=latent_norm, max_pixels=max_pixels or None, prefix_sharing=prefix_sharing, frames=frames)
 
 
 def check_model_spec(spec: str, *, api_base: str | None, api_key_env: str) -> None:
@@ -108,7 +111,8 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
          top_p: float, max_new_tokens: int, max_frames: int, fps: float, batch_size: int, limit: int | None,
          video_root: str | None, api_base: str | None, api_key_env: str, concurrency: int, retries: int,
          baseline: str | None, html: bool, overwrite: bool, latents: str = "normal",
-         latent_norm: float | None = None, max_pixels: int | None = 448 * 448, prefix_sharing: bool = True) -> None:
+         latent_norm: float | None = None, max_pixels: int | None = 448 * 448, prefix_sharing: bool = True,
+         frames: str = "normal") -> None:
     from fourdthinker.errors import UserError, require_out_dir, require_positive
     from fourdthinker.eval.evaluate import evaluate
     from fourdthinker.eval.loaders import load_benchmark
@@ -156,7 +160,7 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
         runner = make_runner(spec, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
                              cache_dir=Path(out) / "api_cache", batch_size=batch_size, max_new_tokens=max_new_tokens,
                              max_frames=max_frames, fps=fps, max_pixels=max_pixels, temperature=temperature, top_p=top_p, retries=retries,
-                             latents=latents, latent_norm=latent_norm, prefix_sharing=prefix_sharing)
+                             latents=latents, latent_norm=latent_norm, prefix_sharing=prefix_sharing, frames=frames)
         res = evaluate(runner, lr.items, bench_out / _slug(runner.name), root=lr.root, bench=bench, samples=samples,
                        seed=seed, skipped=lr.skipped, overwrite=overwrite, limit=limit)
         n_answered = sum(len(r) for r in res.runs) if hasattr(res, "runs") else None

@@ -74,12 +74,16 @@ def check_question(question: str | None, where: str = "--question") -> str:
 
 
 def resolve_latent_norm(spec: str, adapter, bank=None) -> float | None:
-    """``--latent-norm``: ``none`` | ``match`` | a number. ``match`` takes the DIFT targets' mean
-    norm from the model config (``latent_target_norm``) or, failing that, from the ``--bank``
-    overlay latents (the same pooled targets DIFT trained towards)."""
-    s = (spec or "none").strip().lower()
-    if s in ("none", "off", "0", ""):
+    """``--latent-norm``: ``auto`` | ``none`` | ``match`` | a number. ``auto`` (None) = the model's
+    own setting (``latent_generate``: the norm a ``--feed-norm`` model was trained to be fed at,
+    else none); ``none`` (0.0) = never rescale. ``match`` takes the DIFT targets' mean norm from the
+    model config (``latent_target_norm``) or, failing that, from the ``--bank`` overlay latents (the
+    same pooled targets DIFT trained towards)."""
+    s = (spec or "auto").strip().lower()
+    if s in ("auto", ""):
         return None
+    if s in ("none", "off", "0"):
+        return 0.0
     if s == "match":
         n = getattr(getattr(adapter, "model", None) and adapter.model.config, "latent_target_norm", None)
         if n:
@@ -150,7 +154,7 @@ def infer(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of the rich view."),
     latents: str = typer.Option("normal", "--latents", help="What to feed at latent positions: normal (the model's own hidden state, Eq. 10), zero, noise, shuffle (another sample's state; batch >= 2), pad (the <|latent_pad|> embedding) or drop (no imagery block at all)."),
     latent_size: int = typer.Option(None, "--latent-size", help="K latent steps per imagery block; default: the model config's latent_size, else 4. Use the K the model was trained with."),
-    latent_norm: str = typer.Option("none", "--latent-norm", help="none: feed hidden states as they are (paper). match: rescale each to the mean norm of the DIFT targets (config latent_target_norm or measured on --bank). Or a number."),
+    latent_norm: str = typer.Option("auto", "--latent-norm", help="auto: the model's own setting (a model trained with `train dift --feed-norm` is fed at its training norm; others as they are). none: feed hidden states as they are (paper). match: rescale each to the mean norm of the DIFT targets (config latent_target_norm or measured on --bank). Or a number."),
     max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Token budget per answer, latent slots included."),
     max_latent_blocks: int = typer.Option(None, "--max-latent-blocks", help="Cap on imagery blocks per answer (default: no cap)."),
     sample: bool = typer.Option(False, "--sample/--greedy", help="Sample (with --temperature/--top-p) instead of greedy decoding."),
@@ -277,10 +281,12 @@ def infer(
     with console.status("thinking ..."):
         (res,) = latent_generate(adapter, enc, generator=gen, options=[opts] if opts else None, logits_processor=hook, **gen_kw)
     from fourdthinker.latent.health import decode_health, print_decode_health
+    from fourdthinker.latent.interventions import resolve_feed_norm
 
     health = decode_health([res], adapter.model.get_input_embeddings().weight[: len(adapter.tokenizer)])
+    effective_norm = resolve_feed_norm(norm, adapter)  # what the decoder rescaled to (None: nothing)
     info = {"model": model, "video": str(video), "question": question, "options": opts, "latents": latents,
-            "latent_size": K, "latent_norm": norm, **res.to_json(), "latent_health": health}
+            "latent_size": K, "latent_norm": effective_norm, **res.to_json(), "latent_health": health}
     if explain is not None and bank_obj is not None:
         from fourdthinker.latent.explain import explain as do_explain
 

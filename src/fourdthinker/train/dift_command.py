@@ -11,6 +11,8 @@ Examples:
 
   fourdthinker train dift --data data/dift --model qwen2.5-vl-tiny --out runs/cot --mode cot   # CoT-SFT baseline
 
+  fourdthinker train dift --data data/dift --out runs/dift-self --latent-feed self --feed-norm  # closed-loop latents
+
   fourdthinker train dift --data data/dift --model Qwen/Qwen2.5-VL-3B-Instruct --out runs/dift3b \\
       --dtype bfloat16 --grad-checkpointing --lr 1e-5 --epochs 1
 
@@ -49,6 +51,11 @@ def dift(
     dry_run: bool = typer.Option(False, "--dry-run", help="Check the data file, the model, the output folder and every number, then exit without training."),
     health_heldout: int = typer.Option(None, "--health-heldout", min=0, help="Latent health: records kept out of training to measure the held-out latent cosine (default 2; used only when the data has more than 4x as many). More = a steadier generalisation check, fewer training records; 0 = off."),
     health_every: int = typer.Option(None, "--health-every", min=0, help="Latent health: held-out check every N optimizer steps (default 10; 0 = none). Each check is one extra no-grad forward of the held-out batch: smaller N = finer curve in latent_health.png, slower training."),
+    latent_feed: str = typer.Option(None, "--latent-feed", help="What the latent slots hold in training: target (the paper: the target latents z, teacher forcing) | self (the model's own h_{t-1}, step by step as at inference: K+1 forwards per block, slower) | mixed (scheduled sampling: the share of self-fed slots goes from --mix-start to --mix-end)."),
+    mix_start: float = typer.Option(None, "--mix-start", help="mixed: share of self-fed slots at the first step (default 0)."),
+    mix_end: float = typer.Option(None, "--mix-end", help="mixed: share of self-fed slots at the last step (default 1)."),
+    mix_unit: str = typer.Option(None, "--mix-unit", help="mixed: draw self vs target per slot (default) or per block."),
+    feed_norm: bool = typer.Option(None, "--feed-norm/--no-feed-norm", help="Rescale every fed latent (z or h) to the training targets' mean norm; saved in the model config so infer/eval/probe rescale the same way by default."),
     health_factor: float = typer.Option(None, "--health-factor", help="Latent health: warn when a latent norm ratio (fed-back h vs target z vs token embeddings) leaves [1/f, f] (default 4, must be > 1). Smaller = earlier but noisier warnings; larger = only gross divergence."),
 ) -> None:
     """Dynamic-imagery fine-tuning (docs/method.md#dift): teach a VLM to think with latent visual tokens.
@@ -61,7 +68,8 @@ def dift(
                      max_steps=max_steps, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
                      grad_checkpointing=grad_checkpointing, lora=lora, dtype=dtype, save_steps=save_steps,
                      deepspeed=deepspeed, seed=seed, health_heldout=health_heldout, health_every=health_every,
-                     health_factor=health_factor, dataloader_workers=dataloader_workers)
+                     health_factor=health_factor, dataloader_workers=dataloader_workers, latent_feed=latent_feed,
+                     mix_start=mix_start, mix_end=mix_end, mix_unit=mix_unit, feed_norm=feed_norm)
     if no_sim:
         overrides["use_sim"] = False
     if no_ce:
