@@ -1,4 +1,4 @@
-"""Latent-recurrent decoder speed vs ``model.generate`` (issue 5 "Must show").
+"""Latent-recurrent decoder speed vs ``model.generate`` (docs/benchmarks.md#decode).
 
 Same tiny model (qwen2.5-vl-tiny preset, random weights), same video prompt, same number of new
 tokens (EOS suppressed in both so every run decodes exactly N tokens; greedy). For batch 1 and 8:

@@ -1,4 +1,4 @@
-"""DIFT step cost vs CoT-SFT step cost, and the latent-target cache speed-up (issue 4).
+"""DIFT step cost vs CoT-SFT step cost, and the latent-target cache speed-up (docs/benchmarks.md#dift-step).
 
 Same model (qwen2.5-vl-tiny), same records (toy world-like DIFT records), same batch size; one
 "step" = forward + backward + AdamW update. The DIFT step reads its targets through the on-disk

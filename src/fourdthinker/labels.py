@@ -1,4 +1,4 @@
-"""The label vocabularies of the paper (SPEC §1, Tab. 6), shared by every stage.
+"""The label vocabularies of the paper (paper Tab. 6, docs/method.md#object-questions), shared by every stage.
 
 32 labels in all: 12 camera motions (SpatialVID's types in the paper's names), 11 object
 directions, 3 distance changes and 6 speed profiles. The synthetic world produces them as truth,
@@ -71,7 +71,7 @@ SPATIALVID_TO_CAMERA: dict[str, str] = {
     "Roll Counter-clockwise": "Roll Counter-clockwise",
 }
 
-# The opposite of each motion: the first, most confusable distractor (REFERENCE.md §6).
+# The opposite of each motion: the first, most confusable distractor (docs/reference.md#data-generation).
 OPPOSITE: dict[str, str] = {
     "Move Forward": "Move Backward",
     "Move Backward": "Move Forward",

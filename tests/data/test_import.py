@@ -1,4 +1,4 @@
-"""Import of the official 4DThinker DIFT/RL JSONL (REFERENCE.md §7), including a path escaping the root."""
+"""Import of the official 4DThinker DIFT/RL JSONL (docs/reference.md#data-formats), including a path escaping the root."""
 
 import json
 

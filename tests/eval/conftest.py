@@ -1,4 +1,4 @@
-"""Small fixture files in each benchmark's public format (field names from BENCHMARKS.md).
+"""Small fixture files in each benchmark's public format (field names from docs/benchmarks.md).
 
 * DSR-Bench: TencentARC/DSR_Suite-Data ``benchmark.parquet`` (columns videoID, question, options,
   answer, type) + ``videos/{videoID}.mp4``.

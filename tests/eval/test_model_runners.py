@@ -42,9 +42,16 @@ def test_plain_runner_evaluates(adapter, world_root, tmp_path):
 
 def test_bad_model_is_one_clear_error(world_root, tmp_path):
     lr = load_benchmark("synthetic", world_root)
-    r = make_runner("latent:/no/such/checkpoint")
-    with pytest.raises(FatalRunnerError, match="/no/such/checkpoint: cannot load model"):
-        evaluate(r, lr, tmp_path, progress=False)
+    # a missing local folder is refused when the runner is made, before any item runs
+    with pytest.raises(FileNotFoundError, match="/no/such/checkpoint: no such model folder"):
+        make_runner("latent:/no/such/checkpoint")
+    # a folder that exists but holds no loadable model fails the run once, not item by item
+    bad = tmp_path / "broken"
+    bad.mkdir()
+    (bad / "config.json").write_text('{"model_type": "qwen2_5_vl"}')
+    r = make_runner(f"latent:{bad}")
+    with pytest.raises(FatalRunnerError, match="cannot load model"):
+        evaluate(r, lr, tmp_path / "out", progress=False)
 
 
 def test_auto_spec_picks_decoder_from_checkpoint(adapter, tmp_path):
@@ -59,7 +66,7 @@ def test_auto_spec_picks_decoder_from_checkpoint(adapter, tmp_path):
 
 
 def test_eval_latents_option_reaches_the_runner():
-    """`fourdthinker eval --latents X` builds a latent runner that feeds intervention X (issue 9 item 1)."""
+    """`fourdthinker eval --latents X` builds a latent runner that feeds intervention X (docs/inference.md#latent-interventions)."""
     from fourdthinker.eval.runners import make_runner
 
     r = make_runner("latent:qwen2.5-vl-tiny", latents="zero", latent_norm=2.5)
@@ -93,7 +100,8 @@ def test_latent_runner_stores_latent_health_in_summary(adapter, world_root, tmp_
         h = json.loads((tmp_path / "summary.json").read_text())["latent_health"]
         assert h == res.latent_health
         assert h["n_latent"] == sum(p.n_latent_steps for p in res.predictions.values()) > 0
-        assert h["latent_norm"] > 0 and h["embed_norm"] == pytest.approx(mean_norm(adapter.model.get_input_embeddings().weight))
+        assert h["latent_norm"] > 0 and h["embed_norm"] == pytest.approx(
+            mean_norm(adapter.model.get_input_embeddings().weight[: len(adapter.tokenizer)]))  # padding rows excluded
         assert h["latent_over_embed"] == pytest.approx(h["latent_norm"] / h["embed_norm"])
         res2 = evaluate(r, lr.items[:3], tmp_path, root=lr.root, progress=False)  # resume: decodes 1 more item
         h2 = json.loads((tmp_path / "summary.json").read_text())["latent_health"]

@@ -1,4 +1,4 @@
-"""Latent interventions (issue 9 item 1): exact values, and in the decoder they touch latent slots only."""
+"""Latent interventions (docs/inference.md#latent-interventions): exact values, and in the decoder they touch latent slots only."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`fourdthinker probe` (issue 9 item 2): table arithmetic by hand, verdict rules, and one end-to-end
+"""`fourdthinker probe` (docs/inference.md#probe): table arithmetic by hand, verdict rules, and one end-to-end
 run on a tiny preset over a 4-item JSONL benchmark."""
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def test_probe_bad_input(bench, tmp_path):
 
 @pytest.mark.slow
 def test_probe_on_dift_trained_tiny_model(tmp_path):
-    """Issue 9 "Must show": a tiny model trained with DIFT on world-like data, probed end to end.
+    """The acceptance check: a tiny model trained with DIFT on world-like data, probed end to end.
     Forced imagery blocks are not used: whatever the trained model does is what the table reports."""
     import torch
 

@@ -14,5 +14,5 @@ def test_sam3_tiny_text_prompted_tracking():
     frames = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(4)]
     masks = seg.segment(frames, "red cube", frame_indices=[0, 1, 2, 3])
     assert masks.shape == (4, 48, 64) and masks.dtype == bool
-    # the forced object score makes the random tracker report a non-empty object (ENVIRONMENT §10.6)
+    # the forced object score makes the random tracker report a non-empty object
     assert masks.any(), "tiny SAM3 returned only empty masks"

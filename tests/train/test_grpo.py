@@ -1,4 +1,4 @@
-"""Exact-value tests of the GRPO advantages and loss (SPEC Eq. 12-13), `train/grpo.py`."""
+"""Exact-value tests of the GRPO advantages and loss (Eq. 12-13, docs/method.md#rl), `train/grpo.py`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rewards (SPEC Eq. 11) on a table of tricky outputs; `train/rewards.py`."""
+"""Rewards (Eq. 11, docs/method.md#eq-11) on a table of tricky outputs; `train/rewards.py`."""
 
 from __future__ import annotations
 

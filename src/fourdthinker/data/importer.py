@@ -1,4 +1,4 @@
-"""Import the official 4DThinker release (REFERENCE.md §7) into our records.
+"""Import the official 4DThinker release (docs/reference.md#data-formats) into our records.
 
 * DIFT JSONL rows ``{id, text_input, text_output, image_input, image_output}``: ``text_input`` is
   ``"<question>\\n\\nA. ..\\nB. ..\\nC. ..\\nD. .."``; ``text_output`` is ``<think>`` (or
@@ -20,10 +20,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from fourdthinker.data.records import IMAGERY, DiftRecord, RLRecord
 from fourdthinker.data.validate import parse_answer_letter
 from fourdthinker.io import read_jsonl, resolve_inside
 from fourdthinker.labels import CAMERA_MOTIONS
+from fourdthinker.qa import IMAGERY
+from fourdthinker.records import DiftRecord, RLRecord
 
 _OPT = re.compile(r"^\s*([A-D])[.:)]\s*(.+?)\s*$")
 

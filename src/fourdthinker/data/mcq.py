@@ -1,6 +1,6 @@
 """Four-option MCQs with semantically related distractors and a balanced, seeded answer position.
 
-Distractors (paper App. C; the reference's order, REFERENCE.md §6): first the opposite motion,
+Distractors (paper App. C; the reference's order, docs/reference.md#data-generation): first the opposite motion,
 then related ones (the same direction by the other mechanism: Pan Left <-> Move Left; diagonal
 neighbours for object directions), then the rest of the vocabulary in a seeded order. The answer's
 position is ``(offset + index) % 4`` with a per-clip seeded offset and the record's index in

@@ -1,4 +1,4 @@
-"""The imagery-CoT validator (paper App. F; SPEC §1 "Validator").
+"""The imagery-CoT validator (paper App. F; docs/method.md#validator).
 
 Checks, each failing with a one-line reason (the runner counts drops per reason):
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from fourdthinker.data.records import IMAGERY
+from fourdthinker.qa import IMAGERY
 
 _FULL = re.compile(r"^\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*$", re.DOTALL)
 

@@ -2,17 +2,15 @@
 
 Every field has a default and a help string that says its trade-off. The presets are sized for a
 2-core CPU: ``--quick`` ~40 s; full 17 min 50 s measured (budget 20), the size at which the models
-learn the visual task (docs/readme_demo.md has the numbers).
+learn the visual task (docs/results.md has the numbers).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-
-def _f(default, help: str):
-    return field(default=default, metadata={"help": help})
+from fourdthinker.config import config_field as _f
 
 
 @dataclass(frozen=True)
@@ -31,7 +29,7 @@ class DemoConfig:
     # data -> training records
     answer_style: str = _f("text", "text: train on <answer>Pan Left</answer> (the option's text; the parser maps it to its letter). "
                                    "letter: <answer>B</answer> as the oracle writes it (tiny models stay at chance: "
-                                   "binding letters to shuffled options is hard, ENVIRONMENT.md §9).")
+                                   "binding letters to shuffled options is hard, docs/results.md).")
     cot: str = _f("compact", "compact: keep the oracle CoT's imagery sentences and its conclusion (~4x fewer tokens, "
                              "faster training and decoding). full: the oracle's whole reasoning.")
     rl_clips: int = _f(100, "Training clips whose questions are kept for RL only (the SFT rows never see them), so "

@@ -4,7 +4,7 @@ Two pure text transforms (each documented, each tested) and one file step:
 
 * :func:`answer_as_text` ``<answer>B</answer>`` -> ``<answer>Pan Left</answer>``. A tiny
   random-init VLM does not learn to bind letters to shuffled options within minutes
-  (ENVIRONMENT.md §9); answering with the option's text removes that binding, and the one answer
+  (docs/results.md#learnability-study); answering with the option's text removes that binding, and the one answer
   parser (``eval.answers.parse_answer``) maps the text back to its letter, so scoring is unchanged.
 * :func:`compact_cot` keeps the ``<think>`` sentences that hold ``<imagery>`` placeholders and the
   concluding sentence (which names the motion): the oracle's full template reasoning is ~240
@@ -22,8 +22,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from fourdthinker.data.records import IMAGERY, DiftRecord, RLRecord
 from fourdthinker.io import read_jsonl, write_jsonl
+from fourdthinker.qa import IMAGERY
+from fourdthinker.records import DiftRecord, RLRecord
 
 __all__ = ["answer_as_text", "compact_cot", "prepare_records", "rl_clip_split"]
 

@@ -1,7 +1,7 @@
-"""Benchmark loaders: the public release files -> normalised ``BenchItem``s (DESIGN.md).
+"""Benchmark loaders: the public release files -> normalised ``BenchItem``s (docs/benchmarks.md).
 
-One function per benchmark, each reading the field names of the public release (sources in
-``/work/shared/BENCHMARKS.md`` and ``docs/readme_eval.md``):
+One function per benchmark, each reading the field names of the public release (formats in
+``docs/benchmarks.md``):
 
 * **DSR-Bench** (TencentARC/DSR_Suite-Data ``benchmark.parquet``; also .json/.jsonl): columns
   ``videoID``, ``question``, ``options`` (list of strings, fallback ``candidates``), letter
@@ -31,8 +31,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from fourdthinker.data.records import BenchItem
 from fourdthinker.labels import OPTION_LETTERS
+from fourdthinker.records import BenchItem
 
 # DSR-Bench ``type`` keys -> the paper's Table 1 column names, in the table's order.
 DSR_SUBTASKS: dict[str, str] = {

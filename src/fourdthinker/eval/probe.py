@@ -1,4 +1,4 @@
-"""Do the latents matter? Run one benchmark under every latent intervention (issue 9 item 2).
+"""Do the latents matter? Run one benchmark under every latent intervention (docs/inference.md#probe).
 
 For each intervention (``fourdthinker.latent.interventions``: normal, zero, noise, shuffle, pad,
 drop) the same model answers the same items with the same greedy decoder; only the vectors fed at

@@ -1,4 +1,4 @@
-"""`fourdthinker probe`: do the latents matter? (issue 9)
+"""`fourdthinker probe`: do the latents matter? (docs/inference.md#probe)
 
 Thin recipe: load the benchmark -> ``eval.probe.probe_model`` (one resumable evaluation per latent
 intervention) -> rich table + ``<out>/probe.md`` / ``probe.json``.
@@ -37,13 +37,20 @@ def probe(
     from rich.console import Console
     from rich.table import Table
 
+    from fourdthinker.errors import require_out_dir, require_positive
     from fourdthinker.eval.loaders import BenchmarkFormatError, load_benchmark
     from fourdthinker.eval.probe import probe_model
     from fourdthinker.eval.runners import FatalRunnerError
     from fourdthinker.latent.interventions import INTERVENTIONS
+    from fourdthinker.models.locate import resolve_model
     from fourdthinker.video.interventions import FRAME_INTERVENTIONS
 
     console = Console()
+    for flag, v in (("--batch-size", batch_size), ("--max-new-tokens", max_new_tokens), ("--max-frames", max_frames),
+                    ("--fps", fps), ("--limit", limit), ("--latent-size", latent_size)):
+        require_positive(flag, v)
+    require_out_dir(out, "--out")
+    model = resolve_model(model)  # a run folder -> its final model; a missing path fails before any work
     try:
         loaded = load_benchmark(bench, data)
         if not loaded.items:

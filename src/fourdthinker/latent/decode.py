@@ -1,19 +1,19 @@
-"""Latent-recurrent decoding (SPEC §4, Eq. 10): text generation that thinks with latent imagery.
+"""Latent-recurrent decoding (Eq. 10, docs/method.md#eq-10): text generation that thinks with latent imagery.
 
 The model decodes text as usual; when it emits ``<|latent_start|>``, the next K input embeddings
 are its own last hidden states (e_t = h_{t-1}, the last decoder layer after the final norm, the
 same vector the DIFT loss Eq. 9 trains towards the pooled overlay latents), then
 ``<|latent_end|>`` is placed and text decoding resumes. Exactly K latent steps per block, never an
-early close (issue 9 item 4), matching the DIFT layout ``<|latent_start|> K x <|latent_pad|>
+early close (docs/reference.md#decoding), matching the DIFT layout ``<|latent_start|> K x <|latent_pad|>
 <|latent_end|>``.
 
-How (DESIGN "fast by construction"):
+How (fast by construction, docs/inference.md#speed):
 * the prompt, video included, is encoded once (prefill) and every later step feeds one input
   embedding per sample through the KV cache;
 * the batch carries per-sample state (tensors, no Python per-row loops on the hot path): each
   sample enters and leaves latent blocks at its own steps. The reference's batched decoder fed the
   ``<|latent_pad|>`` embedding to every mid-block row whenever *another* row opened a block
-  (REFERENCE.md §3); here every row always gets its own input;
+  (docs/reference.md#decoding); here every row always gets its own input;
 * positions: Qwen2.5-VL / Qwen3-VL (M-RoPE) continue at ``cache position + rope_deltas`` with the
   same 1-D value on all three axes, exactly as ``generate`` does; InternVL (1-D RoPE) continues
   at the number of valid tokens so far (left padding aware);
@@ -40,13 +40,13 @@ from typing import Any
 
 import torch
 
-from fourdthinker.eval.answers import parse_answer
 from fourdthinker.latent.interventions import (
     apply_intervention,
     check_intervention,
     match_norm,
     resolve_feed_norm,
 )
+from fourdthinker.qa import parse_answer
 
 __all__ = [
     "DecodeResult",
@@ -277,8 +277,10 @@ def _model_kwargs(model: torch.nn.Module, batch: Mapping[str, Any]) -> dict[str,
     return out
 
 
-def _prefill(model: torch.nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Tensor, Any, torch.Tensor]:
-    """Encode the prompt once. Returns (last hidden [B, D], cache, next position [B])."""
+def _prefill(model: torch.nn.Module, batch: Mapping[str, Any], vision: Mapping[str, Any] | None = None,
+             ) -> tuple[torch.Tensor, Any, torch.Tensor]:
+    """Encode the prompt once. Returns (last hidden [B, D], cache, next position [B]).
+    ``vision``: precomputed ``latent.prefix.encode_vision`` features used instead of the pixels."""
     base = _base(model)
     mask = batch["attention_mask"]
     kwargs = _model_kwargs(model, batch)
@@ -288,6 +290,10 @@ def _prefill(model: torch.nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Te
         base.rope_deltas = None  # stale deltas from the previous batch would shift every position
     if not (mrope and has_vision):
         kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp_min(0)  # left-padding aware 1-D positions
+    if vision is not None:
+        from fourdthinker.latent.prefix import with_vision
+
+        kwargs = with_vision(kwargs, vision)
     out = base(**kwargs, use_cache=True)
     n_valid = mask.long().sum(-1)  # [B]
     next_pos = n_valid.clone()
@@ -335,8 +341,10 @@ def latent_generate(
     logits_processor: LogitsHook | None = None,
     stop_strings: Sequence[str] = ("</answer>",),
     options: Sequence[Mapping[str, str] | None] | None = None,
+    num_return_sequences: int = 1,
+    vision: Mapping[str, Any] | None = None,
 ) -> list[DecodeResult]:
-    """Latent-recurrent generation (SPEC Eq. 10) for a left-padded prompt batch.
+    """Latent-recurrent generation (Eq. 10, docs/method.md#eq-10) for a left-padded prompt batch.
 
     Args:
         adapter: ``fourdthinker.models`` adapter (``model``, ``tokenizer``, latent token ids).
@@ -355,7 +363,15 @@ def latent_generate(
         generator: RNG for sampling and the ``noise`` intervention.
         logits_processor: HF-style hook applied to text-step logits (after latent-token suppression).
         stop_strings: a sample stops once its text ends in one of these (``</answer>``).
-        options: per-sample options, used only to parse ``answer`` from option text.
+        options: per-sample options, used only to parse ``answer`` from option text (one per
+            returned sample, i.e. ``B * num_return_sequences``).
+        num_return_sequences: n responses per prompt row, from ONE prefill (vision + prompt) per
+            row: the KV cache, last hidden state and positions are repeated to ``B * n`` rows
+            (row ``b * n + j`` is the j-th response to prompt ``b``) and decoding continues per
+            row. The same samples as decoding a batch that repeats each prompt n times, for the
+            same generator state (docs/rl_speed.md).
+        vision: the frozen encoder's features of ``batch`` (``latent.prefix.encode_vision``),
+            computed once and reused by the step's replays; None: computed here from the pixels.
     """
     check_intervention(latents)
     model, tok = adapter.model, adapter.tokenizer
@@ -384,13 +400,23 @@ def latent_generate(
     pad_embed = embed(torch.tensor([lid.pad], device=dev))[0]  # [D]
     stop_strs = tuple(stop_strings)
 
-    h, cache, next_pos = _prefill(model, batch)  # [B, D], cache, [B]
+    h, cache, next_pos = _prefill(model, batch, vision)  # [B, D], cache, [B]
+    n_ret = int(num_return_sequences)
+    if n_ret < 1:
+        raise ValueError(f"num_return_sequences must be >= 1, got {n_ret}")
+    if n_ret > 1:  # shared prefix: one prefill per prompt, its cache expanded to the n rows
+        h, next_pos = h.repeat_interleave(n_ret, 0), next_pos.repeat_interleave(n_ret, 0)
+        ids, mask = ids.repeat_interleave(n_ret, 0), mask.repeat_interleave(n_ret, 0)
+        cache.batch_repeat_interleave(n_ret)
+        B = B * n_ret
     V = lm_head.out_features if hasattr(lm_head, "out_features") else lm_head.weight.shape[0]
     has_gt = _has_gt(tok, V).to(dev) if stop_strs else None
     # latent pad/end only exist inside a block (the decoder places them); vision placeholders are
     # input-only markers: a sampled one would make the replayed sequence (RL, probe) count one more
     # image/video token than it has features (seen with a random-init policy in GRPO).
-    suppress = torch.tensor(sorted({lid.pad, lid.end, *_vision_placeholder_ids(model)}), device=dev)
+    # Rows past len(tokenizer) are a padded vocabulary's unused rows (no token string): never sampled.
+    suppress = torch.tensor(sorted({lid.pad, lid.end, *_vision_placeholder_ids(model), *range(len(tok), V)}),
+                            device=dev)
 
     lat_k = torch.full((B,), -1, dtype=torch.long, device=dev)  # -1: text mode; k: k latent steps done in block
     n_blocks = torch.zeros(B, dtype=torch.long, device=dev)
@@ -498,15 +524,17 @@ def replay_forward(
     results: Sequence[DecodeResult],
     *,
     grad: bool = False,
+    lm_head: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Full, non-cached forward over ``prompt + response`` with each response's latent vectors
-    written at its latent slots (the RL policy / reference forward; REFERENCE.md §4 weakness 2).
+    written at its latent slots (the RL policy / reference forward; docs/reference.md#rl).
 
     Responses are right-padded after the left-padded prompts. The latent vectors are put in
     through a forward hook on the input-embedding layer, so every family's own vision merge and
     position logic (M-RoPE via ``mm_token_type_ids``) runs unchanged.
 
-    Returns ``hidden`` [B, L+R, D] (last layer, post-norm), ``logits`` [B, L+R, V],
+    Returns ``hidden`` [B, L+R, D] (last layer, post-norm), ``logits`` [B, L+R, V] (None with
+    ``lm_head=False``: the caller applies the head only where it needs logits, e.g. the RL replay),
     ``response_ids``/``response_mask``/``latent_mask`` [B, R] and ``prompt_len`` (L).
     Position ``L + i - 1`` of ``hidden``/``logits`` predicts response token ``i``.
     """
@@ -561,7 +589,7 @@ def replay_forward(
         with torch.set_grad_enabled(grad):
             out = base(input_ids=full_ids, attention_mask=full_mask, use_cache=False, **kwargs)
             hidden = out.last_hidden_state  # [B, L+R, D]
-            logits = model.get_output_embeddings()(hidden)
+            logits = model.get_output_embeddings()(hidden) if lm_head else None
     finally:
         handle.remove()
         if mrope:

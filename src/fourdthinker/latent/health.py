@@ -1,6 +1,6 @@
 """Latent health: are the fed-back hidden states still the size of what they stand in for?
 
-What is measured and why. The DIFT similarity loss (SPEC Eq. 9) is cosine-only: it aligns the
+What is measured and why. The DIFT similarity loss (Eq. 9, docs/method.md#eq-9) is cosine-only: it aligns the
 *direction* of h_{t-1} with the pooled target latent z_t and says nothing about its *magnitude*.
 At inference the model feeds h_{t-1} back as the next input embedding (Eq. 10), so if the norms of
 the last-layer states drift away from the norms of the targets (and of ordinary token embeddings,
@@ -297,8 +297,9 @@ class HealthCallback(TrainerCallback):
             self.messages.append((step, msg))
             if len(self.messages) == 1:
                 text = f"step {step}: {msg}; the cosine-only DIFT loss does not control norms"
-                warnings.warn(text, RuntimeWarning, stacklevel=2)
-                if self.progress:
+                if self.progress:  # printed once: the rich line on a console run, else a warning
                     from rich.console import Console
 
-                    Console(stderr=True).print(f"[yellow]warning[/yellow] {text}")
+                    Console(stderr=True).print(f"[yellow]warning[/yellow] {text}", soft_wrap=True, highlight=False)
+                else:
+                    warnings.warn(text, RuntimeWarning, stacklevel=2)

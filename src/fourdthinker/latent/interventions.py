@@ -1,6 +1,6 @@
-"""Counterfactual latent interventions and latent-norm matching (issue 9 item 1, issue 5 item 5).
+"""Counterfactual latent interventions and latent-norm matching (docs/inference.md#latent-interventions).
 
-Each intervention replaces the vector fed at a latent position (SPEC Eq. 10: e_t = h_{t-1}) and
+Each intervention replaces the vector fed at a latent position (Eq. 10, e_t = h_{t-1}; docs/method.md#eq-10) and
 nothing else; text-token inputs stay identical. Select with ``--latents`` on ``fourdthinker infer``
 / ``eval`` / ``probe``:
 
@@ -9,7 +9,7 @@ nothing else; text-token inputs stay identical. Select with ``--latents`` on ``f
 * ``noise``   e_t = g * ||h_{t-1}|| / ||g||, g ~ N(0, I): random direction, same norm.
 * ``shuffle`` e_t = h'_{t-1} of another sample of the batch at the same decoding step (cyclic
   shift by one over the batch); needs a batch of at least 2.
-* ``pad``     e_t = embedding of ``<|latent_pad|>`` (what the reference RL code feeds, REFERENCE.md §4).
+* ``pad``     e_t = embedding of ``<|latent_pad|>`` (what the reference RL code feeds, docs/reference.md#rl).
 * ``drop``    no latent block at all: the decoder never opens one (handled by the decoder, here a no-op).
 
 Latent-norm matching rescales each fed-back state to the mean norm of the DIFT targets:

@@ -1,4 +1,4 @@
-"""Latent targets by partitioned mean pooling (SPEC Eq. 5).
+"""Latent targets by partitioned mean pooling (Eq. 5, docs/method.md#eq-5).
 
 z_k = mean(E[P_k]) for k = 1..K, where the n rows of E (an image's visual embeddings in the LM
 input space, in the encoder's raster order) are split in order into K contiguous groups. When K

@@ -1,7 +1,7 @@
 """Tiny world-like DIFT datasets for tests and benchmarks (no world renderer needed).
 
 Each record: 4 frames of a textured background that pans left or right (or tilts up/down) with a
-static red-highlighted landmark, the overlays (SPEC Eq. 1: red, opacity 0.4) of the landmark at the
+static red-highlighted landmark, the overlays (Eq. 1: red, opacity 0.4) of the landmark at the
 segment's two boundary frames as imagery, an MCQ over camera motions, and an imagery CoT with one
 ``<imagery>`` per overlay. Frames are saved as PNGs beside ``dift.jsonl`` (``frames`` field), the
 way the data pipeline writes pre-extracted frames.

@@ -1,4 +1,4 @@
-"""The oracle protocol: the "high-level model" of SPEC §1 (the paper used Gemini-3-pro).
+"""The oracle protocol: the "high-level model" of docs/method.md#oracle (the paper used Gemini-3-pro).
 
 An oracle does four jobs in the data pipeline, each a method here:
 

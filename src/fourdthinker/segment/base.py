@@ -1,4 +1,4 @@
-"""The segmenter protocol: text-prompted video object tracking (SPEC §1 "Masks").
+"""The segmenter protocol: text-prompted video object tracking (docs/method.md#masks).
 
 ``segment(frames, prompt, *, frame_indices, clip) -> [N, H, W] bool`` — one mask per given
 frame, for the single object the prompt describes (empty where it is not visible).

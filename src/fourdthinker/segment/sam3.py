@@ -7,7 +7,7 @@ frames (the landmark is one object), empty masks where it is not tracked.
 
 Weights: ``model_path`` is a local folder or a hub id (``facebook/sam3``), loaded with
 ``from_pretrained`` (safetensors; no remote code). :func:`build_tiny_sam3` builds the tiny
-random-init model of ``ENVIRONMENT.md`` §10 so tests exercise the real code path offline (its
+random-init model (a config known to run on transformers 5.x) so tests exercise the real code path offline (its
 masks are meaningless, only their shapes are).
 """
 
@@ -36,7 +36,11 @@ class Sam3Segmenter:
         from transformers import Sam3VideoModel, Sam3VideoProcessor
 
         self._proc = Sam3VideoProcessor.from_pretrained(self.model_path)
-        self._model = Sam3VideoModel.from_pretrained(self.model_path, dtype=getattr(torch, self.dtype)).to(self.device).eval()
+        from fourdthinker.models.locate import allow_pickle_default
+
+        self._model = Sam3VideoModel.from_pretrained(  # safetensors only unless --allow-pickle (docs/errors.md)
+            self.model_path, dtype=getattr(torch, self.dtype),
+            use_safetensors=None if allow_pickle_default() else True).to(self.device).eval()
 
     def __getstate__(self) -> dict:  # worker processes load their own copy
         d = dict(self.__dict__)
@@ -74,8 +78,8 @@ class Sam3Segmenter:
 
 
 def build_tiny_sam3(seed: int = 0, image_size: int = 112):
-    """(model, processor) of a tiny random-init SAM3 video model (ENVIRONMENT.md §10, verbatim
-    config; every pitfall there applies). For tests and offline demos only."""
+    """(model, processor) of a tiny random-init SAM3 video model (a config probed to
+    run on transformers 5.x; its pitfalls are commented inline). For tests and offline demos only."""
     import torch
     from transformers import (
         CLIPTokenizer,

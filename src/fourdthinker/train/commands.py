@@ -1,4 +1,4 @@
-"""`fourdthinker train ...`: DIFT (SPEC §3) and 4DRL (SPEC §5)."""
+"""`fourdthinker train ...`: DIFT and 4DRL (docs/method.md#dift, #rl)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DIFT: dynamic-imagery fine-tuning (SPEC §3, Eq. 7-9) — pure losses, config, trainer, entry point.
+"""DIFT: dynamic-imagery fine-tuning (Eq. 7-9, docs/method.md#dift) — pure losses, config, trainer, entry point.
 
 Losses (pure functions; tensors in, ``(value, stats)`` out):
 
@@ -112,7 +112,8 @@ class DiftConfig:
     max_length: int = field(default=4096, metadata={"help": "longer samples are skipped with a reason"})
     max_frames: int = field(default=16, metadata={"help": "video frames per sample (evenly spread)"})
     max_pixels: int = field(default=448 * 448, metadata={"help": "pixel cap per frame before the processor"})
-    target_cache: str | None = field(default="auto", metadata={"help": "latent-target cache dir; auto = <cache>/latent_targets; none = off"})
+    target_cache: str | None = field(default="auto", metadata={"help": "latent-target cache dir; auto = <cache>/latent_targets; none = a private one for this run"})
+    dataloader_workers: int = field(default=0, metadata={"help": "DataLoader worker processes that decode and encode samples while the model trains (0 = in the training process)"})
     deepspeed: str | None = field(default=None, metadata={"help": "DeepSpeed JSON (configs/ds_zero2.json ...)"})
     resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint in --out"})
     progress: bool = True
@@ -140,6 +141,15 @@ class DiftConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.latent_size < 1:
             raise ValueError(f"latent_size must be >= 1, got {self.latent_size}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError(f"max_steps must be >= 1 (or -1 = run epochs), got {self.max_steps}")
+        if self.max_steps == -1 and not self.epochs > 0:
+            raise ValueError(f"epochs must be > 0, got {self.epochs}")
+        for name in ("batch_size", "grad_accum", "save_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
         if not (self.use_ce or self.use_sim):
             raise ValueError("--no-ce and --no-sim together leave no loss")
         if self.mode != "dift" and not self.use_ce:
@@ -148,6 +158,8 @@ class DiftConfig:
             raise ValueError(f"health_heldout must be >= 0 (0 = off), got {self.health_heldout}")
         if self.health_every < 0:
             raise ValueError(f"health_every must be >= 0 (steps between held-out checks; 0 = none), got {self.health_every}")
+        if self.dataloader_workers < 0:
+            raise ValueError(f"dataloader_workers must be >= 0 (0 = encode in the training process), got {self.dataloader_workers}")
         if not self.health_factor > 1:
             raise ValueError(f"health_factor must be > 1 (warn outside [1/f, f]), got {self.health_factor}")
         from fourdthinker.train.latent_feed import FEEDS, MIX_UNITS
@@ -168,13 +180,14 @@ class DiftResult:
     out_dir: Path
     losses: list[dict]
     n_samples: int
-    n_skipped: int
+    n_skipped: int  # refused by the validation pass (quarantine.jsonl)
     loss_png: Path | None = None
     final_loss: float | None = None
     health_png: Path | None = None
     n_heldout: int = 0
     health_warnings: list = field(default_factory=list)  # (step, message) of divergent steps
     adapter: Any = field(default=None, repr=False)  # the trained model in memory (LoRA merged)
+    n_load_errors: int = 0  # records skipped when fetched during training (load_errors.jsonl, all ranks)
 
 
 # ----------------------------------------------------------------------------- trainer
@@ -187,10 +200,40 @@ class DiftTrainer(StatsTrainer):
         self.dift = dift or DiftConfig()
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss, stats, out = dift_forward(self.adapter, inputs, self.dift, step=self.state.global_step,
-                                        total=self.state.max_steps)
+        loss, stats, out = dift_forward(through_wrapper(self.adapter, model), inputs, self.dift,
+                                        step=self.state.global_step, total=self.state.max_steps)
         self.record(stats)
         return (loss, out) if return_outputs else loss
+
+
+class _Through:
+    """Stand-in for ``adapter.model``: calls go through ``wrapper`` (DDP / DeepSpeed engine), every
+    attribute comes from the wrapped model."""
+
+    def __init__(self, wrapper, inner):
+        self._wrapper, self._inner = wrapper, inner
+
+    def __call__(self, *a, **kw):
+        return self._wrapper(*a, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def through_wrapper(adapter, model):
+    """``adapter`` whose model forward goes through ``model``, the Trainer's wrapped model.
+
+    Under multi-process DDP the gradients are all-reduced only for a forward that DDP itself ran
+    (``DistributedDataParallel.forward`` arms the reducer); calling the bare model trains each rank
+    on its own gradients and the replicas drift apart. One process (or a wrapper that is the model
+    itself) returns ``adapter`` unchanged."""
+    if model is None or model is adapter.model or getattr(model, "module", None) is not adapter.model:
+        return adapter
+    import copy
+
+    view = copy.copy(adapter)
+    view.model = _Through(model, adapter.model)
+    return view
 
 
 def self_fed_slots(cfg: DiftConfig, mask: torch.Tensor, batch: dict, step: int | None, total: int | None) -> torch.Tensor:
@@ -296,6 +339,8 @@ def _gathered_encoder(ad):
 
 def train_dift(cfg: DiftConfig) -> DiftResult:
     """Run DIFT (or a baseline mode) end to end: load -> encode data -> train -> save -> plot."""
+    import contextlib
+
     import transformers
 
     from fourdthinker.latent.health import HealthCallback, plot_health
@@ -330,17 +375,25 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
                          grad_accum=cfg.grad_accum, warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,
                          scheduler=cfg.scheduler, grad_checkpointing=cfg.grad_checkpointing, bf16=cfg.bf16,
                          seed=cfg.seed, save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
-                         deepspeed=cfg.deepspeed)
+                         deepspeed=cfg.deepspeed, dataloader_num_workers=cfg.dataloader_workers)
     ad = load(cfg.model, dtype=cfg.dtype, attn_implementation=cfg.attn_implementation,
               device="cuda" if torch.cuda.is_available() else "cpu")
     ad.freeze_visual()
     cache_dir = None if cfg.target_cache in (None, "none", "") else (
         default_target_cache() if cfg.target_cache == "auto" else Path(cfg.target_cache))
-    with _gathered_encoder(ad):
+    main = args.process_index == 0
+    if main and not resume_from:
+        (out / "load_errors.jsonl").unlink(missing_ok=True)  # a fresh run logs its own load failures
+    # Validation + latent-target pass: the main process fills the target cache first, the others
+    # then find it warm (same records kept on every rank). Under ZeRO-3 the encoder gather is a
+    # collective, so all ranks run it together.
+    first = contextlib.nullcontext() if _zero3() else args.main_process_first(desc="DIFT data validation + latent targets")
+    with first, _gathered_encoder(ad):
         targets = LatentTargetCache(ad, cfg.latent_size, cache_dir) if cfg.mode == "dift" else None
         ds = DiftDataset(cfg.data, ad, mode=cfg.mode, k=cfg.latent_size, targets=targets,
-                         quarantine=out / "quarantine.jsonl" if not resume_from else None, progress=cfg.progress,
-                         max_length=cfg.max_length, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels)
+                         quarantine=out / "quarantine.jsonl" if main else None, load_errors=out / "load_errors.jsonl",
+                         progress=cfg.progress and main, max_length=cfg.max_length, max_frames=cfg.max_frames,
+                         max_pixels=cfg.max_pixels)
     train_ds, heldout, n_held = ds, None, 0
     if cfg.mode == "dift" and cfg.health_heldout > 0 and len(ds) > 4 * cfg.health_heldout:
         # the last records are kept aside (deterministic, so --resume sees the same split)
@@ -351,7 +404,8 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
     if cfg.mode == "dift":
         from fourdthinker.train.latent_feed import target_mean_norm
 
-        target_norm = target_mean_norm(train_ds)
+        # each item is encoded on the fly (streaming data): a short sample when the norm is only recorded
+        target_norm = target_mean_norm(train_ds, limit=256 if cfg.feed_norm else 32)
         if cfg.feed_norm and cfg.latent_feed_norm is None:
             if target_norm is None:
                 raise ValueError(f"{cfg.data}: --feed-norm needs latent targets, and no record has imagery")
@@ -370,15 +424,22 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
     log_cb.trainer = health_cb.trainer = trainer
     trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # our rich bar + JSONL replace it
     trainer.train(resume_from_checkpoint=resume_from)
-    ad.model = save_final(ad.model, ad.processor, out, extra_config={
-        "latent_size": cfg.latent_size, "latent_start_id": ad.latent_start_id, "latent_end_id": ad.latent_end_id,
-        "latent_token_id": ad.latent_pad_id, "dift_mode": cfg.mode, "ce_loss_weight": cfg.l_ce,
-        "sim_loss_weight": cfg.l_sim, "latent_feed": cfg.latent_feed if cfg.mode == "dift" else None,
-        "latent_target_norm": target_norm, "latent_feed_norm": cfg.latent_feed_norm if cfg.feed_norm else None})
-    png = plot_losses(log_cb.rows, out / "loss.png", title=f"{cfg.mode} on {cfg.model}")
-    health_png = plot_health(log_cb.rows, out / "latent_health.png", factor=cfg.health_factor,
-                             title=f"latent health: {cfg.mode} on {cfg.model}")
+    png = health_png = None
+    extra = {"latent_size": cfg.latent_size, "latent_start_id": ad.latent_start_id, "latent_end_id": ad.latent_end_id,
+             "latent_token_id": ad.latent_pad_id, "dift_mode": cfg.mode, "ce_loss_weight": cfg.l_ce,
+             "sim_loss_weight": cfg.l_sim, "latent_feed": cfg.latent_feed if cfg.mode == "dift" else None,
+             "latent_target_norm": target_norm, "latent_feed_norm": cfg.latent_feed_norm if cfg.feed_norm else None}
+    if main:  # one writer; every rank holds the same (full) weights under DDP and ZeRO-1/2
+        ad.model = save_final(ad.model, ad.processor, out, extra_config=extra)
+        png = plot_losses(log_cb.rows, out / "loss.png", title=f"{cfg.mode} on {cfg.model}")
+        health_png = plot_health(log_cb.rows, out / "latent_health.png", factor=cfg.health_factor,
+                                 title=f"latent health: {cfg.mode} on {cfg.model}")
+    elif hasattr(ad.model, "merge_and_unload"):
+        ad.model = ad.model.merge_and_unload()
+    trainer.accelerator.wait_for_everyone()
     final = log_cb.rows[-1].get("loss") if log_cb.rows else None
+    errs = out / "load_errors.jsonl"
+    n_err = len(errs.read_text().splitlines()) if errs.exists() else 0
     return DiftResult(out_dir=out, losses=log_cb.rows, n_samples=len(ds), n_skipped=len(ds.skipped),
                       loss_png=png, final_loss=final, health_png=health_png, n_heldout=n_held,
-                      health_warnings=health_cb.messages, adapter=ad)
+                      health_warnings=health_cb.messages, adapter=ad, n_load_errors=n_err)

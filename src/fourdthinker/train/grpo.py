@@ -1,4 +1,4 @@
-"""GRPO advantages and loss for 4DRL (SPEC §5, Eq. 12-13): pure tensor functions, no model.
+"""GRPO advantages and loss for 4DRL (Eq. 12-13, docs/method.md#rl): pure tensor functions, no model.
 
 The algorithm, exactly (every choice in one place; `train/rl.py` only wires it):
 
@@ -55,7 +55,7 @@ LossType = Literal["grpo", "bnpo", "dr_grpo"]
 def group_advantages(
     rewards: torch.Tensor, group_size: int, eps: float = 1e-4
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Group-normalised advantages (SPEC Eq. 12): ``A_i = (r_i - mean_g r) / (std_g r + eps)``.
+    """Group-normalised advantages (Eq. 12): ``A_i = (r_i - mean_g r) / (std_g r + eps)``.
 
     ``rewards`` is ``[n_groups * group_size]`` (NaN = unscorable). Returns ``(advantages, stats)``;
     zero-variance groups get advantage exactly 0 and are counted in ``stats["zero_var_groups"]``.
@@ -109,7 +109,7 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> 
 
 
 def kl_estimate(logps: torch.Tensor, ref_logps: torch.Tensor, kind: KL = "k3") -> torch.Tensor:
-    """Per-token KL(pi || pi_ref) estimate from samples of pi (SPEC Eq. 13's KL term).
+    """Per-token KL(pi || pi_ref) estimate from samples of pi (Eq. 13's KL term).
 
     ``k3 = exp(ref - logp) - (ref - logp) - 1`` (>= 0, unbiased; TRL's default);
     ``k1 = logp - ref`` (unbiased, can be negative; the reference 4DThinker code).
@@ -138,7 +138,7 @@ def grpo_loss(
     kl: KL = "k3",
     loss_type: LossType = "grpo",
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """GRPO objective (SPEC Eq. 13) over the text tokens of each response, as a loss to minimise.
+    """GRPO objective (Eq. 13) over the text tokens of each response, as a loss to minimise.
 
     ``L = agg_{i, t in text(i)} [ -min(rho_it A_i, clip(rho_it, 1-eps_low, 1+eps_high) A_i)
     + beta * KL_it ]`` with ``rho_it = exp(logp_it - logp_old_it)``; ``agg`` per ``loss_type``

@@ -1,4 +1,4 @@
-"""4DRL rewards (SPEC §5, Eq. 11): ``r = w_acc * r_acc + w_fmt * r_fmt``.
+"""4DRL rewards (Eq. 11, docs/method.md#eq-11): ``r = w_acc * r_acc + w_fmt * r_fmt``.
 
 Both functions share TRL's reward-function signature, ``f(completions, answer, **kw) ->
 list[float | None]`` (one value per completion; ``None`` = cannot be scored, left out of the
@@ -6,7 +6,7 @@ group statistics), so they also plug into ``trl.GRPOTrainer(reward_funcs=[...])`
 ``completions`` are strings (the decoded response, special tokens kept) or TRL's conversational
 form (a list of messages; the last message's content is used).
 
-* ``accuracy_reward``: 1.0 iff the shared parser (``fourdthinker.eval.answers.parse_answer``, the
+* ``accuracy_reward``: 1.0 iff the shared parser (``fourdthinker.qa.parse_answer``, the
   one used by evaluation too) reads the key letter from the response, else 0.0.
 * ``format_reward``: 1.0 iff the response is exactly ``<think> .. </think><answer>X</answer>`` with
   X a valid option (``has_valid_format``) AND every latent block is well formed:
@@ -23,7 +23,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from fourdthinker.eval.answers import has_valid_format, parse_answer
+from fourdthinker.qa import LATENT_END, LATENT_PAD, LATENT_START, has_valid_format, parse_answer
 
 __all__ = [
     "REWARD_FUNCS",
@@ -33,9 +33,10 @@ __all__ = [
     "latent_blocks_ok",
 ]
 
-LAT_S, LAT_E, LAT_PAD = "<|latent_start|>", "<|latent_end|>", "<|latent_pad|>"
-_LATENT_ANY = re.compile(r"<\|latent_(?:start|end|pad)\|>")
-_BLOCK = re.compile(r"<\|latent_start\|>((?:\s*<\|latent_pad\|>)*)\s*<\|latent_end\|>")
+LAT_S, LAT_E, LAT_PAD = LATENT_START, LATENT_END, LATENT_PAD  # short names used below
+_S, _E, _P = re.escape(LAT_S), re.escape(LAT_E), re.escape(LAT_PAD)
+_LATENT_ANY = re.compile(f"{_S}|{_E}|{_P}")
+_BLOCK = re.compile(rf"{_S}((?:\s*{_P})*)\s*{_E}")
 _MARKER = re.compile(r"<imagery:(\d+)>")  # rendered latent block (decoder's text view), K slots
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
 
@@ -133,7 +134,7 @@ REWARD_FUNCS = {"accuracy": accuracy_reward, "format": format_reward}
 
 
 def combine_rewards(per_func: dict[str, list[float | None]], weights: dict[str, float]) -> list[float]:
-    """``r_i = sum_f w_f * r_f,i`` (SPEC Eq. 11). A ``None`` term counts as 0 unless every term of
+    """``r_i = sum_f w_f * r_f,i`` (Eq. 11). A ``None`` term counts as 0 unless every term of
     the completion is ``None``, which gives NaN (unscorable: advantage 0, TRL's rule). Functions
     with weight 0 are ignored.
 

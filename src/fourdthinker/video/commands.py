@@ -47,7 +47,7 @@ def sample(
     out_dir: str = typer.Option("", "--out-dir", help="Write each sample as PNG (frame_0000.png ...) here."),
     sheet: str = typer.Option("", "--sheet", help="Write a contact sheet PNG of the samples to this path."),
     overlay_masks: str = typer.Option("", "--overlay-masks", help="World clip folder whose masks.npz to overlay "
-                                      "(SPEC Eq. 1: alpha 0.4, red) on the samples."),
+                                      "(Eq. 1: alpha 0.4, red) on the samples."),
     objects: str = typer.Option("both", "--objects", help="Which masks to overlay: dynamic (red), static (red), "
                                 "or both (dynamic red, static blue)."),
     outline: bool = typer.Option(True, "--outline/--no-outline", help="Also draw mask outlines (pictures only)."),
@@ -63,9 +63,17 @@ def sample(
     import numpy as np
     from rich.console import Console
 
+    from fourdthinker.errors import require_out_dir, require_out_file, require_positive
     from fourdthinker.video import BLUE, RED, VideoError, contact_sheet, overlay, sample_frames, save_png
     from fourdthinker.video.overlay import draw_outline
 
+    require_positive("--fps", fps)
+    for flag, v in (("--max-pixels", max_pixels), ("--max-frames", max_frames)):
+        require_positive(flag, v, allow_zero=True)
+    for flag, v in (("--cols", cols), ("--scale", scale)):
+        require_positive(flag, v)
+    require_out_dir(out_dir or None, "--out-dir")
+    require_out_file(sheet or None, "--sheet")
     console = Console()
     path = Path(video)
     if path.is_dir():

@@ -1,4 +1,4 @@
-"""Pure image functions: the mask overlay of SPEC Eq. 1 and pixel-budget capping.
+"""Pure image functions: the mask overlay of Eq. 1 (docs/method.md#eq-1) and pixel-budget capping.
 
 No I/O, no state: arrays in, arrays out.
 """
@@ -19,7 +19,7 @@ def overlay(
     alpha: float = 0.4,
     color: tuple[int, int, int] = RED,
 ) -> np.ndarray:
-    """Highlight ``mask`` on ``frame`` (SPEC Eq. 1, paper Sec. 3.1)::
+    """Highlight ``mask`` on ``frame`` (Eq. 1, paper Sec. 3.1)::
 
         O_t = (1 - a * M_t) * f_t + a * M_t * c
 

@@ -1,4 +1,4 @@
-"""The clip-folder contract of the synthetic 4D world (DESIGN.md "Clip folder").
+"""The clip-folder contract of the synthetic 4D world (docs/world.md#clip-folder).
 
 A clip folder holds::
 
