@@ -401,12 +401,13 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
         train_ds = torch.utils.data.Subset(ds, range(len(ds) - n_held))
         heldout = DiftCollator(ad.pad_id)([ds[i] for i in range(len(ds) - n_held, len(ds))])
     target_norm = None
-    if cfg.mode == "dift":
+    if cfg.mode == "dift" and cfg.feed_norm:
         from fourdthinker.train.latent_feed import target_mean_norm
 
-        # each item is encoded on the fly (streaming data): a short sample when the norm is only recorded
-        target_norm = target_mean_norm(train_ds, limit=256 if cfg.feed_norm else 32)
-        if cfg.feed_norm and cfg.latent_feed_norm is None:
+        # Only when the norm is used: items are encoded on the fly (streaming data), so measuring it
+        # costs up to 256 sample encodes before the first step.
+        target_norm = target_mean_norm(train_ds)
+        if cfg.latent_feed_norm is None:
             if target_norm is None:
                 raise ValueError(f"{cfg.data}: --feed-norm needs latent targets, and no record has imagery")
             cfg.latent_feed_norm = target_norm
