@@ -3,7 +3,8 @@
 What it measures, on ``--model`` (default ``qwen2.5-vl-3b-shallow``: Qwen2.5-VL-3B's widths and
 151,936-row vocabulary with 2 LM layers and 2 vision blocks), with Q = 2 questions x G = 8
 responses = 16 responses per update, fp32, through the real ``RLRecipe`` code path
-(``generate_trajectory`` then ``grpo_step``, beta = 0.01 so the frozen reference replays too):
+(``generate_trajectory`` then ``grpo_step``; ``--beta 0.01`` adds the frozen reference, off by
+default for memory, see below):
 
 * ``rl_replay_peak_ratio``: the memory one policy update (``grpo_step``: reference replay, policy
   replay with gradients, backward, AdamW step) adds on top of what the process holds just before
@@ -27,11 +28,13 @@ process's lifetime peak). ``added = peak - held``. Gradient buffers (freed betwe
 
 Memory plan for this shared 24 GB machine (one process must stay under ~8 GB): the vision tower is
 frozen (as in every 4DRL run) and so is the tied embedding / lm_head matrix (311 M of the ~0.54 B
-parameters), so the trained parameters are the two LM layers and norms. That keeps weights +
-reference + AdamW state near 6 GB; the activations it measures are those of a full fine-tune,
-whose larger gradient + AdamW buffers would add the same amount to both configurations. The
-prompt size (``--frames`` x ``--size``) is the largest for which the whole-batch baseline's peak
-stayed under 8 GB here (docs/rl_full_size.md has the measured numbers).
+parameters), so the trained parameters are the two LM layers and norms (154 M), and there is no
+reference copy (beta 0). That keeps weights + AdamW state near 4 GB. The activations measured are
+those of a full fine-tune of those layers; the float32 gradient buffer (0.62 GB) is in both
+configurations' "added" memory and is what keeps the ratio above the activations' own ratio.
+Prompt size (``--frames`` x ``--size``): 2 frames of 224 x 224 (257 tokens) is what fitted on the
+day (an 8-frame run was OOM-killed at 6.8 GB while other jobs held ~14 GB); on a quieter machine
+raise ``--frames`` for a longer prompt. Measured numbers: docs/rl_full_size.md.
 
     python benchmarks/scale_rl.py [--model qwen2.5-vl-3b-shallow] [--frames 8] [--size 224] [--tokens 24]
 
