@@ -125,3 +125,9 @@ def check_unique_ids(rows: Iterable[Any], where: str | os.PathLike, key: str = "
             raise UserValueError(f"{where}:{line}: duplicated id {rid!r} (first on line {first[rid]})",
                                  "give every record a unique id")
         first[rid] = line
+
+
+def allow_pickle_default() -> bool:
+    """Whether pickle weight files (``pytorch_model.bin``) may be loaded: only when asked for.
+    ``--allow-pickle`` on the command line sets ``FOURDTHINKER_ALLOW_PICKLE=1`` (docs/errors.md)."""
+    return os.environ.get("FOURDTHINKER_ALLOW_PICKLE", "") not in ("", "0", "false", "False")

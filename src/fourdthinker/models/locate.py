@@ -21,11 +21,11 @@ Weights must be safetensors unless pickle is allowed (``--allow-pickle`` or
 from __future__ import annotations
 
 import functools
-import os
 import re
 from pathlib import Path
 
 from fourdthinker.errors import UserFileNotFoundError, UserValueError
+from fourdthinker.io import allow_pickle_default
 
 # Folder names that only a local run layout uses (never the org of a hub id we would load).
 _RUN_ROOTS = {"runs", "run", "outputs", "output", "out", "checkpoints", "models", "demo_out", "ablate_out", "data"}
@@ -33,11 +33,6 @@ _RUN_LEAF = re.compile(r"^(final|checkpoint-\d+|step-\d+|checkpoints)$")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PICKLE = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 _SAFE = ("model.safetensors", "model.safetensors.index.json")
-
-
-def allow_pickle_default() -> bool:
-    """``--allow-pickle`` on the command line sets ``FOURDTHINKER_ALLOW_PICKLE=1``."""
-    return os.environ.get("FOURDTHINKER_ALLOW_PICKLE", "") not in ("", "0", "false", "False")
 
 
 def looks_local(spec: str) -> bool:

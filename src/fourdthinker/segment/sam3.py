@@ -36,7 +36,7 @@ class Sam3Segmenter:
         from transformers import Sam3VideoModel, Sam3VideoProcessor
 
         self._proc = Sam3VideoProcessor.from_pretrained(self.model_path)
-        from fourdthinker.models.locate import allow_pickle_default
+        from fourdthinker.io import allow_pickle_default
 
         self._model = Sam3VideoModel.from_pretrained(  # safetensors only unless --allow-pickle (docs/errors.md)
             self.model_path, dtype=getattr(torch, self.dtype),
