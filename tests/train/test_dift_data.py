@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from fourdthinker.latent.blocks import IGNORE_INDEX
 from fourdthinker.latent.targets import LatentTargetCache
 from fourdthinker.latent.toy import make_toy_dift
 from fourdthinker.models.testing import tiny
-from fourdthinker.train.collate import DiftCollator, DiftDataset, response_text
+from fourdthinker.train.collate import DiftCollator, DiftDataset, Sample, SampleError, response_text
 
 torch.set_num_threads(2)
 
@@ -68,17 +69,22 @@ def test_cot_and_rawqa_have_no_latents(toy):
         assert not (ids == ad.latent_pad_id).any() and ds[0].latents.shape[0] == 0
 
 
+def _copy_imgs(toy, d):
+    (d / "img").mkdir(parents=True, exist_ok=True)
+    for p in (toy / "img").iterdir():
+        (d / "img" / p.name).write_bytes(p.read_bytes())
+
+
 def test_bad_records_are_quarantined_with_reasons(toy, tmp_path):
+    """Each kind of bad record is refused before training, with a reason naming the field."""
     ad = tiny("qwen2.5-vl-tiny")
     d = tmp_path / "bad"
-    d.mkdir()
-    for p in (toy / "img").iterdir():
-        (d / "img").mkdir(exist_ok=True)
-        (d / "img" / p.name).write_bytes(p.read_bytes())
+    _copy_imgs(toy, d)
     good = _rows(toy)[0]
     Image.fromarray(np.full((56, 56), 128, np.uint8), "L").save(d / "img" / "gray.png")  # wrong mode: converted
     Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(d / "img" / "dot.png")  # wrong size: rejected
     (d / "img" / "junk.png").write_text("not a png")
+    no_question = {k: v for k, v in good.items() if k != "question"}
     rows = [
         dict(good, id="ok"),
         dict(good, id="gray", imagery=["img/gray.png", good["imagery"][1]]),
@@ -88,22 +94,119 @@ def test_bad_records_are_quarantined_with_reasons(toy, tmp_path):
         dict(good, id="junk", imagery=["img/junk.png", good["imagery"][1]]),
         dict(good, id="escape", imagery=["../../etc/passwd", good["imagery"][1]]),
         dict(good, id="noframe", frames=["img/absent.png"]),
+        dict(good, id="novideo", frames=None, video="clips/gone.mp4"),
+        dict(no_question, id="schema"),
+        dict(good, id="letter", answer="E"),
+        dict(good, id="rawlatent", reasoning=good["reasoning"].replace("static.", "static <|latent_pad|>.")),
     ]
-    (d / "dift.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = "".join(json.dumps(r) + "\n" for r in rows) + "{not json\n"
+    (d / "dift.jsonl").write_text(text)
     q = tmp_path / "quarantine.jsonl"
     ds = DiftDataset(d, ad, k=4, targets=LatentTargetCache(ad, 4, None), quarantine=q, progress=False)
-    assert [s.id for s in ds.samples] == ["ok", "gray"]
-    reasons = {r["id"]: r["reason"] for r in map(json.loads, q.read_text().splitlines())}
-    assert "placeholders" in reasons["count"]
-    assert "nope.png: image file not found" in reasons["missing"]
-    assert "too small" in reasons["tiny"]
-    assert "not a readable image" in reasons["junk"]
-    assert "escapes dataset root" in reasons["escape"]
-    assert "absent.png" in reasons["noframe"]
+    assert ds.ids() == ["ok", "gray"]
+    got = list(map(json.loads, q.read_text().splitlines()))
+    assert [r["line"] for r in got] == list(range(3, 14)), "one quarantine row per bad line, in file order"
+    reasons = {r["id"]: r["reason"] for r in got}
+    assert "field reasoning/imagery" in reasons["count"] and "placeholders" in reasons["count"]
+    assert "imagery[0] img/nope.png: image file not found" in reasons["missing"]
+    assert "imagery[0]" in reasons["tiny"] and "too small" in reasons["tiny"]
+    assert "imagery[0]" in reasons["junk"] and "not a readable image" in reasons["junk"]
+    assert "imagery[0]" in reasons["escape"] and "escapes dataset root" in reasons["escape"]
+    assert "frames[0] img/absent.png" in reasons["noframe"]
+    assert "video clips/gone.mp4: video not found" in reasons["novideo"]
+    assert "field question" in reasons["schema"] and "required" in reasons["schema"].lower()
+    assert "field answer" in reasons["letter"]
+    assert "field reasoning" in reasons["rawlatent"] and "latent blocks misaligned" in reasons["rawlatent"]
+    assert reasons[None] == "line 13: not valid JSON"
+    # a rerun rewrites (not appends) the quarantine file
+    DiftDataset(d, ad, k=4, targets=LatentTargetCache(ad, 4, None), quarantine=q, progress=False)
+    assert len(q.read_text().splitlines()) == len(got)
 
 
-def test_overlong_sequences_are_skipped_not_truncated(toy):
-    """Truncation could cut a latent block in half, so over-long samples are skipped with a reason."""
+def test_validation_decodes_no_video(toy, tmp_path, monkeypatch):
+    """Records pointing at video files are validated by stat only: no frame is decoded until fetched."""
+    import fourdthinker.models.inputs as inputs
+    import fourdthinker.video as video
+
     ad = tiny("qwen2.5-vl-tiny")
-    with pytest.raises(ValueError, match="no usable records.*exceeds max_length 50"):
+    d = tmp_path / "vid"
+    _copy_imgs(toy, d)
+    (d / "clips").mkdir()
+    (d / "clips" / "a.mp4").write_bytes(b"not decoded during validation")
+    (d / "dift.jsonl").write_text("".join(json.dumps(dict(r, frames=None, video="clips/a.mp4")) + "\n" for r in _rows(toy)))
+
+    def boom(*a, **kw):
+        raise AssertionError("validation must not decode video")
+
+    monkeypatch.setattr(video, "sample_frames", boom)
+    monkeypatch.setattr(inputs, "load_frames", boom)
+    ds = DiftDataset(d, ad, k=4, targets=LatentTargetCache(ad, 4, None), progress=False)
+    assert len(ds) == 3 and not ds.skipped
+
+
+def _holdings(ds):
+    """Everything a dataset holds besides the model it encodes with."""
+    return {k: v for k, v in vars(ds).items() if k not in ("adapter", "targets")}
+
+
+def test_memory_does_not_grow_with_records(toy, tmp_path):
+    """After construction the dataset holds no tensor and no per-record object: per record it keeps
+    8-byte offsets; a 20x larger file changes nothing else."""
+    ad = tiny("qwen2.5-vl-tiny")
+    cache = LatentTargetCache(ad, 4, tmp_path / "lt")
+    big = tmp_path / "big"
+    _copy_imgs(toy, big)
+    rows = _rows(toy)
+    (big / "dift.jsonl").write_text("".join(json.dumps(dict(r, id=f"{r['id']}_{i}")) + "\n" for i in range(20) for r in rows))
+    small = DiftDataset(toy, ad, k=4, targets=cache, progress=False)
+    large = DiftDataset(big, ad, k=4, targets=cache, progress=False)
+    assert (len(small), len(large)) == (3, 60)
+    for ds in (small, large):
+        for k, v in _holdings(ds).items():
+            assert not isinstance(v, torch.Tensor), k
+            assert not (isinstance(v, (list, dict, set, tuple)) and any(isinstance(x, (torch.Tensor, Sample)) for x in v)), k
+    hs, hl = _holdings(small), _holdings(large)
+    assert hs.keys() == hl.keys()
+    for k in hs:
+        if isinstance(hs[k], np.ndarray):
+            assert hl[k].nbytes == 20 * hs[k].nbytes <= 8 * 60, k
+        else:
+            assert sys.getsizeof(hs[k]) == sys.getsizeof(hl[k]), k
+    assert torch.equal(large[3].enc["input_ids"], small[0].enc["input_ids"])
+
+
+def test_load_failure_is_skipped_logged_and_deterministic(toy, tmp_path):
+    """A record whose frame is corrupted after validation is replaced by the next record that loads;
+    the same index always gives the same replacement (so resume sees the same batches)."""
+    ad = tiny("qwen2.5-vl-tiny")
+    d = tmp_path / "late"
+    _copy_imgs(toy, d)
+    (d / "dift.jsonl").write_text((toy / "dift.jsonl").read_text())
+    errs = tmp_path / "load_errors.jsonl"
+    ds = DiftDataset(d, ad, k=4, targets=LatentTargetCache(ad, 4, tmp_path / "lt"), load_errors=errs, progress=False)
+    assert len(ds) == 3
+    frame = _rows(toy)[1]["frames"][0]
+    (d / frame).write_text("corrupted after validation")
+    s = ds[1]
+    assert s.id == ds.record(2).id
+    logged = [json.loads(x) for x in errs.read_text().splitlines()]
+    assert len(logged) == 1 and logged[0]["line"] == 2 and frame in logged[0]["reason"]
+    assert "not a readable image" in logged[0]["reason"]
+    fresh = DiftDataset(d, ad, k=4, targets=LatentTargetCache(ad, 4, tmp_path / "lt"), progress=False)
+    assert fresh[1].id == s.id and torch.equal(fresh[1].enc["input_ids"], s.enc["input_ids"])
+    assert ds[2].id == s.id and ds[0].id == ds.record(0).id
+    with pytest.raises(SampleError, match="not a readable image"):
+        ds.load(1)
+
+
+def test_overlong_sequences_are_skipped_not_truncated(toy, tmp_path):
+    """Truncation could cut a latent block in half, so over-long samples are skipped with a reason:
+    a response that alone is too long at validation, a full sequence when it is encoded."""
+    ad = tiny("qwen2.5-vl-tiny")
+    with pytest.raises(ValueError, match="no usable records.*field reasoning: response of \\d+ tokens alone reaches max_length 50"):
         DiftDataset(toy, ad, k=4, targets=LatentTargetCache(ad, 4, None), max_length=50, progress=False)
+    ds = DiftDataset(toy, ad, k=4, targets=LatentTargetCache(ad, 4, None), max_length=120, progress=False)
+    with pytest.raises(SampleError, match="exceeds max_length 120"):
+        ds.load(0)
+    with pytest.raises(RuntimeError, match="all failed to load.*exceeds max_length 120"):
+        ds[0]

@@ -85,6 +85,32 @@ def test_dift_quick_end_to_end(toy, tmp_path):
     assert torch.equal(o1.logits, o2.logits)
 
 
+def test_record_failing_mid_training_is_skipped_and_logged(toy, tmp_path):
+    """A frame that passes validation (the file exists) but cannot be decoded when the DataLoader
+    fetches it: the run finishes all its steps, and the record is in load_errors.jsonl with why."""
+    import os
+
+    d = tmp_path / "data"
+    shutil.copytree(toy, d)
+    rows = [json.loads(x) for x in (d / "dift.jsonl").read_text().splitlines()]
+    (d / rows[2]["frames"][1]).write_bytes(b"garbage, not a png")
+    out = tmp_path / "run"
+    res = train_dift(_cfg(d, out, model="qwen2.5-vl-tiny", max_steps=4, save_steps=100, health_heldout=0))
+    assert [r["step"] for r in res.losses] == [1, 2, 3, 4] and res.n_skipped == 0 and res.n_samples == 8
+    logged = [json.loads(x) for x in (out / "load_errors.jsonl").read_text().splitlines()]
+    assert logged and {e["line"] for e in logged} == {3}
+    assert rows[2]["frames"][1] in logged[0]["reason"] and "not a readable image" in logged[0]["reason"]
+    assert logged[0]["pid"] == os.getpid() and res.n_load_errors == len(logged)
+    assert (out / "quarantine.jsonl").read_text() == "", "validation (stat only) accepted it"
+    # DataLoader workers encode in other processes: same batches (same replacement), same losses
+    w = train_dift(_cfg(d, tmp_path / "workers", model="qwen2.5-vl-tiny", max_steps=4, save_steps=100,
+                        health_heldout=0, dataloader_workers=2))
+    wlog = [json.loads(x) for x in (tmp_path / "workers" / "load_errors.jsonl").read_text().splitlines()]
+    assert {e["line"] for e in wlog} == {3} and all(e["pid"] != os.getpid() for e in wlog)
+    for a, b in zip(res.losses, w.losses, strict=True):
+        assert abs(a["loss"] - b["loss"]) < 1e-6, (a, b)
+
+
 def test_existing_checkpoints_need_resume(toy, tmp_path):
     out = tmp_path / "run"
     (out / "checkpoint-3").mkdir(parents=True)

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fourdthinker.oracle.rule import valid_dynamic_frames  # noqa: F401  (the oracle's Eq. 2 check; re-exported)
+
 
 def mask_centroid(mask: np.ndarray) -> tuple[float, float] | None:
     """Centroid (x, y) in pixels of a boolean mask, None when empty. c(M) = mean of (x, y) over M."""
@@ -242,24 +244,6 @@ def speed_label(speeds: list[float], *, flat: float = 0.25, step: float = 0.15) 
     if len(runs) >= 3:
         return "Moving at Varying Speeds", info
     return names.get(tuple(runs), "Maintaining a Constant Speed"), info
-
-
-def valid_dynamic_frames(masks: list[np.ndarray], *, min_frac: float = 0.001, min_rel: float = 0.35,
-                         border: int = 0) -> list[int]:
-    """Per-frame validity (Eq. 2's dynamic variant) from mask statistics: area >= ``min_frac`` of
-    the image and >= ``min_rel`` x the median non-empty area (a sliver = the object entering the
-    view or hidden, whose centroid and size would mislead); optionally not touching the border."""
-    areas = np.array([float(m.sum()) for m in masks])
-    nz = areas[areas > 0]
-    med = float(np.median(nz)) if len(nz) else 0.0
-    out = []
-    for i, m in enumerate(masks):
-        if areas[i] < min_frac * m.size or areas[i] < min_rel * med:
-            continue
-        if border and (m[:border].any() or m[-border:].any() or m[:, :border].any() or m[:, -border:].any()):
-            continue
-        out.append(i)
-    return out
 
 
 def choose_active(frames: list[int], speeds: list[float], still: list[bool] | None = None, *, rel: float = 0.1,

@@ -7,12 +7,10 @@ learn the visual task (docs/results.md has the numbers).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-
-def _f(default, help: str):
-    return field(default=default, metadata={"help": help})
+from fourdthinker.config import config_field as _f
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from typing import Any
 
 from fourdthinker.demo.config import DemoConfig
 from fourdthinker.demo.stages import Stage, console_progress, pin_config, run_stages
+from fourdthinker.names import slug  # 'CoT SFT + GRPO' -> 'cot-sft-grpo' (folder and stage names)
 
 __all__ = ["ROWS", "build_stages", "run_demo"]
 
@@ -38,13 +39,6 @@ ROWS: dict[str, str] = {
     "CoT SFT + GRPO": "rl-cot-grpo",
     "DIFT + 4DRL": "rl-4drl",
 }
-
-
-def slug(name: str) -> str:
-    """'CoT SFT + GRPO' -> 'cot-sft-grpo' (folder and stage names)."""
-    import re
-
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 class Demo:

@@ -1,9 +1,8 @@
 """The demo's results: Table 3 layout, paired deltas with 95% CIs, HTML report and figures.
 
-``paired_delta_ci`` is the one new statistic: the accuracy gain of model B over model A on the
-same benchmark items, with a stratified paired bootstrap CI (the demo's claim "DIFT + 4DRL beats
-base" is that this CI excludes zero). Everything else reuses ``fourdthinker.eval`` (``table3``,
-``write_report``, McNemar via ``paired_compare``).
+The demo's claim "DIFT + 4DRL beats base" is that the paired CI of its gain
+(``fourdthinker.stats.paired_delta_ci``, re-exported here) excludes zero. Everything else reuses
+``fourdthinker.eval`` (``table3``, ``write_report``, McNemar via ``paired_compare``).
 """
 
 from __future__ import annotations
@@ -15,36 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from fourdthinker.names import slug
+from fourdthinker.stats import paired_delta_ci
+
 __all__ = ["paired_delta_ci", "plot_table3", "plot_training", "write_demo_report"]
-
-
-def paired_delta_ci(a: Mapping[str, bool], b: Mapping[str, bool], subtask_of: Mapping[str, str], *,
-                    n_boot: int = 2000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float, float]:
-    """Gain of B over A in macro "Avg." accuracy, with a paired stratified bootstrap CI.
-
-    ``delta = mean_s [acc_s(B) - acc_s(A)]`` over the subtasks ``s`` of the items both answered.
-    Each replicate resamples, within every subtask, the *same* item indices for A and B (paired),
-    so the CI reflects per-item disagreements only. Returns ``(delta, lo, hi)``.
-
-    Hand check: one subtask, per-item differences [1, 0] (B fixes one item, ties the other):
-    delta = 0.5; replicates are 0, 0.5, 1 with probability 1/4, 1/2, 1/4, so the 95% CI is [0, 1].
-    """
-    common = sorted(set(a) & set(b) & set(subtask_of))
-    if not common:
-        return float("nan"), float("nan"), float("nan")
-    groups: dict[str, list[float]] = {}
-    for i in common:
-        groups.setdefault(subtask_of[i], []).append(float(b[i]) - float(a[i]))
-    diffs = [np.asarray(v) for _, v in sorted(groups.items())]
-    delta = float(np.mean([d.mean() for d in diffs]))
-    rng = np.random.default_rng(seed)
-    reps = np.zeros(n_boot)
-    for d in diffs:
-        idx = rng.integers(0, len(d), size=(n_boot, len(d)))  # [B, n_s]
-        reps += d[idx].mean(axis=1)
-    reps /= len(diffs)
-    lo, hi = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
-    return delta, float(lo), float(hi)
 
 
 def plot_table3(numbers: list[dict], path: Path, *, chance: float | None = 0.25, title: str = "") -> Path:
@@ -235,9 +208,7 @@ def print_summary(summary: dict, console=None) -> None:
 
 def slug_key(name: str) -> str:
     """'DIFT + 4DRL' -> 'dift_4drl' (headline figure names)."""
-    import re
-
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    return slug(name, "_")
 
 
 def _pct(x: float | None) -> str:

@@ -11,14 +11,21 @@ Python API (what ``fourdthinker eval`` and the demo use)::
 Modules: ``loaders`` (public benchmark formats), ``synthetic`` (held-out world benchmark),
 ``runners`` (random / API / local models), ``evaluate`` (resumable runs, ``EvalResult``),
 ``metrics`` (accuracy, Avg., bootstrap CI, McNemar), ``tables`` (paper layouts), ``report`` (HTML),
-``lmms_eval`` (task + model wrapper), ``answers`` (the shared answer parser).
+``lmms_eval`` (task + model wrapper). The answer parser is ``fourdthinker.qa`` (``answers`` re-exports it).
 """
 
-from fourdthinker.eval.evaluate import EvalResult, evaluate, load_result
-from fourdthinker.eval.loaders import LoadResult, load_benchmark
-from fourdthinker.eval.report import write_report
-from fourdthinker.eval.runners import make_runner
-from fourdthinker.eval.tables import bench_table, table3
+from fourdthinker.lazy import lazy_exports
 
-__all__ = ["EvalResult", "LoadResult", "bench_table", "evaluate", "load_benchmark", "load_result", "make_runner",
-           "table3", "write_report"]
+_EXPORTS = {  # loaded on first use (fourdthinker.lazy)
+    "EvalResult": "fourdthinker.eval.evaluate",
+    "evaluate": "fourdthinker.eval.evaluate",
+    "load_result": "fourdthinker.eval.evaluate",
+    "LoadResult": "fourdthinker.eval.loaders",
+    "load_benchmark": "fourdthinker.eval.loaders",
+    "write_report": "fourdthinker.eval.report",
+    "make_runner": "fourdthinker.eval.runners",
+    "bench_table": "fourdthinker.eval.tables",
+    "table3": "fourdthinker.eval.tables",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

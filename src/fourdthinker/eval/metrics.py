@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fourdthinker.stats import stratified_bootstrap_ci
+
 
 def accuracy(correct: Sequence[bool]) -> float:
     """acc = (1/n) * sum_i 1[pred_i == gold_i]; NaN for an empty list (not 0: "no data" is not "all wrong")."""
@@ -45,25 +47,10 @@ def bootstrap_ci(by_subtask: Mapping[str, Sequence[bool]], *, statistic: str = "
     Stratified: each replicate resamples n_s items with replacement *within* each subtask s (the
     benchmark's subtask sizes are fixed by design), recomputes the statistic, and the CI is the
     (alpha/2, 1 - alpha/2) quantiles of the B replicates. E.g. one subtask with items [1, 0]: the
-    replicate mean is 0, 0.5, 1 with probability 1/4, 1/2, 1/4, so the 95% CI is [0, 1]."""
-    rng = np.random.default_rng(seed)
-    groups = [np.asarray(v, dtype=float) for v in by_subtask.values() if len(v)]
-    if not groups:
-        return float("nan"), float("nan")
-    reps = np.empty((n_boot, len(groups)))  # [B, S] per-subtask accuracy of each replicate
-    sums = np.empty((n_boot, len(groups)))
-    for s, g in enumerate(groups):
-        idx = rng.integers(0, len(g), size=(n_boot, len(g)))  # [B, n_s]
-        sums[:, s] = g[idx].sum(axis=1)
-        reps[:, s] = sums[:, s] / len(g)
-    if statistic == "macro":
-        stat = reps.mean(axis=1)
-    elif statistic == "micro":
-        stat = sums.sum(axis=1) / sum(len(g) for g in groups)
-    else:
-        raise ValueError(f"statistic must be 'macro' or 'micro', got {statistic!r}")
-    lo, hi = np.quantile(stat, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
+    replicate mean is 0, 0.5, 1 with probability 1/4, 1/2, 1/4, so the 95% CI is [0, 1]. The
+    resampling is :func:`fourdthinker.stats.stratified_bootstrap_ci` (shared with the paired CIs)."""
+    return stratified_bootstrap_ci(list(by_subtask.values()), statistic=statistic, n_boot=n_boot, alpha=alpha,
+                                   seed=seed)
 
 
 def mcnemar_exact(b: int, c: int) -> float:

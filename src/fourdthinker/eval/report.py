@@ -14,7 +14,6 @@ import base64
 import html
 import io
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 from fourdthinker.eval.metrics import confusion_matrix, paired_compare
 from fourdthinker.eval.tables import TableData, bench_table
 from fourdthinker.io import atomic_write_text
+from fourdthinker.names import slug
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#222;padding:0 16px}
@@ -34,10 +34,6 @@ td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}
 pre{white-space:pre-wrap;background:#f7f7f7;padding:8px;border-radius:4px;font-size:12px;max-height:220px;overflow:auto}
 img{max-width:100%}.grid{display:flex;flex-wrap:wrap;gap:12px}.grid img{max-width:380px}
 """
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
 
 
 def _b64_png(path: Path) -> str:
@@ -162,9 +158,9 @@ def _example_html(iid: str, results: Mapping[str, object], root: Path | None, ma
              f"<p>{html.escape(it.question)}</p><ul>{opts}</ul>"]
     if root is not None:
         try:
-            from fourdthinker.eval.runners.base import load_visuals
+            from fourdthinker.models.inputs import FrameSettings, record_frames
 
-            png = frames_strip(load_visuals(it, root, max_frames=max_frames))
+            png = frames_strip(record_frames(it, root, FrameSettings(max_frames=max_frames), allow_absolute=True))
             parts.append(f'<div class="caption">frames the model sees</div><img src="data:image/png;base64,'
                          f'{base64.b64encode(png).decode()}">')
         except Exception as e:  # noqa: BLE001 - a report never dies on one unreadable video
@@ -207,7 +203,7 @@ def write_report(results: Mapping[str, object], out_dir: str | os.PathLike, *, b
     body.append(f'<h2>Accuracy per subtask</h2><img src="{_b64_png(bars)}" alt="per-subtask accuracy">')
     body.append('<h2>Confusion over options</h2><div class="grid">')
     for name, r in results.items():
-        p = plot_confusion(r, plots / f"confusion_{_slug(name)}.png")
+        p = plot_confusion(r, plots / f"confusion_{slug(name, '_', lower=False, keep='._-', default='model')}.png")
         body.append(f'<img src="{_b64_png(p)}" alt="confusion matrix {html.escape(name)}">')
     body.append("</div>")
     names = list(results)

@@ -13,8 +13,28 @@ import re
 
 import torch
 
-IMAGERY = "<imagery>"
+from fourdthinker.qa import IMAGERY
+
 IGNORE_INDEX = -100
+DEFAULT_LATENT_SIZE = 4  # K when neither the caller nor the checkpoint says (the paper's default, Table 5)
+
+
+def resolve_latent_size(adapter, requested: int | None = None, default: int = DEFAULT_LATENT_SIZE) -> int:
+    """K, the latent steps per block, for a run on ``adapter``: ``requested`` when given (not None);
+    else the K the checkpoint was DIFT-trained with (``adapter.latent_size``, which reads
+    ``config.latent_size`` through a PEFT wrapper; or the model config's own ``latent_size``);
+    else ``default``. This is the rule decoding, 4DRL and ``fourdthinker infer`` apply when K is not
+    given; the caller validates K >= 1.
+
+    >>> class Ad: latent_size = 8
+    >>> resolve_latent_size(Ad()), resolve_latent_size(Ad(), 2), resolve_latent_size(object())
+    (8, 2, 4)
+    """
+    if requested is not None:
+        return int(requested)
+    k = getattr(adapter, "latent_size", None) or getattr(getattr(getattr(adapter, "model", None), "config", None),
+                                                         "latent_size", None)
+    return int(k or default)
 
 
 def expand_imagery(reasoning: str, k: int, start: str, pad: str, end: str) -> str:

@@ -10,6 +10,9 @@ safetensors at ``<cache_dir>/<encoder hash>/K<K>/<image hash>.safetensors``, key
 * K.
 
 Writes are atomic (temp file + rename), so concurrent or killed runs never leave a torn entry.
+
+Training reads targets with :meth:`LatentTargetCache.cached` (disk only, never the encoder), so
+DataLoader workers need no model; ``train.collate.prepare_targets`` fills the cache first.
 """
 
 from __future__ import annotations
@@ -94,6 +97,32 @@ class LatentTargetCache:
         for i in range(0, len(images), self.batch_size):
             embs = self.adapter.image_embeddings(list(images[i : i + self.batch_size]))
             out.extend(partition_mean_pool(e.float(), self.k).cpu() for e in embs)
+        return out
+
+    def has(self, h: str) -> bool:
+        """True when the target of the image with hash ``h`` is on disk (no read)."""
+        return self.dir is not None and self._path(h).exists()
+
+    def put(self, hashes: Sequence[str], images: Sequence[np.ndarray]) -> None:
+        """Compute and store the targets of ``images`` (their hashes given)."""
+        if self.dir is None:
+            raise ValueError("LatentTargetCache.put: the cache has no directory")
+        for h, z in zip(hashes, self.compute(images), strict=True):
+            self._save(h, z)
+        self.misses += len(images)
+
+    def cached(self, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """Targets from the disk cache only (the encoder never runs): what training reads, in the
+        DataLoader workers too. A miss is a ``ValueError`` naming the image hash."""
+        out = []
+        for im in images:
+            h = image_hash(im)
+            z = self._load(h)
+            if z is None:
+                raise ValueError(f"latent target of image {h[:12]} is not in the cache {self.dir} "
+                                 "(image changed since the target pass?)")
+            out.append(z)
+        self.hits += len(out)
         return out
 
     def get(self, images: Sequence[np.ndarray]) -> list[torch.Tensor]:

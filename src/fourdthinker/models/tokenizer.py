@@ -18,9 +18,10 @@ import random
 import shutil
 from pathlib import Path
 
+from fourdthinker.qa import LATENT_TOKENS  # noqa: F401  (re-exported; defined once in fourdthinker.qa)
+
 TOKENIZER_VERSION = 2
 VOCAB_SIZE = 1024
-LATENT_TOKENS = ("<|latent_start|>", "<|latent_end|>", "<|latent_pad|>")
 
 _QWEN_SPECIALS = [
     "<|endoftext|>",
@@ -71,8 +72,8 @@ def cache_root() -> Path:
 
 def training_corpus(n: int = 600, seed: int = 0) -> list[str]:
     """Sentences covering the package's prompts, labels and imagery-CoT wording (deterministic)."""
-    from fourdthinker.data.records import build_question_text
     from fourdthinker.labels import CAMERA_MOTIONS, DIRECTIONS, DISTANCES, SPEEDS
+    from fourdthinker.qa import build_question_text
 
     rng = random.Random(seed)
     vocabs = [CAMERA_MOTIONS, DIRECTIONS, DISTANCES, SPEEDS]

@@ -19,8 +19,7 @@ import numpy as np
 
 from fourdthinker.hashing import sha256_json
 from fourdthinker.oracle.base import CotRequest, Landmark, Landmarks, OracleError, OracleUsage
-
-IM = "<imagery>"
+from fourdthinker.qa import IMAGERY as IM
 
 LABEL_WORDS: dict[str, str] = {
     "Move Forward": "the camera travels forward, closer into the scene",
@@ -102,6 +101,24 @@ _OBJ_CONCLUDE = (
 )
 
 
+def valid_dynamic_frames(masks: list[np.ndarray], *, min_frac: float = 0.001, min_rel: float = 0.35,
+                         border: int = 0) -> list[int]:
+    """Per-frame validity (Eq. 2's dynamic variant) from mask statistics: area >= ``min_frac`` of
+    the image and >= ``min_rel`` x the median non-empty area (a sliver = the object entering the
+    view or hidden, whose centroid and size would mislead); optionally not touching the border."""
+    areas = np.array([float(m.sum()) for m in masks])
+    nz = areas[areas > 0]
+    med = float(np.median(nz)) if len(nz) else 0.0
+    out = []
+    for i, m in enumerate(masks):
+        if areas[i] < min_frac * m.size or areas[i] < min_rel * med:
+            continue
+        if border and (m[:border].any() or m[-border:].any() or m[:, :border].any() or m[:, -border:].any()):
+            continue
+        out.append(i)
+    return out
+
+
 def _pick(rng: random.Random, options: tuple[str, ...]) -> str:
     return options[rng.randrange(len(options))]
 
@@ -139,8 +156,6 @@ class RuleOracle:
         return True, "ok"
 
     def verify_dynamic(self, overlays, landmark: Landmark, masks: list[np.ndarray]) -> list[int]:
-        from fourdthinker.data.objects import valid_dynamic_frames
-
         self.usage.calls += 1
         return valid_dynamic_frames(masks, min_frac=self.min_area_frac)
 

@@ -1,5 +1,6 @@
 """Segmenters: text-prompted video masks (gt | sam3)."""
 
-from fourdthinker.segment.base import SegmentationError, Segmenter, make_segmenter
+from fourdthinker.lazy import lazy_exports
 
 __all__ = ["SegmentationError", "Segmenter", "make_segmenter"]
+__getattr__, __dir__ = lazy_exports(__name__, dict.fromkeys(__all__, "fourdthinker.segment.base"))

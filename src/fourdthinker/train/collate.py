@@ -10,8 +10,11 @@ followed by the response tokens of the chosen mode:
 
 followed by ``<|im_end|>``. Labels are the response ids with latent pads masked
 (``latent.blocks.response_labels``). Bad records (schema, missing/broken image, placeholder count,
-over-long sequence) raise :class:`SampleError` with a one-line reason; the dataset quarantines
-them to ``quarantine.jsonl`` and goes on.
+over-long sequence) raise :class:`SampleError` with a one-line reason.
+
+:class:`DiftDataset` streams: a fast validation pass quarantines bad records up front (to
+``quarantine.jsonl``), the latent targets go to their disk cache, and each sample is encoded when
+the DataLoader fetches it; one that still fails then is skipped and logged (docs/dift_full_size.md).
 """
 
 from __future__ import annotations
@@ -67,14 +70,20 @@ def build_sample(adapter, record, root: str | os.PathLike, *, mode: str = "dift"
                  max_length: int = 4096, fps: float | None = None, max_frames: int | None = 16,
                  max_pixels: int | None = 448 * 448) -> Sample:
     """Encode one ``DiftRecord`` (see the module docstring). Raises ``SampleError`` on bad input."""
-    from fourdthinker.models.inputs import InputError, load_image, record_inputs
+    from fourdthinker.models.inputs import (
+        DEFAULT_FPS,
+        FrameSettings,
+        InputError,
+        encode_inputs,
+        load_image,
+        record_inputs,
+    )
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     tok = adapter.tokenizer
     try:
-        frames, text = record_inputs(record, root, fps=fps or record.frames_fps, max_frames=max_frames,
-                                     max_pixels=max_pixels)
+        prompt = record_inputs(record, root, FrameSettings(fps or DEFAULT_FPS, max_frames, max_pixels))
         images = []
         if mode == "dift":
             _, img_paths = record.resolve(root)
@@ -84,7 +93,7 @@ def build_sample(adapter, record, root: str | os.PathLike, *, mode: str = "dift"
     n_img = record.reasoning.count("<imagery>")
     if mode == "dift" and n_img != len(images):
         raise SampleError(f"record {record.id}: {n_img} <imagery> placeholders but {len(images)} imagery images")
-    enc = adapter.encode_one(frames, text, fps=fps or record.frames_fps)
+    enc = encode_inputs(adapter, [prompt])  # the one input builder (models/inputs.py), as RL, infer and eval
     end = "<|im_end|>" if "<|im_end|>" in tok.get_vocab() else tok.eos_token
     resp = tok(response_text(record.reasoning, record.answer, mode, k) + end, add_special_tokens=False,
                return_tensors="pt")["input_ids"]  # [1, R]
@@ -126,63 +135,339 @@ def build_sample(adapter, record, root: str | os.PathLike, *, mode: str = "dift"
 
 def read_records(data: str | os.PathLike) -> tuple[Path, list[dict]]:
     """(root, raw rows) of ``dift.jsonl`` (``data`` is the file or the folder holding it)."""
-    from fourdthinker.io import read_jsonl
+    from fourdthinker.io import check_unique_ids, read_jsonl
 
+    f = records_file(data)
+    rows = read_jsonl(f)
+    check_unique_ids(rows, f)  # the same refusal as every other record reader
+    return f.parent, rows
+
+
+def _id_rows(file: Path):
+    """One small ``{"id": ...}`` dict per line of ``file`` (``{}`` for blank or broken lines), streamed,
+    so ``check_unique_ids`` reports true line numbers without holding the records."""
+    import json
+
+    with open(file, "rb") as f:
+        for raw in f:
+            try:
+                row = json.loads(raw) if raw.strip() else {}
+            except ValueError:
+                row = {}
+            yield {"id": row.get("id")} if isinstance(row, dict) else {}
+
+
+def records_file(data: str | os.PathLike) -> Path:
+    """The ``dift.jsonl`` of ``data`` (the file itself or the folder holding it)."""
     p = Path(data)
     f = p / "dift.jsonl" if p.is_dir() else p
     if not f.exists():
         raise FileNotFoundError(f"{f}: no dift.jsonl here (run `fourdthinker data build` first)")
-    return f.parent, read_jsonl(f)
+    return f
+
+
+# ----------------------------------------------------------------------------- validation pass
+def _schema_reason(e) -> str:
+    """One line naming the bad field of a pydantic ``ValidationError``."""
+    err = e.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"])
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if not loc:  # a model-level check: the only one on DiftRecord ties reasoning to imagery
+        loc = "reasoning/imagery" if "<imagery>" in msg else "record"
+    return f"field {loc}: {msg}"
+
+
+def _check_path(root: Path, rel: str, field_name: str, *, file: bool) -> Path:
+    """``root/rel`` inside the root and present (a stat, no read), or ``SampleError`` naming the field."""
+    from fourdthinker.io import resolve_inside
+
+    try:
+        p = resolve_inside(root, rel)
+    except ValueError as e:
+        raise SampleError(f"{field_name} {e}") from None
+    if not (p.is_file() if file else p.exists()):
+        raise SampleError(f"{field_name} {rel}: {'image file' if file else 'video'} not found")
+    return p
+
+
+def validate_record(row: dict, root: str | os.PathLike, adapter, *, mode: str = "dift", k: int = 4,
+                    max_length: int = 4096):
+    """The fast checks of one raw row, before training: schema (pydantic), every path inside the
+    root and present, ``<imagery>`` count = imagery images, and the response's latent blocks and
+    length (a tokenizer call). No image or video is decoded. Returns the ``DiftRecord``; raises
+    ``SampleError`` whose message names the record and the bad field."""
+    from pydantic import ValidationError
+
+    from fourdthinker.data.records import DiftRecord
+
+    rid = row.get("id") if isinstance(row, dict) else None
+    if not isinstance(row, dict):
+        raise SampleError(f"record is a {type(row).__name__}, not a JSON object")
+    try:
+        rec = DiftRecord.model_validate(row)
+    except ValidationError as e:
+        raise SampleError(f"record {rid}: invalid {_schema_reason(e)}") from None
+    root = Path(root)
+    try:
+        if rec.frames:
+            for i, f in enumerate(rec.frames):
+                _check_path(root, f, f"frames[{i}]", file=True)
+        else:
+            _check_path(root, rec.video, "video", file=False)
+        if mode == "dift":
+            for i, f in enumerate(rec.imagery):
+                _check_path(root, f, f"imagery[{i}]", file=True)
+    except SampleError as e:
+        raise SampleError(f"record {rec.id}: {e}") from None
+    tok = adapter.tokenizer
+    end = "<|im_end|>" if "<|im_end|>" in tok.get_vocab() else tok.eos_token
+    resp = tok(response_text(rec.reasoning, rec.answer, mode, k) + end, add_special_tokens=False)["input_ids"]
+    if mode == "dift":
+        ids = [adapter.latent_start_id, adapter.latent_pad_id, adapter.latent_end_id]
+        if None in ids:
+            raise RuntimeError("latent tokens missing: call adapter.add_latent_tokens() first")
+        try:
+            check_blocks(list(resp), k, ids[0], ids[1], ids[2], len(rec.imagery), where=f"record {rec.id}: field reasoning: ")
+        except ValueError as e:
+            raise SampleError(str(e)) from None
+    if len(resp) >= max_length:
+        raise SampleError(f"record {rec.id}: field reasoning: response of {len(resp)} tokens alone reaches max_length {max_length}")
+    return rec
+
+
+def _index_path(cache, root: Path) -> Path:
+    import hashlib
+
+    return cache.dir / "paths" / f"{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]}.json"
+
+
+class TargetPass:
+    """Fills the latent-target cache for the imagery of the records given to :meth:`add`, streaming:
+    images are decoded and encoded ``cache.batch_size`` at a time and written to disk, never held
+    all together. ``add`` returns the reason a record's imagery cannot be read (it is quarantined),
+    else None; :meth:`close` flushes the last batch and the index.
+
+    An index ``<cache>/paths/<root hash>.json`` maps each image path (with its size and mtime) to its
+    pixel hash, so a rerun over a warm cache only stats the files (no decode)."""
+
+    def __init__(self, cache, root: Path):
+        import json
+
+        self.cache, self.root = cache, Path(root)
+        self.index_path = _index_path(cache, self.root)
+        try:
+            self.index = json.loads(self.index_path.read_text()) if self.index_path.exists() else {}
+        except (OSError, ValueError):  # a broken index only costs a re-hash
+            self.index = {}
+        self.changed = False
+        self.pending: list[tuple[str, Any]] = []
+        self.queued: set[str] = set()
+        self.decoded = 0  # images decoded (index misses): 0 on a warm rerun
+
+    def add(self, rec) -> str | None:
+        from fourdthinker.latent.targets import image_hash
+        from fourdthinker.models.inputs import InputError, load_image
+
+        for j, rel in enumerate(rec.imagery):
+            p = self.root / rel  # already checked inside the root by validate_record
+            try:
+                st = p.stat()
+                hit = self.index.get(rel)
+                if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns and (
+                        hit[2] in self.queued or self.cache.has(hit[2])):
+                    continue
+                img = load_image(p)
+            except (InputError, OSError) as e:
+                return f"record {rec.id}: imagery[{j}] {e}"
+            self.decoded += 1
+            h = image_hash(img)
+            self.index[rel] = [st.st_size, st.st_mtime_ns, h]
+            self.changed = True
+            if h in self.queued or self.cache.has(h):
+                continue
+            self.queued.add(h)
+            self.pending.append((h, img))
+            if len(self.pending) >= self.cache.batch_size:
+                self._flush()
+        return None
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.cache.put([x[0] for x in self.pending], [x[1] for x in self.pending])
+            self.pending.clear()
+
+    def close(self) -> None:
+        import json
+
+        from fourdthinker.io import atomic_write_text
+
+        self._flush()
+        if self.changed:
+            atomic_write_text(self.index_path, json.dumps(self.index))
+            self.changed = False
+
+
+def _progress(on: bool, what: str, total: int):
+    if not on:
+        return None
+    from rich.progress import Progress
+
+    bar = Progress(transient=True)
+    bar.start()
+    return bar, bar.add_task(what, total=total)
+
+
+class _CacheOnly:
+    """``targets`` for ``build_sample`` at load time: the disk cache only, never the encoder."""
+
+    def __init__(self, cache):
+        self.cache = cache
+
+    def get(self, images):
+        return self.cache.cached(images)
 
 
 class DiftDataset(torch.utils.data.Dataset):
-    """All valid samples of a ``dift.jsonl``, encoded once (in memory) with a progress bar.
+    """The valid records of a ``dift.jsonl``, each encoded when it is fetched (``__getitem__``,
+    so in the DataLoader workers): memory does not grow with the number of records.
 
-    Invalid records are skipped and appended to ``quarantine`` (JSONL, ``{id, line, reason}``)."""
+    Construction runs the fast validation pass (:func:`validate_record`: schema, paths, files,
+    ``<imagery>`` count, no decode) and, in ``dift`` mode, :func:`prepare_targets` (latent targets
+    computed once into the disk cache). Bad records are listed in ``skipped`` and written to
+    ``quarantine`` (JSONL ``{id, line, reason}``, rewritten each run). What the dataset keeps per
+    record is one int64 byte offset into ``dift.jsonl``.
+
+    A record that still fails when fetched (a file deleted or corrupted since, a decode error, an
+    over-long sequence) is skipped and logged (``load_errors`` JSONL and a warning): item ``i`` is
+    replaced by the next record that loads, ``i+1, i+2, ...`` (cyclic). The batch keeps its size
+    and the sampler's order is untouched, so a rerun or an exact ``--resume`` sees the same
+    batches; at most ``max_replacements`` records are tried before the fetch fails."""
 
     def __init__(self, data: str | os.PathLike, adapter, *, mode: str = "dift", k: int = 4, targets=None,
-                 quarantine: str | os.PathLike | None = None, progress: bool = True, **kw):
-        from pydantic import ValidationError
+                 quarantine: str | os.PathLike | None = None, load_errors: str | os.PathLike | None = None,
+                 progress: bool = True, max_replacements: int = 100, **kw):
+        import json
 
-        from fourdthinker.data.records import DiftRecord
-        from fourdthinker.io import append_jsonl
+        import numpy as np
 
-        self.root, rows = read_records(data)
-        self.samples: list[Sample] = []
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.file = records_file(data)
+        self.root = self.file.parent
+        from fourdthinker.io import check_unique_ids
+
+        check_unique_ids(_id_rows(self.file), self.file)  # the same refusal as every other record reader
+        self.adapter, self.mode, self.k, self.kw = adapter, mode, k, kw
+        self.load_errors = Path(load_errors) if load_errors is not None else None
+        self.max_replacements = max_replacements
         self.skipped: list[dict] = []
-        it = rows
-        bar = None
-        if progress:
-            from rich.progress import Progress
+        self._tmp = None
+        if mode == "dift":
+            if targets is None:
+                raise ValueError("DiftDataset: dift mode needs a LatentTargetCache (targets=...)")
+            if targets.dir is None:  # no shared cache: a private one that lives as long as the dataset
+                import copy
+                import tempfile
 
-            bar = Progress(transient=True)
-            bar.start()
-            task = bar.add_task(f"encoding {len(rows)} {mode} samples", total=len(rows))
+                self._tmp = tempfile.TemporaryDirectory(prefix="dift_targets_")
+                targets = copy.copy(targets)
+                targets.dir = Path(self._tmp.name)
+        self.targets = targets
+        offsets: list[int] = []
+        lines: list[int] = []
+        tp = TargetPass(targets, self.root) if mode == "dift" else None
+        max_length = kw.get("max_length", 4096)
+        with open(self.file, "rb") as f:
+            n_lines = sum(1 for _ in f)
+        bar = _progress(progress, f"validating {n_lines} {mode} records", n_lines)
         try:
-            for line, row in enumerate(it, 1):
-                try:
-                    rec = DiftRecord.model_validate(row)
-                    self.samples.append(build_sample(adapter, rec, self.root, mode=mode, k=k, targets=targets, **kw))
-                except (ValidationError, SampleError) as e:
-                    reason = str(e).splitlines()[0] if isinstance(e, SampleError) else f"invalid record: {e.errors()[0]['msg']}"
-                    entry = {"id": row.get("id"), "line": line, "reason": reason}
-                    self.skipped.append(entry)
-                    if quarantine is not None:
-                        append_jsonl(quarantine, entry)
-                if bar is not None:
-                    bar.advance(task)
+            with open(self.file, "rb") as f:
+                off = 0
+                for line_no, raw in enumerate(f, 1):
+                    here, off = off, off + len(raw)
+                    if bar is not None:
+                        bar[0].advance(bar[1])
+                    if not raw.strip():
+                        continue
+                    row: Any = None
+                    try:
+                        try:
+                            row = json.loads(raw)
+                        except ValueError:
+                            raise SampleError(f"line {line_no}: not valid JSON") from None
+                        rec = validate_record(row, self.root, adapter, mode=mode, k=k, max_length=max_length)
+                        why = tp.add(rec) if tp is not None else None
+                        if why:
+                            raise SampleError(why)
+                    except SampleError as e:
+                        self.skipped.append({"id": row.get("id") if isinstance(row, dict) else None,
+                                             "line": line_no, "reason": str(e).splitlines()[0]})
+                    else:
+                        offsets.append(here)
+                        lines.append(line_no)
         finally:
+            if tp is not None:
+                tp.close()
             if bar is not None:
-                bar.stop()
-        if not self.samples:
+                bar[0].stop()
+        self.offsets = np.asarray(offsets, dtype=np.int64)  # what is kept per record: 8 bytes
+        self.lines = np.asarray(lines, dtype=np.int64)
+        self._bad: set[int] = set()
+        if quarantine is not None:
+            from fourdthinker.io import write_jsonl
+
+            write_jsonl(quarantine, self.skipped)
+        if not len(self.offsets):
             why = self.skipped[0]["reason"] if self.skipped else "file is empty"
-            raise ValueError(f"{self.root / 'dift.jsonl'}: no usable records ({len(self.skipped)} skipped; first: {why})")
+            raise ValueError(f"{self.file}: no usable records ({len(self.skipped)} skipped; first: {why})")
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.offsets)
+
+    def record(self, i: int):
+        """The ``DiftRecord`` of item ``i`` (one line read and parsed)."""
+        import json
+
+        from fourdthinker.data.records import DiftRecord
+
+        with open(self.file, "rb") as f:
+            f.seek(int(self.offsets[i]))
+            return DiftRecord.model_validate(json.loads(f.readline()))
+
+    def ids(self) -> list[str]:
+        """Record ids in item order (reads the file)."""
+        return [self.record(i).id for i in range(len(self))]
+
+    def load(self, i: int) -> Sample:
+        """Encode item ``i`` now (raises on a bad record; ``__getitem__`` skips instead)."""
+        targets = _CacheOnly(self.targets) if self.mode == "dift" else None
+        return build_sample(self.adapter, self.record(i), self.root, mode=self.mode, k=self.k, targets=targets, **self.kw)
 
     def __getitem__(self, i: int) -> Sample:
-        return self.samples[i]
+        n = len(self)
+        first_reason = None
+        for step in range(min(n, self.max_replacements + 1)):
+            j = (i + step) % n
+            if j in self._bad:
+                continue
+            try:
+                return self.load(j)
+            except Exception as e:  # noqa: BLE001 - any load failure skips the record (logged), never the run
+                reason = str(e).splitlines()[0] if isinstance(e, SampleError) else f"{type(e).__name__}: {e}".splitlines()[0]
+                first_reason = first_reason or reason
+                self._bad.add(j)
+                self._log_failure(j, reason)
+        raise RuntimeError(f"{self.file}: item {i} and the {self.max_replacements} records after it all failed to "
+                           f"load (first: {first_reason})")
+
+    def _log_failure(self, j: int, reason: str) -> None:
+        import logging
+
+        logging.getLogger(__name__).warning("skipping record at line %d of %s: %s", int(self.lines[j]), self.file, reason)
+        if self.load_errors is not None:
+            from fourdthinker.io import append_jsonl
+
+            append_jsonl(self.load_errors, {"line": int(self.lines[j]), "reason": reason, "pid": os.getpid()})
 
 
 class DiftCollator:

@@ -6,7 +6,7 @@ group statistics), so they also plug into ``trl.GRPOTrainer(reward_funcs=[...])`
 ``completions`` are strings (the decoded response, special tokens kept) or TRL's conversational
 form (a list of messages; the last message's content is used).
 
-* ``accuracy_reward``: 1.0 iff the shared parser (``fourdthinker.eval.answers.parse_answer``, the
+* ``accuracy_reward``: 1.0 iff the shared parser (``fourdthinker.qa.parse_answer``, the
   one used by evaluation too) reads the key letter from the response, else 0.0.
 * ``format_reward``: 1.0 iff the response is exactly ``<think> .. </think><answer>X</answer>`` with
   X a valid option (``has_valid_format``) AND every latent block is well formed:
@@ -23,7 +23,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from fourdthinker.eval.answers import has_valid_format, parse_answer
+from fourdthinker.qa import LATENT_END, LATENT_PAD, LATENT_START, has_valid_format, parse_answer
 
 __all__ = [
     "REWARD_FUNCS",
@@ -33,9 +33,10 @@ __all__ = [
     "latent_blocks_ok",
 ]
 
-LAT_S, LAT_E, LAT_PAD = "<|latent_start|>", "<|latent_end|>", "<|latent_pad|>"
-_LATENT_ANY = re.compile(r"<\|latent_(?:start|end|pad)\|>")
-_BLOCK = re.compile(r"<\|latent_start\|>((?:\s*<\|latent_pad\|>)*)\s*<\|latent_end\|>")
+LAT_S, LAT_E, LAT_PAD = LATENT_START, LATENT_END, LATENT_PAD  # short names used below
+_S, _E, _P = re.escape(LAT_S), re.escape(LAT_E), re.escape(LAT_PAD)
+_LATENT_ANY = re.compile(f"{_S}|{_E}|{_P}")
+_BLOCK = re.compile(rf"{_S}((?:\s*{_P})*)\s*{_E}")
 _MARKER = re.compile(r"<imagery:(\d+)>")  # rendered latent block (decoder's text view), K slots
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
 

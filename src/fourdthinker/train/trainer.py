@@ -99,7 +99,7 @@ class StatsTrainer(Trainer):
         model = model if model is not None else self.model
         if self.is_deepspeed_enabled or hasattr(model, "peft_config"):
             return super()._load_from_checkpoint(resume_from_checkpoint, model)
-        sd = type(model).from_pretrained(resume_from_checkpoint, dtype=model.dtype).state_dict()
+        sd = type(model).from_pretrained(resume_from_checkpoint, dtype=model.dtype, use_safetensors=True).state_dict()
         missing, unexpected = model.load_state_dict(sd, strict=False)
         if missing or unexpected:
             raise RuntimeError(f"{resume_from_checkpoint}: checkpoint does not match the model "
@@ -111,9 +111,20 @@ class StatsTrainer(Trainer):
                 self._stats[k].append(float(v))
 
     def pop_stats(self) -> dict[str, float]:
-        out = {k: sum(v) / len(v) for k, v in self._stats.items() if v}
+        """Mean of each stat over this step's micro-batches, and over all processes when several
+        train (every rank must call it: a collective)."""
+        local = {k: (sum(v), len(v)) for k, v in self._stats.items() if v}
         self._stats.clear()
-        return out
+        if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+            parts: list = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(parts, local)
+            merged: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+            for part in parts:
+                for k, (tot, n) in part.items():
+                    merged[k][0] += tot
+                    merged[k][1] += n
+            local = {k: (v[0], v[1]) for k, v in merged.items()}
+        return {k: tot / n for k, (tot, n) in local.items()}
 
 
 class StepLogCallback(TrainerCallback):
@@ -135,9 +146,10 @@ class StepLogCallback(TrainerCallback):
             old = [r for r in read_jsonl(self.path, tolerate_truncated_tail=True) if r.get("step", 0) <= start]
         from fourdthinker.io import write_jsonl
 
-        write_jsonl(self.path, old)
+        if state.is_world_process_zero:
+            write_jsonl(self.path, old)
         self.rows = old
-        if self.progress:
+        if self.progress and state.is_world_process_zero:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
             self._bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -153,7 +165,8 @@ class StepLogCallback(TrainerCallback):
         lr = float(sched.get_last_lr()[0]) if sched is not None else None
         row = {"step": state.global_step, "epoch": round(float(state.epoch or 0), 4), "lr": lr, **stats}
         self.rows.append(row)
-        append_jsonl(self.path, row)
+        if state.is_world_process_zero:  # one writer when several processes train
+            append_jsonl(self.path, row)
         if self._bar is not None:
             info = " ".join(f"{k}={v:.4f}" for k, v in stats.items() if k in ("loss", "ce", "sim"))
             self._bar.update(self._task, completed=state.global_step, info=info)

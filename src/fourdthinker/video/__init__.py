@@ -2,19 +2,18 @@
 overlay masks (Eq. 1, docs/method.md#eq-1), write clips, contact sheets. Every bad file raises a ``VideoError``
 subclass whose message is one line naming the file."""
 
-from fourdthinker.video.errors import (
-    CorruptVideoError,
-    EmptyVideoError,
-    NoVideoStreamError,
-    UnsupportedCodecError,
-    VideoError,
-    VideoNotFoundError,
-)
-from fourdthinker.video.overlay import BLUE, RED, cap_pixels, capped_size, overlay
-from fourdthinker.video.probe import VideoInfo, probe
-from fourdthinker.video.sample import SampledFrames, sample_frames, sample_frames_naive, target_times
-from fourdthinker.video.sheet import contact_sheet, save_png
-from fourdthinker.video.write import write_video
+from fourdthinker.lazy import lazy_exports
+
+_EXPORTS = {  # loaded on first use (fourdthinker.lazy)
+    **dict.fromkeys(["CorruptVideoError", "EmptyVideoError", "NoVideoStreamError", "UnsupportedCodecError", "VideoError",
+                     "VideoNotFoundError"], "fourdthinker.video.errors"),
+    **dict.fromkeys(["BLUE", "RED", "cap_pixels", "capped_size", "overlay"], "fourdthinker.video.overlay"),
+    **dict.fromkeys(["VideoInfo", "probe"], "fourdthinker.video.probe"),
+    **dict.fromkeys(["SampledFrames", "sample_frames", "sample_frames_naive", "target_times"], "fourdthinker.video.sample"),
+    **dict.fromkeys(["contact_sheet", "save_png"], "fourdthinker.video.sheet"),
+    "write_video": "fourdthinker.video.write",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "BLUE",

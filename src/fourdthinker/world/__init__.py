@@ -5,21 +5,14 @@
 ``world.motion``; renderer: ``world.render``; one clip: ``world.clipgen``.
 """
 
-from fourdthinker.world.clip import ClipData, ClipError, is_complete_clip, load_clip
-from fourdthinker.world.config import WorldConfig
-from fourdthinker.world.generate import generate_world, label_distribution, print_label_table, write_clip
-from fourdthinker.world.truth import ClipMeta, ClipTruth
+from fourdthinker.lazy import lazy_exports
 
-__all__ = [
-    "ClipData",
-    "ClipError",
-    "ClipMeta",
-    "ClipTruth",
-    "WorldConfig",
-    "generate_world",
-    "is_complete_clip",
-    "label_distribution",
-    "load_clip",
-    "print_label_table",
-    "write_clip",
-]
+_EXPORTS = {
+    **dict.fromkeys(["ClipData", "ClipError", "is_complete_clip", "load_clip"], "fourdthinker.world.clip"),
+    "WorldConfig": "fourdthinker.world.config",
+    **dict.fromkeys(["generate_world", "label_distribution", "print_label_table", "write_clip"],
+                    "fourdthinker.world.generate"),
+    **dict.fromkeys(["ClipMeta", "ClipTruth"], "fourdthinker.world.truth"),
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -28,7 +28,7 @@ Conventions (all exact, all tested):
   ``local = R_t (c_{t+1} - c_t)``, euler ``'yxz'`` -> (yaw, pitch, roll); dz > th -> Dolly In,
   dx > th -> Truck Right, dy > th -> Pedestal Down, yaw > th -> Pan Left, pitch > th -> Tilt Down,
   roll > th -> Roll CCW. ``spatialvid_instructions`` (implemented once, in
-  ``fourdthinker.data.camera``, and re-exported here) applies that rule to our poses and the tests
+  ``fourdthinker.world.spatialvid``, and re-exported here) applies that rule to our poses and the tests
   check it recovers every segment's label.
 """
 
@@ -38,7 +38,7 @@ import math
 
 import numpy as np
 
-from fourdthinker.data.camera import spatialvid_instructions
+from fourdthinker.world.spatialvid import spatialvid_instructions
 
 __all__ = [
     "MOTIONS", "WORLD_UP", "apply_motion", "intrinsics", "look_rotation", "make_c2w", "project", "rot_axis",
