@@ -82,6 +82,9 @@ def test_resolve_latent_size_order():
     assert resolve_latent_size(_Adapter(None, 2)) == 2  # the model config's
     assert resolve_latent_size(_Adapter(None, None)) == DEFAULT_LATENT_SIZE == 4
     assert resolve_latent_size(object(), default=6) == 6
+    from fourdthinker.train.rl_step import model_latent_size  # 4DRL's K goes through the same rule
+
+    assert model_latent_size(_Adapter(None, 2)) == 2 and model_latent_size(_Adapter(None, None)) == 4
 
 
 def test_config_field_carries_help_and_metadata():
@@ -91,6 +94,9 @@ def test_config_field_carries_help_and_metadata():
 
     (f,) = dataclasses.fields(C)
     assert C().a == 3 and f.metadata == {"help": "the a", "cli": "--a"}
-    from fourdthinker.demo.config import DemoConfig
+    from fourdthinker.demo import config as demo_config
+    from fourdthinker.train import rl_config
 
-    assert all(f.metadata.get("help") for f in dataclasses.fields(DemoConfig))
+    assert demo_config._f is rl_config._f is config_field  # one helper for every stage config
+    assert all(f.metadata.get("help") for f in dataclasses.fields(demo_config.DemoConfig))
+    assert all(f.metadata.get("help") for f in dataclasses.fields(rl_config.RLConfig))

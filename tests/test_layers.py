@@ -146,11 +146,13 @@ def test_rewards_import_loads_no_eval_demo_or_rl(statement):
 
 def test_contracts_and_stage_packages_import_cheaply():
     """The root contracts load no stage; a stage package loads none of its submodules until used."""
-    mods = _imported_by("import fourdthinker.qa, fourdthinker.records, fourdthinker.eval.metrics, fourdthinker.world")
+    mods = _imported_by("import fourdthinker.qa, fourdthinker.records, fourdthinker.eval.metrics, fourdthinker.world, "
+                        "fourdthinker.models")
     stages = sorted(m for m in mods if m.startswith("fourdthinker.") and layer_name(m) != "root"
-                    and m not in ("fourdthinker.eval", "fourdthinker.eval.metrics", "fourdthinker.world"))
+                    and m not in ("fourdthinker.eval", "fourdthinker.eval.metrics", "fourdthinker.world",
+                                  "fourdthinker.models"))
     assert not stages, stages
-    assert "torch" not in mods
+    assert "torch" not in mods  # models/__init__ loads models.base (torch) only when VLMAdapter is used
 
 
 def test_lazy_export_named_like_its_submodule_stays_the_function():

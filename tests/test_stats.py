@@ -52,3 +52,12 @@ def test_old_homes_point_here():
 
     assert demo_paired is paired_delta_ci
     assert bootstrap_ci({"x": [1, 0], "y": [1]}, seed=5) == stratified_bootstrap_ci([[1, 0], [1]], seed=5)
+
+
+def test_rl_probe_gain_uses_the_one_bootstrap():
+    from fourdthinker.train.rl_probe import paired_mean_delta_ci
+
+    before, after = [0.0, 0.5, 1.0, 0.25], [0.5, 0.5, 0.75, 1.0]  # differences [0.5, 0, -0.25, 0.75]
+    d, lo, hi = paired_mean_delta_ci(before, after, n_boot=500, seed=2)
+    assert d == pytest.approx(1.0 / 4)  # (0.5 + 0 - 0.25 + 0.75) / 4
+    assert (lo, hi) == stratified_bootstrap_ci([[0.5, 0.0, -0.25, 0.75]], n_boot=500, seed=2)

@@ -8,9 +8,10 @@ import pytest
 
 from fourdthinker.eval.evaluate import evaluate, load_result, read_predictions
 from fourdthinker.eval.loaders import load_dyn_bench
-from fourdthinker.eval.runners import RandomRunner, load_visuals
+from fourdthinker.eval.runners import RandomRunner
 from fourdthinker.eval.runners.base import RunOutput
 from fourdthinker.eval.tables import TABLE1_COLUMNS, TABLE2_COLUMNS, bench_table, table3
+from fourdthinker.models.inputs import FrameSettings, record_frames
 
 
 class FrameCountRunner:
@@ -29,7 +30,7 @@ class FrameCountRunner:
     def generate(self, items, root, *, seed, do_sample):
         outs = []
         for it in items:
-            frames = load_visuals(it, root, max_frames=2)
+            frames = record_frames(it, root, FrameSettings(max_frames=2))
             self.seen.append(it.id)
             letter = it.answer if int(it.id.rsplit("/", 1)[1]) % 2 == 0 else "D"
             outs.append(RunOutput(text=f"<think>{len(frames)} frames</think><answer>{letter}</answer>"))

@@ -93,7 +93,8 @@ def test_latent_runner_stores_latent_health_in_summary(adapter, world_root, tmp_
         h = json.loads((tmp_path / "summary.json").read_text())["latent_health"]
         assert h == res.latent_health
         assert h["n_latent"] == sum(p.n_latent_steps for p in res.predictions.values()) > 0
-        assert h["latent_norm"] > 0 and h["embed_norm"] == pytest.approx(mean_norm(adapter.model.get_input_embeddings().weight))
+        assert h["latent_norm"] > 0 and h["embed_norm"] == pytest.approx(
+            mean_norm(adapter.model.get_input_embeddings().weight[: len(adapter.tokenizer)]))  # padding rows excluded
         assert h["latent_over_embed"] == pytest.approx(h["latent_norm"] / h["embed_norm"])
         res2 = evaluate(r, lr.items[:3], tmp_path, root=lr.root, progress=False)  # resume: decodes 1 more item
         h2 = json.loads((tmp_path / "summary.json").read_text())["latent_health"]

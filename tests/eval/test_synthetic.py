@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 
 from fourdthinker.eval.loaders import BenchmarkFormatError, load_benchmark
-from fourdthinker.eval.runners import load_visuals
 from fourdthinker.eval.synthetic import build_synthetic_items, write_bench_jsonl
 from fourdthinker.labels import OPPOSITE
+from fourdthinker.models.inputs import FrameSettings, record_frames
 
 
 def test_balanced_tasks_and_letters(world_root):
@@ -39,7 +39,7 @@ def test_balanced_tasks_and_letters(world_root):
 
 def test_frames_load_and_bench_jsonl_roundtrip(world_root, tmp_path):
     lr = load_benchmark("synthetic", world_root)
-    frames = load_visuals(lr.items[0], lr.root, max_frames=3)
+    frames = record_frames(lr.items[0], lr.root, FrameSettings(max_frames=3))
     assert len(frames) == 3 and frames[0].shape == (48, 64, 3)
     path = write_bench_jsonl(lr)
     try:

@@ -123,7 +123,11 @@ def test_force_tokens_hook():
 
 def test_greedy_without_latents_equals_generate(adapter):
     """No latent block emitted: our decoder == model.generate token for token (batch 1 and 3)."""
-    sup = [adapter.latent_start_id, adapter.latent_end_id, adapter.latent_pad_id]
+    from fourdthinker.latent.decode import _vision_placeholder_ids
+
+    # what the decoder never emits: latent tokens (no block here), vision placeholders, padding rows
+    sup = [adapter.latent_start_id, adapter.latent_end_id, adapter.latent_pad_id,
+           *_vision_placeholder_ids(adapter.model), *adapter.padding_ids()]
     for vids, texts in ((VIDEOS[:1], TEXTS[:1]), (VIDEOS, TEXTS)):
         batch = adapter.encode_prompts(vids, texts)
         L = batch["input_ids"].shape[1]
@@ -155,7 +159,9 @@ def test_exactly_k_latent_steps_and_replay_matches_full_forward(adapter):
             fed = rep["hidden"][b, [L + p - 1 for p in pos]]
             torch.testing.assert_close(fed, r.latent_inputs, atol=1e-4, rtol=0)
             # and the text tokens chosen greedily are the argmax of the full forward's logits
-            pred = rep["logits"][b, L - 1 : L - 1 + len(r.token_ids)].argmax(-1).tolist()
+            lg = rep["logits"][b, L - 1 : L - 1 + len(r.token_ids)].clone()
+            lg[:, adapter.padding_ids()] = float("-inf")  # a padded vocabulary's unused rows are never sampled
+            pred = lg.argmax(-1).tolist()
             forced = {2, 9} | {p for p in range(len(r.token_ids)) if r.token_ids[p] in (lid.pad, lid.end)}
             for p, (t, q) in enumerate(zip(r.token_ids, pred, strict=True)):
                 if p not in forced:
@@ -183,6 +189,26 @@ def test_never_emits_vision_placeholders_and_replay_still_lines_up(adapter):
         assert not set(r.token_ids) & set(ph), r.token_ids
     rep = replay_forward(adapter, batch, res)  # raised "video features and tokens do not match" before
     assert torch.isfinite(rep["logits"]).all()
+
+
+def test_never_samples_padding_rows(adapter):
+    """A padded vocabulary's rows past len(tokenizer) have no token: even when a hook puts all the
+    mass on them (a random or badly trained head), neither greedy nor sampled decoding picks one."""
+    pad_rows = adapter.padding_ids()
+    assert pad_rows, "the tiny presets have padded vocabularies like the real checkpoints"
+    batch = adapter.encode_prompts(VIDEOS[:2], TEXTS[:2])
+    no_eos = _no_eos(adapter)
+
+    def favour_padding(ids, scores):
+        scores = no_eos(ids, scores)
+        scores[:, pad_rows] = 1e4
+        return scores
+
+    for sample in (False, True):
+        res = latent_generate(adapter, batch, max_new_tokens=4, logits_processor=favour_padding, do_sample=sample,
+                              generator=torch.Generator().manual_seed(0))
+        for r in res:
+            assert r.token_ids and max(r.token_ids) < len(adapter.tokenizer), r.token_ids
 
 
 def test_batched_equals_one_by_one(adapter):

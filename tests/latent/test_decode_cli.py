@@ -10,7 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from fourdthinker.latent.commands import InputError, infer, load_frames, parse_options, resolve_latent_norm
+from fourdthinker.latent.commands import InputError, infer, parse_options, resolve_latent_norm
+from fourdthinker.models.inputs import FrameSettings, load_frames
 
 MODEL = "qwen2.5-vl-tiny"
 
@@ -61,18 +62,20 @@ def test_parse_options_forms():
 
 
 def test_load_frames_errors(files, tmp_path):
-    assert len(load_frames(files / "clip.mp4", fps=1.0)) == 3  # a 3 s clip at 1 FPS
+    """infer reads a user-given path (root=None) through the one input builder."""
+    assert len(load_frames(None, files / "clip.mp4", settings=FrameSettings(fps=1.0))) == 3  # a 3 s clip at 1 FPS
     with pytest.raises(InputError, match="video not found"):
-        load_frames(files / "missing.mp4")
+        load_frames(None, files / "missing.mp4")
     with pytest.raises(InputError, match="bad.mp4"):
-        load_frames(files / "bad.mp4")
-    with pytest.raises(InputError, match="neither video.mp4 nor frame images"):
-        load_frames(tmp_path)
-    assert len(load_frames(files / "bank", max_frames=3)) == 3  # a folder of frame images
+        load_frames(None, files / "bad.mp4")
+    with pytest.raises(InputError, match="no video.mp4 and no frame images"):
+        load_frames(None, tmp_path)
+    assert len(load_frames(None, files / "bank", settings=FrameSettings(max_frames=3))) == 3  # a folder of frame images
 
 
 def test_resolve_latent_norm():
-    assert resolve_latent_norm("none", None) is None
+    assert resolve_latent_norm("none", None) == 0.0  # 0 = never rescale
+    assert resolve_latent_norm("auto", None) is None  # None = the model's own setting
     assert resolve_latent_norm("12.5", None) == 12.5
     with pytest.raises(InputError, match="expected none, match or a number"):
         resolve_latent_norm("big", None)

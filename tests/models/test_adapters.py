@@ -39,12 +39,79 @@ def test_latent_tokens_ids_from_tokenizer_and_mean_init(name):
         assert len(ad.tokenizer(t, add_special_tokens=False)["input_ids"]) == 1
     W = ad.model.get_input_embeddings().weight
     n_old = min(ids)
-    assert W.shape[0] == len(ad.tokenizer)
-    assert torch.allclose(W[ids[0]], W[:n_old].mean(0), atol=1e-6), "new rows start at the mean of the old rows"
+    # the preset's vocabulary is padded like the real checkpoints: the latent ids land in padding rows
+    assert W.shape[0] > len(ad.tokenizer) and ad.padding_ids() == list(range(len(ad.tokenizer), W.shape[0]))
+    assert torch.allclose(W[ids[0]], W[:n_old].mean(0), atol=1e-6), "new rows start at the mean of the trained rows"
     head = ad.model.get_output_embeddings().weight
     assert torch.allclose(head[ids[2]], head[:n_old].mean(0), atol=1e-6)
     assert ad.add_latent_tokens() == ids  # idempotent
     assert ad.eos_ids == [ad.tokenizer.convert_tokens_to_ids("<|im_end|>")]
+
+
+def _fresh_adapter(name: str, *, tied: bool):
+    """A random-init model of the preset's config (tied or not) with the preset's processor, no latent
+    tokens yet; its padding rows are set to a huge value, as untrained garbage that must not count."""
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+
+    from fourdthinker.models import PRESETS, _adapter_class, preset_dir
+
+    d = preset_dir(name)
+    cfg = AutoConfig.from_pretrained(d)
+    cfg.tie_word_embeddings = tied
+    cfg.get_text_config().tie_word_embeddings = tied
+    torch.manual_seed(0)
+    model = AutoModelForImageTextToText.from_config(cfg).eval()
+    ad = _adapter_class(PRESETS[name])(model, AutoProcessor.from_pretrained(d), name=name)
+    n_tok = len(ad.tokenizer)
+    with torch.no_grad():
+        for m in {id(x): x for x in (model.get_input_embeddings(), model.get_output_embeddings())}.values():
+            m.weight[n_tok:] = 1e3
+    return ad, n_tok
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+@pytest.mark.parametrize("name", FAMILIES)
+def test_latent_rows_are_mean_of_trained_rows_on_padded_vocab(name, tied):
+    ad, n_tok = _fresh_adapter(name, tied=tied)
+    emb, head = ad.model.get_input_embeddings().weight, ad.model.get_output_embeddings().weight
+    assert (head is emb) == tied
+    rows = emb.shape[0]
+    assert rows > n_tok + 3, "padded vocabulary: room for the latent tokens without growing"
+    want_emb, want_head = emb[:n_tok].mean(0).clone(), head[:n_tok].mean(0).clone()
+    ids = ad.add_latent_tokens()
+    emb, head = ad.model.get_input_embeddings().weight, ad.model.get_output_embeddings().weight
+    assert emb.shape[0] == rows and ids == [n_tok, n_tok + 1, n_tok + 2], "latent ids take padding rows, no growth"
+    for i in ids:
+        assert torch.allclose(emb[i], want_emb, atol=1e-5)
+        assert torch.allclose(head[i], want_head, atol=1e-5)
+    assert emb[ids].abs().max() < 10, "padding garbage (1e3) leaked into the mean"
+    assert (emb[n_tok + 3:] == 1e3).all(), "the other padding rows are left alone"
+    assert ad.padding_ids() == list(range(n_tok + 3, rows))
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+def test_latent_rows_mean_init_when_matrix_grows(tied):
+    """An unpadded (or full) vocabulary grows by the three rows; they start at the trained-row mean."""
+    ad, n_tok = _fresh_adapter("qwen2.5-vl-tiny", tied=tied)
+    ad.model.resize_token_embeddings(n_tok, mean_resizing=False)  # drop the padding: rows == len(tokenizer)
+    emb, head = ad.model.get_input_embeddings().weight, ad.model.get_output_embeddings().weight
+    want_emb, want_head = emb.mean(0).clone(), head.mean(0).clone()
+    ids = ad.add_latent_tokens()
+    emb, head = ad.model.get_input_embeddings().weight, ad.model.get_output_embeddings().weight
+    assert emb.shape[0] == n_tok + 3 and ad.padding_ids() == []
+    assert (head is emb) == tied
+    for i in ids:
+        assert torch.allclose(emb[i], want_emb, atol=1e-5) and torch.allclose(head[i], want_head, atol=1e-5)
+
+
+def test_trained_row_mean_by_hand():
+    from fourdthinker.models.base import padded_vocab_size, trained_row_mean
+
+    W = torch.tensor([[1.0, 2.0], [3.0, 6.0], [100.0, 100.0]])  # last row: padding
+    assert trained_row_mean(W, 2).tolist() == [2.0, 4.0]
+    with pytest.raises(ValueError, match="n_trained"):
+        trained_row_mean(W, 4)
+    assert padded_vocab_size(151_665) == 151_808 and padded_vocab_size(100) == 128 and padded_vocab_size(113) == 256
 
 
 @pytest.mark.parametrize("name", FAMILIES)

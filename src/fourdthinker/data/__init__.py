@@ -4,7 +4,8 @@ Modules, in pipeline order: ``sources`` (world / SpatialVID clip folders), ``cam
 segments from poses or frames), ``objects`` (object labels from the mask track), ``mcq``
 (options + distractors), ``validate`` (App. F), ``pipeline`` (one clip end to end), ``runner``
 (shards, resume, quarantine, process pool / Ray, summary), ``audit``, ``show``, ``importer``
-(the official 4DThinker release), ``records`` (the data contracts), ``config`` (BuildConfig).
+(the official 4DThinker release), ``config`` (BuildConfig). The record schema is ``fourdthinker.records``
+and the prompt format ``fourdthinker.qa`` (package root; ``data.records`` re-exports both).
 
 Python use::
 

@@ -20,10 +20,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from fourdthinker.data.records import IMAGERY, DiftRecord, RLRecord
 from fourdthinker.data.validate import parse_answer_letter
 from fourdthinker.io import read_jsonl, resolve_inside
 from fourdthinker.labels import CAMERA_MOTIONS
+from fourdthinker.qa import IMAGERY
+from fourdthinker.records import DiftRecord, RLRecord
 
 _OPT = re.compile(r"^\s*([A-D])[.:)]\s*(.+?)\s*$")
 

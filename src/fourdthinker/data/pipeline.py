@@ -34,10 +34,10 @@ from fourdthinker.data import camera as cam
 from fourdthinker.data import objects as obj
 from fourdthinker.data.config import BuildConfig
 from fourdthinker.data.mcq import build_mcq, clip_offset
-from fourdthinker.data.records import DiftRecord, RLRecord
 from fourdthinker.data.sources import Clip
 from fourdthinker.data.validate import validate_cot
 from fourdthinker.oracle.base import CotRequest, Oracle
+from fourdthinker.records import DiftRecord, RLRecord
 from fourdthinker.segment.base import Segmenter
 
 QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from fourdthinker.data.records import IMAGERY
+from fourdthinker.qa import IMAGERY
 
 _FULL = re.compile(r"^\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*$", re.DOTALL)
 

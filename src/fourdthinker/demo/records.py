@@ -22,8 +22,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from fourdthinker.data.records import IMAGERY, DiftRecord, RLRecord
 from fourdthinker.io import read_jsonl, write_jsonl
+from fourdthinker.qa import IMAGERY
+from fourdthinker.records import DiftRecord, RLRecord
 
 __all__ = ["answer_as_text", "compact_cot", "prepare_records", "rl_clip_split"]
 

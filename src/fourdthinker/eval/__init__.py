@@ -11,7 +11,7 @@ Python API (what ``fourdthinker eval`` and the demo use)::
 Modules: ``loaders`` (public benchmark formats), ``synthetic`` (held-out world benchmark),
 ``runners`` (random / API / local models), ``evaluate`` (resumable runs, ``EvalResult``),
 ``metrics`` (accuracy, Avg., bootstrap CI, McNemar), ``tables`` (paper layouts), ``report`` (HTML),
-``lmms_eval`` (task + model wrapper), ``answers`` (the shared answer parser).
+``lmms_eval`` (task + model wrapper). The answer parser is ``fourdthinker.qa`` (``answers`` re-exports it).
 """
 
 from fourdthinker.lazy import lazy_exports

@@ -12,6 +12,13 @@ Files written under ``out_dir`` (one folder per model x benchmark):
 
 A rerun skips every item already in the predictions file. A truncated last line (a killed run) is
 dropped with a warning and its item re-run; nothing already written is lost.
+
+Data-parallel (``accelerate launch --num_processes N -m fourdthinker eval ...`` or torchrun): the
+batches still to do are dealt round-robin to the N processes -- batch ``j`` of the one-process run
+goes to process ``j mod N``, with the same items, so each batch decodes exactly as it would alone --
+and after every round the outcomes are gathered in batch order; the main process alone writes the
+files (same order as one process), so resuming, with any number of processes, works unchanged.
+See docs/models.md.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fourdthinker.data.records import BenchItem, Prediction
+from fourdthinker.errors import redact
 from fourdthinker.eval.answers import parse_answer
 from fourdthinker.eval.loaders import LoadResult
 from fourdthinker.eval.metrics import accuracy, bootstrap_ci, group_by_subtask, macro_average, seed_spread
@@ -35,6 +43,51 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TEMPERATURE = 0.7  # the reference's sampling settings (dsr_eval.py), used when samples > 1
 DEFAULT_TOP_P = 0.9
+
+
+@dataclass
+class _Processes:
+    """This process's place in a data-parallel eval (one process: rank 0 of 1, no communication)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def gather(self, obj) -> list:
+        """Every process's ``obj``, in rank order, on every process."""
+        if self.world == 1:
+            return [obj]
+        import torch.distributed as dist
+
+        out: list = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+
+def _processes() -> _Processes:
+    """Rank and world size when launched by accelerate/torchrun (``WORLD_SIZE`` > 1), else one process.
+    Joins (or sets up, from the launcher's env) the default process group: gloo on CPUs (the outcomes
+    exchanged are small Python objects), nccl when each process has a GPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return _Processes()
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0") or 0))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return _Processes(dist.get_rank(), dist.get_world_size())
 
 
 @dataclass
@@ -145,7 +198,7 @@ def read_predictions(path: Path, *, repair: bool = True) -> tuple[dict[str, Pred
     return preds, warnings
 
 
-def _check_manifest(out_dir: Path, manifest: dict, overwrite: bool) -> None:
+def _check_manifest(out_dir: Path, manifest: dict, overwrite: bool, write: bool = True) -> None:
     path = out_dir / "run.json"
     if path.exists() and not overwrite:
         old = json.loads(path.read_text())
@@ -155,7 +208,8 @@ def _check_manifest(out_dir: Path, manifest: dict, overwrite: bool) -> None:
                 f"{path}: this folder holds a run with other settings ({', '.join(diff)} differ); "
                 f"use another --out, or --overwrite to start again"
             )
-    atomic_write_json(path, manifest)
+    if write:
+        atomic_write_json(path, manifest)
 
 
 def _progress(enabled: bool):
@@ -197,15 +251,41 @@ def evaluate(runner: Runner, items: Sequence[BenchItem] | LoadResult, out_dir: s
     seeds = [seed + s for s in range(samples)]
     manifest = {"model": name, "bench": bench, "samples": samples, "seed": seed, "do_sample": do_sample,
                 "runner": runner.settings()}
-    if overwrite:
-        for p in out_dir.glob("predictions*.jsonl"):
-            p.unlink()
-        (out_dir / "quarantine.jsonl").unlink(missing_ok=True)
-    _check_manifest(out_dir, manifest, overwrite)
+    if do_sample and hasattr(runner, "plan_samples"):  # how the N samples are drawn is part of the resume key
+        manifest["prefix_sharing"] = bool(getattr(runner, "prefix_sharing", False))
+    procs = _processes()
+    fresh = not (out_dir / "run.json").exists() or overwrite
+    _check_manifest(out_dir, manifest, overwrite, write=False)  # every process refuses a changed run alike
+    procs.barrier()
+    if procs.main:  # only the main process writes (data-parallel runs: see the module docstring)
+        if overwrite:
+            for p in out_dir.glob("predictions*.jsonl"):
+                p.unlink()
+            (out_dir / "quarantine.jsonl").unlink(missing_ok=True)
+        _check_manifest(out_dir, manifest, True)
+    try:
+        return _evaluate_items(runner, items, out_dir, procs, root=root, bench=bench, name=name, seeds=seeds,
+                               do_sample=do_sample, skipped=skipped, overwrite=overwrite, progress=progress)
+    except BaseException:
+        # A run that failed before answering anything (model not loadable, endpoint down, Ctrl-C)
+        # leaves no run.json behind, so the corrected command is not refused as "other settings".
+        if procs.main and fresh and not any(p.stat().st_size for p in out_dir.glob("predictions*.jsonl")):
+            (out_dir / "run.json").unlink(missing_ok=True)
+        raise
+
+
+def _evaluate_items(runner: Runner, items: list[BenchItem], out_dir: Path, procs: _Processes, *, root, bench: str,
+                    name: str, seeds: list[int], do_sample: bool, skipped, overwrite: bool,
+                    progress: bool) -> EvalResult:
+    samples = len(seeds)
     previous_health = None if overwrite else _previous_latent_health(out_dir / "summary.json")
     if hasattr(runner, "reset_latent_health"):
         runner.reset_latent_health()
-    (out_dir / "quarantine.jsonl").unlink(missing_ok=True)  # failures are retried; re-recorded if they fail again
+    if procs.main:
+        (out_dir / "quarantine.jsonl").unlink(missing_ok=True)  # failures are retried; re-recorded if they fail again
+    procs.barrier()
+    if do_sample and hasattr(runner, "plan_samples"):  # e.g. one prefill per item for all N samples
+        runner.plan_samples(seeds)
 
     runs: list[dict[str, Prediction]] = []
     warnings: list[str] = []
@@ -214,37 +294,60 @@ def evaluate(runner: Runner, items: Sequence[BenchItem] | LoadResult, out_dir: s
     resumed = 0  # items already answered by an earlier (interrupted or finished) run of this folder
     for s in seeds:
         pred_path = out_dir / ("predictions.jsonl" if samples == 1 else f"predictions_seed{s}.jsonl")
-        done, warn = read_predictions(pred_path)
+        done, warn = read_predictions(pred_path, repair=procs.main)
+        procs.barrier()  # every process has read the same file before the main one appends to it
         for w in warn:
             log.warning(w)
         warnings += warn
         todo = [it for it in items if it.id not in done]
         resumed += len(items) - len(todo)
         desc = f"{name} · {bench}" + (f" · seed {s}" if samples > 1 else "")
-        with _progress(progress) as bar:
+        with _progress(progress and procs.main) as bar:
             task = bar.add_task(desc, total=len(items), completed=len(items) - len(todo))
             bs = max(1, int(getattr(runner, "batch_size", 1)))
-            for start in range(0, len(todo), bs):
-                batch = todo[start:start + bs]
-                for it, res in _run_batch(runner, batch, Path(root), s, do_sample):
-                    if isinstance(res, Exception):
-                        row = {"id": it.id, "seed": s, "reason": f"{type(res).__name__}: {res}"}
-                        failed[it.id] = row
-                        append_jsonl(out_dir / "quarantine.jsonl", row)
+            n_batches = -(-len(todo) // bs)
+            for first in range(0, n_batches, procs.world):  # one round: batch first + rank on each process
+                j = first + procs.rank
+                batch = todo[j * bs:(j + 1) * bs] if j < n_batches else []
+                try:
+                    mine = [_outcome(it, res, s) for it, res in _run_batch(runner, batch, Path(root), s, do_sample)] \
+                        if batch else []
+                except FatalRunnerError as e:
+                    if procs.world == 1:
+                        raise
+                    mine = [("", "fatal", str(e))]  # stop every process, not only this one
+                for iid, kind, val in (o for share in procs.gather(mine) for o in share):
+                    if kind == "fatal":
+                        raise FatalRunnerError(val)
+                    if kind == "failed":
+                        failed[iid] = val
+                        if procs.main:
+                            append_jsonl(out_dir / "quarantine.jsonl", val)
                         continue
-                    parsed = parse_answer(res.text, it.options)
-                    pred = Prediction(id=it.id, raw_output=res.text, parsed_answer=parsed, correct=parsed == it.answer,
-                                      latency_s=round(res.latency_s, 4), n_latent_steps=res.n_latent_steps,
-                                      subtask=it.subtask, gold=it.answer, seed=s, imagery=res.imagery)
-                    append_jsonl(pred_path, pred.model_dump())
-                    done[it.id] = pred
+                    if procs.main:
+                        append_jsonl(pred_path, val.model_dump())
+                    done[iid] = val
                     bar.advance(task)
         runs.append({i: p for i, p in done.items() if i in by_id})
+    if procs.world > 1 and hasattr(runner, "gather_latent_health"):
+        runner.gather_latent_health(procs.gather)  # sum every process's tally
     health = runner.latent_health(previous_health if resumed else None) if hasattr(runner, "latent_health") else None
     result = EvalResult(name, bench, by_id, runs, seeds, list(skipped), list(failed.values()), out_dir, warnings,
                         latent_health=health)
-    atomic_write_json(out_dir / "summary.json", result.summary())
+    if procs.main:
+        atomic_write_json(out_dir / "summary.json", result.summary())
+    procs.barrier()
     return result
+
+
+def _outcome(it: BenchItem, res, seed: int) -> tuple[str, str, object]:
+    """(item id, "pred", Prediction) or (item id, "failed", quarantine row) of one runner output."""
+    if isinstance(res, Exception):
+        return it.id, "failed", {"id": it.id, "seed": seed, "reason": redact(f"{type(res).__name__}: {res}")}
+    parsed = parse_answer(res.text, it.options)
+    return it.id, "pred", Prediction(id=it.id, raw_output=res.text, parsed_answer=parsed, correct=parsed == it.answer,
+                                     latency_s=round(res.latency_s, 4), n_latent_steps=res.n_latent_steps,
+                                     subtask=it.subtask, gold=it.answer, seed=seed, imagery=res.imagery)
 
 
 def _previous_latent_health(path: Path) -> dict | None:

@@ -31,8 +31,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from fourdthinker.data.records import BenchItem
 from fourdthinker.labels import OPTION_LETTERS
+from fourdthinker.records import BenchItem
 
 # DSR-Bench ``type`` keys -> the paper's Table 1 column names, in the table's order.
 DSR_SUBTASKS: dict[str, str] = {

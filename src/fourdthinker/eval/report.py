@@ -158,9 +158,9 @@ def _example_html(iid: str, results: Mapping[str, object], root: Path | None, ma
              f"<p>{html.escape(it.question)}</p><ul>{opts}</ul>"]
     if root is not None:
         try:
-            from fourdthinker.eval.runners.base import load_visuals
+            from fourdthinker.models.inputs import FrameSettings, record_frames
 
-            png = frames_strip(load_visuals(it, root, max_frames=max_frames))
+            png = frames_strip(record_frames(it, root, FrameSettings(max_frames=max_frames), allow_absolute=True))
             parts.append(f'<div class="caption">frames the model sees</div><img src="data:image/png;base64,'
                          f'{base64.b64encode(png).decode()}">')
         except Exception as e:  # noqa: BLE001 - a report never dies on one unreadable video

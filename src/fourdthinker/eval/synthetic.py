@@ -24,9 +24,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from fourdthinker.data.mcq import build_mcq, clip_offset
-from fourdthinker.data.records import BenchItem
 from fourdthinker.eval.loaders import BenchmarkFormatError, LoadResult, load_jsonl_bench
 from fourdthinker.labels import LABELS_BY_TASK
+from fourdthinker.records import BenchItem
 from fourdthinker.world.truth import ClipMeta, ClipTruth
 
 OBJECT_TASKS = ("direction", "distance", "speed")

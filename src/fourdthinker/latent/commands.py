@@ -1,6 +1,7 @@
 """`fourdthinker infer`: latent-recurrent inference on a video + question (Eq. 10, docs/method.md#eq-10).
 
-Thin recipe: check the inputs -> sample the video's frames -> load the model -> decode with
+Thin recipe: check the inputs -> the video's frames and the prompt from the one input builder
+(``models.inputs``: the frames, caps and prompt DIFT, 4DRL and eval use) -> load the model -> decode with
 ``latent.decode.latent_generate`` -> show (rich), print JSON, or append predictions (batch mode).
 Heavy libraries are imported inside the function so ``--help`` stays instant.
 
@@ -10,13 +11,12 @@ Examples::
         --question "What is the camera movement from 0s to 4s?" \\
         -o "Pan Left" -o "Pan Right" -o "Tilt Up" -o "Tilt Down"
     fourdthinker infer --model runs/dift --batch questions.jsonl --out preds.jsonl --latents zero
-    fourdthinker infer --model runs/dift --video clip.mp4 -q "..." -o ... --explain out/ --bank data/dift/img
+    fourdthinker infer --model runs/dift --video clip.mp4 -q "..." -o ... --explain out/ --bank data/dift
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -24,13 +24,14 @@ from pathlib import Path
 import typer
 
 from fourdthinker.labels import OPTION_LETTERS
-
-IMAGE_EXTS = (".png", ".jpg", ".jpeg")
-
-
-class InputError(ValueError):
-    """A bad user input; the message is one line naming the file/argument and the problem."""
-
+from fourdthinker.models.inputs import (  # the one input builder; InputError: one line naming the file/argument
+    FrameSettings,
+    InputError,
+    PromptInputs,
+    encode_inputs,
+    load_frames,
+    prompt_text,
+)
 
 # ------------------------------------------------------------------------------------- input checks
 
@@ -72,48 +73,17 @@ def check_question(question: str | None, where: str = "--question") -> str:
     return str(question).strip()
 
 
-def load_frames(video: str | os.PathLike, *, fps: float = 1.0, max_frames: int = 16, max_pixels: int | None = None):
-    """RGB frames the model sees: a video file sampled at ``fps`` (then capped to ``max_frames``,
-    spread evenly), a clip folder holding ``video.mp4``, or a folder of frame images."""
-    import numpy as np
-
-    from fourdthinker.video import VideoError, sample_frames
-
-    path = Path(video)
-    if not path.exists():
-        raise InputError(f"{path}: video not found")
-    if path.is_dir():
-        if (path / "video.mp4").exists():
-            path = path / "video.mp4"
-        else:
-            from PIL import Image
-
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-            if not files:
-                raise InputError(f"{path}: folder has neither video.mp4 nor frame images (.png/.jpg)")
-            idx = np.linspace(0, len(files) - 1, min(max_frames, len(files))).round().astype(int)
-            try:
-                return [np.asarray(Image.open(files[i]).convert("RGB")) for i in idx]
-            except OSError as e:
-                raise InputError(f"{path}: unreadable frame image ({e})") from None
-    try:
-        frames = sample_frames(path, fps=fps, max_frames=max_frames, max_pixels=max_pixels).frames
-    except VideoError as e:
-        raise InputError(str(e).splitlines()[0] if str(e) else f"{path}: unreadable video") from None
-    except Exception as e:  # noqa: BLE001 - any decoder failure is an unreadable file to the user
-        raise InputError(f"{path}: unreadable video ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-    if not frames:
-        raise InputError(f"{path}: no frames could be decoded")
-    return frames
-
-
 def resolve_latent_norm(spec: str, adapter, bank=None) -> float | None:
-    """``--latent-norm``: ``none`` | ``match`` | a number. ``match`` takes the DIFT targets' mean
-    norm from the model config (``latent_target_norm``) or, failing that, from the ``--bank``
-    overlay latents (the same pooled targets DIFT trained towards)."""
-    s = (spec or "none").strip().lower()
-    if s in ("none", "off", "0", ""):
+    """``--latent-norm``: ``auto`` | ``none`` | ``match`` | a number. ``auto`` (None) = the model's
+    own setting (``latent_generate``: the norm a ``--feed-norm`` model was trained to be fed at,
+    else none); ``none`` (0.0) = never rescale. ``match`` takes the DIFT targets' mean norm from the
+    model config (``latent_target_norm``) or, failing that, from the ``--bank`` overlay latents (the
+    same pooled targets DIFT trained towards)."""
+    s = (spec or "auto").strip().lower()
+    if s in ("auto", ""):
         return None
+    if s in ("none", "off", "0"):
+        return 0.0
     if s == "match":
         n = getattr(getattr(adapter, "model", None) and adapter.model.config, "latent_target_norm", None)
         if n:
@@ -184,7 +154,7 @@ def infer(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of the rich view."),
     latents: str = typer.Option("normal", "--latents", help="What to feed at latent positions: normal (the model's own hidden state, Eq. 10), zero, noise, shuffle (another sample's state; batch >= 2), pad (the <|latent_pad|> embedding) or drop (no imagery block at all)."),
     latent_size: int = typer.Option(None, "--latent-size", help="K latent steps per imagery block; default: the model config's latent_size, else 4. Use the K the model was trained with."),
-    latent_norm: str = typer.Option("none", "--latent-norm", help="none: feed hidden states as they are (paper). match: rescale each to the mean norm of the DIFT targets (config latent_target_norm or measured on --bank). Or a number."),
+    latent_norm: str = typer.Option("auto", "--latent-norm", help="auto: the model's own setting (a model trained with `train dift --feed-norm` is fed at its training norm; others as they are). none: feed hidden states as they are (paper). match: rescale each to the mean norm of the DIFT targets (config latent_target_norm or measured on --bank). Or a number."),
     max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Token budget per answer, latent slots included."),
     max_latent_blocks: int = typer.Option(None, "--max-latent-blocks", help="Cap on imagery blocks per answer (default: no cap)."),
     sample: bool = typer.Option(False, "--sample/--greedy", help="Sample (with --temperature/--top-p) instead of greedy decoding."),
@@ -192,10 +162,11 @@ def infer(
     top_p: float = typer.Option(0.9, "--top-p", help="Nucleus sampling mass (with --sample)."),
     seed: int = typer.Option(0, "--seed", help="Seed for sampling and the noise intervention."),
     fps: float = typer.Option(1.0, "--fps", help="Frames per second sampled from the video (the paper uses 1)."),
-    max_frames: int = typer.Option(16, "--max-frames", help="At most this many frames, spread evenly over the video."),
+    max_frames: int = typer.Option(16, "--max-frames", help="At most this many frames, spread evenly over the video (DIFT's default)."),
+    max_pixels: int = typer.Option(448 * 448, "--max-pixels", help="Pixel cap per frame before the processor (DIFT's and RL's default 448*448; 0 = no cap)."),
     batch_size: int = typer.Option(4, "--batch-size", help="Questions decoded together in --batch mode."),
     explain: Path = typer.Option(None, "--explain", help="Folder for 'what the model imagined': per imagery block, the nearest overlay images of --bank (PNG strip + HTML)."),
-    bank: Path = typer.Option(None, "--bank", help="Folder of overlay images (e.g. a `data build` img/ folder) for --explain and --latent-norm match."),
+    bank: Path = typer.Option(None, "--bank", help="Folder of overlay images, or a dataset root from `data build` (its clips/*/img overlays are used), for --explain and --latent-norm match."),
     top: int = typer.Option(3, "--top", help="Images shown per imagery block with --explain."),
     force_imagery: list[int] = typer.Option(None, "--force-imagery", help="Diagnostic: open an imagery block at this response step (repeatable), e.g. to inspect an untrained model's latents with --explain."),
     add_latent_tokens: bool = typer.Option(False, "--add-latent-tokens", help="Run a model that has no latent tokens (a base checkpoint) by adding untrained ones. Tiny presets always get them."),
@@ -210,7 +181,17 @@ def infer(
     """
     from rich.console import Console
 
+    from fourdthinker.errors import require_out_dir, require_out_file, require_positive
+
     console = Console(stderr=json_out)
+    # Numbers and paths checked before any work (a model load takes seconds to minutes).
+    for flag, v in (("--max-new-tokens", max_new_tokens), ("--max-frames", max_frames), ("--fps", fps),
+                    ("--batch-size", batch_size), ("--top", top), ("--latent-size", latent_size),
+                    ("--temperature", temperature), ("--top-p", top_p)):
+        require_positive(flag, v)
+    require_positive("--max-latent-blocks", max_latent_blocks, allow_zero=True)
+    require_out_file(out, "--out")
+    require_out_dir(explain, "--explain")
     try:
         from fourdthinker.latent.interventions import check_intervention
 
@@ -222,14 +203,22 @@ def infer(
                 raise InputError("--batch reads videos and questions from the JSONL; drop --video/--question")
             if not batch.is_file():
                 raise InputError(f"{batch}: batch file not found")
+            from fourdthinker.io import check_unique_ids, read_jsonl
+
+            check_unique_ids(read_jsonl(batch), batch)  # a duplicated id would be answered twice
         else:
             if video is None:
                 raise InputError("--video is required (or --batch FILE.jsonl)")
             question = check_question(question)
             opts = parse_options(options)
-            frames = load_frames(video, fps=fps, max_frames=max_frames)
+            settings = FrameSettings(fps, max_frames, max_pixels or None)
+            frames = load_frames(None, video, settings=settings)
         if explain is not None and bank is None:
             raise InputError("--explain needs --bank DIR (a folder of overlay images to compare the latents with)")
+        if bank is not None:
+            from fourdthinker.latent.explain import bank_folder
+
+            bank = bank_folder(bank)
         if latents == "shuffle" and batch is None:
             raise InputError("--latents shuffle feeds another sample's state: use --batch with --batch-size >= 2")
     except (InputError, ValueError) as e:
@@ -240,9 +229,16 @@ def infer(
     from fourdthinker.models import PRESETS, load
 
     torch.manual_seed(seed)
+    from fourdthinker.errors import UserError
+    from fourdthinker.models.locate import resolve_model
+
+    try:
+        resolved = resolve_model(model)  # a run folder -> its final model; a missing path fails now
+    except UserError as e:
+        _fail(console, str(e))
     with console.status(f"loading {model} ..."):
         try:
-            adapter = load(model, dtype=dtype, device=device, add_latent_tokens=add_latent_tokens or model in PRESETS)
+            adapter = load(resolved, dtype=dtype, device=device, add_latent_tokens=add_latent_tokens or model in PRESETS)
         except (OSError, ValueError) as e:
             _fail(console, f"{model}: cannot load model ({str(e).splitlines()[0]})")
     from fourdthinker.latent.decode import latent_ids
@@ -269,15 +265,13 @@ def infer(
                   max_latent_blocks=max_latent_blocks, latents=latents, latent_norm=norm)
 
     if batch is not None:
-        _run_batch(console, adapter, batch, out, gen_kw, seed=seed, fps=fps, max_frames=max_frames,
+        _run_batch(console, adapter, batch, out, gen_kw, seed=seed, settings=FrameSettings(fps, max_frames, max_pixels or None),
                    batch_size=batch_size, json_out=json_out, model=model)
         return
 
     from fourdthinker.latent.decode import latent_generate
-    from fourdthinker.qa import build_question_text
 
-    text = build_question_text(question, opts) if opts else question
-    enc = adapter.encode_prompts([frames], [text])
+    enc = encode_inputs(adapter, [PromptInputs(frames, prompt_text(question, opts), settings.fps)])
     gen = torch.Generator(device=adapter.device).manual_seed(seed)
     hook = None
     if force_imagery:
@@ -287,10 +281,12 @@ def infer(
     with console.status("thinking ..."):
         (res,) = latent_generate(adapter, enc, generator=gen, options=[opts] if opts else None, logits_processor=hook, **gen_kw)
     from fourdthinker.latent.health import decode_health, print_decode_health
+    from fourdthinker.latent.interventions import resolve_feed_norm
 
-    health = decode_health([res], adapter.model.get_input_embeddings().weight)
+    health = decode_health([res], adapter.model.get_input_embeddings().weight[: len(adapter.tokenizer)])
+    effective_norm = resolve_feed_norm(norm, adapter)  # what the decoder rescaled to (None: nothing)
     info = {"model": model, "video": str(video), "question": question, "options": opts, "latents": latents,
-            "latent_size": K, "latent_norm": norm, **res.to_json(), "latent_health": health}
+            "latent_size": K, "latent_norm": effective_norm, **res.to_json(), "latent_health": health}
     if explain is not None and bank_obj is not None:
         from fourdthinker.latent.explain import explain as do_explain
 
@@ -305,16 +301,15 @@ def infer(
         console.print(f"what the model imagined: [bold]{info['explain']['png']}[/] and {info['explain']['html']}", soft_wrap=True)
 
 
-def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, seed: int, fps: float, max_frames: int,
+def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, seed: int, settings: FrameSettings,
                batch_size: int, json_out: bool, model: str) -> None:
     """Batch mode: decode every line of ``batch_file``, append predictions to ``out`` as they come,
     quarantine bad lines (with a reason) instead of stopping, skip ids already in ``out``."""
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from fourdthinker.io import append_jsonl, read_jsonl
+    from fourdthinker.io import UnsafePathError, append_jsonl, check_unique_ids, read_jsonl, resolve_inside
     from fourdthinker.latent.decode import latent_generate
-    from fourdthinker.qa import build_question_text
 
     if not batch_file.exists():
         _fail(console, f"{batch_file}: batch file not found")
@@ -322,6 +317,7 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
         rows = read_jsonl(batch_file)
     except (ValueError, OSError) as e:
         _fail(console, f"{batch_file}: not a JSONL file ({str(e).splitlines()[0]})")
+    check_unique_ids(rows, batch_file)  # a duplicated id would be answered twice
     done = {r.get("id") for r in read_jsonl(out, tolerate_truncated_tail=True)} if out.exists() else set()
     quarantine = out.with_name(out.name + ".quarantine.jsonl")
     quarantine.unlink(missing_ok=True)  # rebuilt each run: a fixed item is retried, a bad one listed once
@@ -344,7 +340,10 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
                 raise InputError(f"options must be a list or an A-D mapping, got {type(opts).__name__}")
             if not row.get("video"):
                 raise InputError("no video")
-            vpath = Path(row["video"]) if os.path.isabs(str(row["video"])) else root / str(row["video"])
+            try:  # record paths stay inside the batch file's folder (no ../, no absolute path outside it)
+                vpath = resolve_inside(root, str(row["video"]))
+            except UnsafePathError as e:
+                raise InputError(str(e)) from None
             todo.append((rid, vpath, q, opts, row.get("answer")))
         except InputError as e:
             n_bad += 1
@@ -361,7 +360,7 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
             chunk, frames = [], []
             for item in todo[s : s + batch_size]:
                 try:
-                    frames.append(load_frames(item[1], fps=fps, max_frames=max_frames))
+                    frames.append(load_frames(None, item[1], settings=settings))
                     chunk.append(item)
                 except InputError as e:
                     n_bad += 1
@@ -375,9 +374,9 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
                     append_jsonl(quarantine, {"id": item[0], "reason": "--latents shuffle: batch of one (no other sample to take latents from)"})
                 prog.advance(task, len(chunk))
                 continue
-            texts = [build_question_text(q, o) if o else q for _, _, q, o, _ in chunk]
+            prompts = [PromptInputs(f, prompt_text(q, o), settings.fps) for f, (_, _, q, o, _) in zip(frames, chunk, strict=True)]
             try:
-                enc = adapter.encode_prompts(frames, texts)
+                enc = encode_inputs(adapter, prompts)
                 res = latent_generate(adapter, enc, generator=gen, options=[c[3] for c in chunk], **gen_kw)
             except (RuntimeError, ValueError) as e:  # one bad batch never kills the run
                 for item in chunk:
@@ -398,7 +397,9 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
             prog.advance(task, len(chunk))
     msg = f"{n_ok} answered -> {out}; {len(done)} already done; {n_bad} quarantined"
     console.print(msg + (f" -> {quarantine}" if n_bad else ""), soft_wrap=True, highlight=False)
+    if n_bad and not n_ok and not done:
+        _fail(console, f"{batch_file}: every item failed ({n_bad}) — see {quarantine}, fix the cause and rerun the same command")
     if meter.n_latent:
         with torch.no_grad():
-            emb = mean_norm(adapter.model.get_input_embeddings().weight)
+            emb = mean_norm(adapter.model.get_input_embeddings().weight[: len(adapter.tokenizer)])
         print_decode_health(console, meter.stats(emb), latents=gen_kw["latents"])

@@ -40,7 +40,12 @@ from typing import Any
 
 import torch
 
-from fourdthinker.latent.interventions import apply_intervention, check_intervention, match_norm
+from fourdthinker.latent.interventions import (
+    apply_intervention,
+    check_intervention,
+    match_norm,
+    resolve_feed_norm,
+)
 from fourdthinker.qa import parse_answer
 
 __all__ = [
@@ -272,8 +277,10 @@ def _model_kwargs(model: torch.nn.Module, batch: Mapping[str, Any]) -> dict[str,
     return out
 
 
-def _prefill(model: torch.nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Tensor, Any, torch.Tensor]:
-    """Encode the prompt once. Returns (last hidden [B, D], cache, next position [B])."""
+def _prefill(model: torch.nn.Module, batch: Mapping[str, Any], vision: Mapping[str, Any] | None = None,
+             ) -> tuple[torch.Tensor, Any, torch.Tensor]:
+    """Encode the prompt once. Returns (last hidden [B, D], cache, next position [B]).
+    ``vision``: precomputed ``latent.prefix.encode_vision`` features used instead of the pixels."""
     base = _base(model)
     mask = batch["attention_mask"]
     kwargs = _model_kwargs(model, batch)
@@ -283,6 +290,10 @@ def _prefill(model: torch.nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Te
         base.rope_deltas = None  # stale deltas from the previous batch would shift every position
     if not (mrope and has_vision):
         kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp_min(0)  # left-padding aware 1-D positions
+    if vision is not None:
+        from fourdthinker.latent.prefix import with_vision
+
+        kwargs = with_vision(kwargs, vision)
     out = base(**kwargs, use_cache=True)
     n_valid = mask.long().sum(-1)  # [B]
     next_pos = n_valid.clone()
@@ -330,6 +341,8 @@ def latent_generate(
     logits_processor: LogitsHook | None = None,
     stop_strings: Sequence[str] = ("</answer>",),
     options: Sequence[Mapping[str, str] | None] | None = None,
+    num_return_sequences: int = 1,
+    vision: Mapping[str, Any] | None = None,
 ) -> list[DecodeResult]:
     """Latent-recurrent generation (Eq. 10, docs/method.md#eq-10) for a left-padded prompt batch.
 
@@ -343,12 +356,22 @@ def latent_generate(
         max_latent_blocks: cap on latent blocks per answer (None: no cap; 0: never open one).
         latents: intervention at latent positions (``normal|zero|noise|shuffle|pad|drop``,
             see ``fourdthinker.latent.interventions``).
-        latent_norm: if set, each fed-back state is rescaled to this L2 norm before the
-            intervention (``--latent-norm match`` passes the DIFT targets' mean norm).
+        latent_norm: if > 0, each fed-back state is rescaled to this L2 norm before the
+            intervention (``--latent-norm match`` passes the DIFT targets' mean norm); 0 = never
+            rescale; None (default) = the model's own setting: the norm it was trained to be fed
+            at (``config.latent_feed_norm``, ``train dift --feed-norm``), else no rescaling.
         generator: RNG for sampling and the ``noise`` intervention.
         logits_processor: HF-style hook applied to text-step logits (after latent-token suppression).
         stop_strings: a sample stops once its text ends in one of these (``</answer>``).
-        options: per-sample options, used only to parse ``answer`` from option text.
+        options: per-sample options, used only to parse ``answer`` from option text (one per
+            returned sample, i.e. ``B * num_return_sequences``).
+        num_return_sequences: n responses per prompt row, from ONE prefill (vision + prompt) per
+            row: the KV cache, last hidden state and positions are repeated to ``B * n`` rows
+            (row ``b * n + j`` is the j-th response to prompt ``b``) and decoding continues per
+            row. The same samples as decoding a batch that repeats each prompt n times, for the
+            same generator state (docs/rl_speed.md).
+        vision: the frozen encoder's features of ``batch`` (``latent.prefix.encode_vision``),
+            computed once and reused by the step's replays; None: computed here from the pixels.
     """
     check_intervention(latents)
     model, tok = adapter.model, adapter.tokenizer
@@ -361,6 +384,7 @@ def latent_generate(
     if "input_ids" not in batch or "attention_mask" not in batch:
         raise ValueError("batch needs input_ids and attention_mask (use adapter.encode_prompts)")
     cap = 0 if latents == "drop" else max_latent_blocks
+    latent_norm = resolve_feed_norm(latent_norm, adapter)
     t0 = time.perf_counter()
 
     batch = _model_kwargs(model, batch)
@@ -376,13 +400,23 @@ def latent_generate(
     pad_embed = embed(torch.tensor([lid.pad], device=dev))[0]  # [D]
     stop_strs = tuple(stop_strings)
 
-    h, cache, next_pos = _prefill(model, batch)  # [B, D], cache, [B]
+    h, cache, next_pos = _prefill(model, batch, vision)  # [B, D], cache, [B]
+    n_ret = int(num_return_sequences)
+    if n_ret < 1:
+        raise ValueError(f"num_return_sequences must be >= 1, got {n_ret}")
+    if n_ret > 1:  # shared prefix: one prefill per prompt, its cache expanded to the n rows
+        h, next_pos = h.repeat_interleave(n_ret, 0), next_pos.repeat_interleave(n_ret, 0)
+        ids, mask = ids.repeat_interleave(n_ret, 0), mask.repeat_interleave(n_ret, 0)
+        cache.batch_repeat_interleave(n_ret)
+        B = B * n_ret
     V = lm_head.out_features if hasattr(lm_head, "out_features") else lm_head.weight.shape[0]
     has_gt = _has_gt(tok, V).to(dev) if stop_strs else None
     # latent pad/end only exist inside a block (the decoder places them); vision placeholders are
     # input-only markers: a sampled one would make the replayed sequence (RL, probe) count one more
     # image/video token than it has features (seen with a random-init policy in GRPO).
-    suppress = torch.tensor(sorted({lid.pad, lid.end, *_vision_placeholder_ids(model)}), device=dev)
+    # Rows past len(tokenizer) are a padded vocabulary's unused rows (no token string): never sampled.
+    suppress = torch.tensor(sorted({lid.pad, lid.end, *_vision_placeholder_ids(model), *range(len(tok), V)}),
+                            device=dev)
 
     lat_k = torch.full((B,), -1, dtype=torch.long, device=dev)  # -1: text mode; k: k latent steps done in block
     n_blocks = torch.zeros(B, dtype=torch.long, device=dev)
@@ -490,6 +524,7 @@ def replay_forward(
     results: Sequence[DecodeResult],
     *,
     grad: bool = False,
+    lm_head: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Full, non-cached forward over ``prompt + response`` with each response's latent vectors
     written at its latent slots (the RL policy / reference forward; docs/reference.md#rl).
@@ -498,7 +533,8 @@ def replay_forward(
     through a forward hook on the input-embedding layer, so every family's own vision merge and
     position logic (M-RoPE via ``mm_token_type_ids``) runs unchanged.
 
-    Returns ``hidden`` [B, L+R, D] (last layer, post-norm), ``logits`` [B, L+R, V],
+    Returns ``hidden`` [B, L+R, D] (last layer, post-norm), ``logits`` [B, L+R, V] (None with
+    ``lm_head=False``: the caller applies the head only where it needs logits, e.g. the RL replay),
     ``response_ids``/``response_mask``/``latent_mask`` [B, R] and ``prompt_len`` (L).
     Position ``L + i - 1`` of ``hidden``/``logits`` predicts response token ``i``.
     """
@@ -553,7 +589,7 @@ def replay_forward(
         with torch.set_grad_enabled(grad):
             out = base(input_ids=full_ids, attention_mask=full_mask, use_cache=False, **kwargs)
             hidden = out.last_hidden_state  # [B, L+R, D]
-            logits = model.get_output_embeddings()(hidden)
+            logits = model.get_output_embeddings()(hidden) if lm_head else None
     finally:
         handle.remove()
         if mrope:

@@ -96,6 +96,22 @@ def left_pad_batch(samples: Sequence[dict[str, Any]], pad_id: int, label_pad: in
     return out
 
 
+def trained_row_mean(weight: torch.Tensor, n_trained: int) -> torch.Tensor:
+    """Mean of the trained rows of an embedding / lm_head matrix, in float32:
+    ``mean_{i < n_trained} W[i]`` (rows ``>= n_trained`` -- a padded vocabulary's unused rows and
+    tokens added since -- never count). Summed in float32 without copying the matrix."""
+    if not 0 < n_trained <= weight.shape[0]:
+        raise ValueError(f"trained_row_mean: n_trained={n_trained} outside (0, {weight.shape[0]}]")
+    return weight[:n_trained].sum(0, dtype=torch.float32) / n_trained
+
+
+def padded_vocab_size(n_tokens: int, multiple: int = 128, min_spare: int = 16) -> int:
+    """Rows of a padded vocabulary: the smallest multiple of ``multiple`` with at least
+    ``min_spare`` unused rows past ``n_tokens`` (real Qwen checkpoints pad 151,665 tokens to
+    151,936 rows; the tiny presets mimic it so the latent tokens land in padding rows)."""
+    return -(-(n_tokens + min_spare) // multiple) * multiple
+
+
 def _zero3_enabled() -> bool:
     try:
         from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
@@ -215,35 +231,49 @@ class VLMAdapter:
     def add_latent_tokens(self) -> list[int]:
         """Add ``<|latent_start|>``, ``<|latent_end|>``, ``<|latent_pad|>`` as special tokens.
 
-        Embeddings are resized; new rows start at the mean of the old rows (and the lm_head's new
-        rows at the mean of its old rows when untied), as the reference does to avoid bf16 NaNs.
-        Idempotent: a tokenizer that already has them is left alone. Returns the three ids."""
+        Their embedding rows (and, when untied, their lm_head rows) start at the mean of the
+        TRAINED rows -- the rows of the tokenizer's other tokens, never the padding rows a padded
+        vocabulary carries past ``len(tokenizer)`` (Qwen2.5-VL: 151,936 rows, 151,665 tokens) --
+        whether the new ids land in such padding rows or the matrix has to grow (see
+        :func:`trained_row_mean`; the reference mean-initialises new rows to avoid bf16 NaNs).
+        Idempotent: a tokenizer that already has them (a DIFT checkpoint) is left alone.
+        Returns the three ids."""
         missing = [t for t in LATENT_TOKENS if t not in self.tokenizer.get_vocab()]
         if missing:
+            n_before = len(self.tokenizer)
             self.tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
-        n_new = len(self.tokenizer)
-        if n_new > self.embedding_layer().weight.shape[0] or _zero3_enabled():
-            self._resize_mean_init(n_new)
+            new_ids = [int(self.tokenizer.convert_tokens_to_ids(t)) for t in missing]
+            self._mean_init_rows(len(self.tokenizer), new_ids, n_before)
         ids = [self.latent_start_id, self.latent_end_id, self.latent_pad_id]
         assert all(i is not None for i in ids), f"latent tokens missing after add: {ids}"
         return ids  # type: ignore[return-value]
 
-    def _resize_mean_init(self, n_new: int) -> None:
+    def _mean_init_rows(self, n_tokens: int, new_ids: list[int], n_trained: int) -> None:
+        """Grow the matrices to ``n_tokens`` rows if needed, then set rows ``new_ids`` to the mean of
+        the trained rows ``[0, n_trained)`` (the tokens the tokenizer had before)."""
         with _gathered([self.embedding_layer().weight]):
-            n_old = self.embedding_layer().weight.shape[0]
-        if n_new <= n_old:
-            return
-        self.model.resize_token_embeddings(n_new, mean_resizing=False)
+            n_rows = self.embedding_layer().weight.shape[0]
+        n_trained = min(n_trained, n_rows)
+        if n_tokens > n_rows:
+            self.model.resize_token_embeddings(n_tokens, mean_resizing=False)
         out = self.model.get_output_embeddings()
         emb = self.embedding_layer()
         tied = out is not None and out.weight is emb.weight
         params = [emb.weight] + ([out.weight] if out is not None and not tied else [])
+        idx = torch.tensor(new_ids, device=emb.weight.device)
         with _gathered(params, modify=True), torch.no_grad():  # ZeRO-3: weights are partitioned
-            emb.weight[n_old:] = emb.weight[:n_old].float().mean(0).to(emb.weight.dtype)
+            emb.weight[idx] = trained_row_mean(emb.weight, n_trained).to(emb.weight.dtype)
             if out is not None and not tied:
-                out.weight[n_old:] = out.weight[:n_old].float().mean(0).to(out.weight.dtype)
+                out.weight[idx] = trained_row_mean(out.weight, n_trained).to(out.weight.dtype)
                 if getattr(out, "bias", None) is not None:
-                    out.bias[n_old:] = 0
+                    out.bias[idx] = out.bias[:n_trained].float().mean().to(out.bias.dtype)
+
+    def padding_ids(self) -> list[int]:
+        """Ids of the output vocabulary's rows past the tokenizer: a padded vocabulary's unused rows
+        (no token string; never to be sampled). Empty when the matrix matches the tokenizer."""
+        out = self.model.get_output_embeddings()
+        out = self.embedding_layer() if out is None else out
+        return list(range(len(self.tokenizer), int(out.weight.shape[0])))
 
     def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
         """Input embeddings of token ids ``[B, L] -> [B, L, D]`` (no visual scatter)."""
@@ -375,4 +405,6 @@ __all__ = [
     "FamilyInfo",
     "VLMAdapter",
     "to_pil",
+    "padded_vocab_size",
+    "trained_row_mean",
 ]

@@ -92,6 +92,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
     )
     from transformers.models.internvl.video_processing_internvl import InternVLVideoProcessor
 
+    from fourdthinker.models.base import padded_vocab_size
     from fourdthinker.models.tokenizer import cached_tokenizer_dir
 
     tok = AutoTokenizer.from_pretrained(cached_tokenizer_dir("internvl"))
@@ -101,7 +102,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
     cfg = InternVLConfig(
         vision_config=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
                            image_size=[TINY_SIZE, TINY_SIZE], patch_size=[14, 14]),
-        text_config=dict(model_type="qwen2", vocab_size=len(tok), hidden_size=H, intermediate_size=512,
+        text_config=dict(model_type="qwen2", vocab_size=padded_vocab_size(len(tok)), hidden_size=H, intermediate_size=512,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                          max_position_embeddings=4096, bos_token_id=ID("<|endoftext|>"), eos_token_id=ID("<|im_end|>"),
                          pad_token_id=ID("<|endoftext|>"), tie_word_embeddings=False),

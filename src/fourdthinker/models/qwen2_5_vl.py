@@ -154,6 +154,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
         Qwen2VLVideoProcessor,
     )
 
+    from fourdthinker.models.base import padded_vocab_size
     from fourdthinker.models.tokenizer import cached_tokenizer_dir
 
     tok = AutoTokenizer.from_pretrained(cached_tokenizer_dir("qwen2_5_vl"))
@@ -163,7 +164,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
     half = head_dim // 2
     sec = [half // 4, 3 * half // 8, half - half // 4 - 3 * half // 8]
     cfg = Qwen2_5_VLConfig(
-        text_config=dict(**TINY_TEXT, vocab_size=len(tok),
+        text_config=dict(**TINY_TEXT, vocab_size=padded_vocab_size(len(tok)),
                          rope_parameters=dict(rope_type="default", rope_theta=1e4, mrope_section=sec),
                          bos_token_id=ID("<|endoftext|>"), eos_token_id=ID("<|im_end|>"), pad_token_id=ID("<|endoftext|>")),
         vision_config=dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=4, out_hidden_size=H,
@@ -181,6 +182,73 @@ def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
     ip = Qwen2VLImageProcessor(min_pixels=28 * 28, max_pixels=TINY_FRAME_PIXELS, **kw)
     vp = Qwen2VLVideoProcessor(size={"shortest_edge": 28 * 28, "longest_edge": TINY_FRAME_PIXELS * 64},
                                do_sample_frames=False, **kw)
+    proc = Qwen2_5_VLProcessor(image_processor=ip, tokenizer=tok, video_processor=vp, chat_template=tok.chat_template)
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir)
+    proc.save_pretrained(out_dir)
+    return out_dir
+
+
+# ---------------------------------------------------------------------- full-width shallow preset
+# Qwen2.5-VL-3B-Instruct's config.json (hub revision of 2025), every width kept, depth cut to 2 + 2:
+# real tensor shapes (hidden 2048, 151,936-row tied vocabulary, 1280-wide ViT) on a CPU, for the
+# scale benchmarks and the slow full-width test. Random init; the tokenizer is the package's
+# offline one (a few hundred tokens), so the embedding matrix is padded to the real 151,936 rows --
+# the same padded-vocabulary situation as the real checkpoint (151,665 tokens in 151,936 rows).
+QWEN25_VL_3B_TEXT = dict(hidden_size=2048, intermediate_size=11008, num_attention_heads=16, num_key_value_heads=2,
+                         hidden_act="silu", rms_norm_eps=1e-6, max_position_embeddings=128000,
+                         max_window_layers=70, sliding_window=32768, use_sliding_window=False)
+QWEN25_VL_3B_VOCAB = 151_936
+QWEN25_VL_3B_ROPE = dict(rope_type="default", rope_theta=1_000_000.0, mrope_section=[16, 24, 24])
+QWEN25_VL_3B_VISION = dict(hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=2048, hidden_act="silu",
+                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
+                           tokens_per_second=2)
+SHALLOW_LM_LAYERS = 2
+SHALLOW_VISION_BLOCKS = 2
+# the real preprocessor_config.json's image pixel bounds (video: the stock video processor's)
+QWEN25_VL_IMAGE_PIXELS = dict(min_pixels=3136, max_pixels=12_845_056)
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+def build_3b_shallow(out_dir: str | Path, seed: int = 0) -> Path:
+    """Random-init Qwen2.5-VL with the 3B's widths, heads, KV heads, intermediate sizes, tied
+    151,936-row vocabulary and 1280-wide vision tower, but 2 LM layers and 2 vision blocks
+    (~0.54 B parameters). Saved in bf16 like the real checkpoint (~1.1 GB on disk; ``load`` upcasts
+    to the requested dtype). Deterministic for a given ``seed``."""
+    from transformers import (
+        AutoTokenizer,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    from fourdthinker.models.tokenizer import cached_tokenizer_dir
+
+    tok = AutoTokenizer.from_pretrained(cached_tokenizer_dir("qwen2_5_vl"))
+    ID = tok.convert_tokens_to_ids
+    if len(tok) + 3 > QWEN25_VL_3B_VOCAB:  # pragma: no cover - the offline tokenizer is tiny
+        raise ValueError(f"offline tokenizer ({len(tok)} tokens) does not fit the 3B vocabulary")
+    # the last real block index of a 2-block tower does full attention (the 3B: blocks 7, 15, 23, 31)
+    vision = dict(**QWEN25_VL_3B_VISION, depth=SHALLOW_VISION_BLOCKS, fullatt_block_indexes=[SHALLOW_VISION_BLOCKS - 1])
+    cfg = Qwen2_5_VLConfig(
+        text_config=dict(**QWEN25_VL_3B_TEXT, num_hidden_layers=SHALLOW_LM_LAYERS, vocab_size=QWEN25_VL_3B_VOCAB,
+                         rope_parameters=QWEN25_VL_3B_ROPE, tie_word_embeddings=True,
+                         bos_token_id=ID("<|endoftext|>"), eos_token_id=ID("<|im_end|>"), pad_token_id=ID("<|endoftext|>")),
+        vision_config=vision,
+        image_token_id=ID("<|image_pad|>"), video_token_id=ID("<|video_pad|>"),
+        vision_start_token_id=ID("<|vision_start|>"), vision_end_token_id=ID("<|vision_end|>"),
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration._from_config(cfg, dtype=torch.bfloat16)  # init in bf16: half the RAM
+    model.generation_config.eos_token_id = [ID("<|im_end|>")]
+    model.generation_config.pad_token_id = ID("<|endoftext|>")
+    kw = dict(patch_size=14, merge_size=2, temporal_patch_size=2, image_mean=CLIP_MEAN, image_std=CLIP_STD)
+    ip = Qwen2VLImageProcessor(**QWEN25_VL_IMAGE_PIXELS, **kw)
+    vp = Qwen2VLVideoProcessor(do_sample_frames=False, **kw)
     proc = Qwen2_5_VLProcessor(image_processor=ip, tokenizer=tok, video_processor=vp, chat_template=tok.chat_template)
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)

@@ -37,6 +37,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
     )
     from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
+    from fourdthinker.models.base import padded_vocab_size
     from fourdthinker.models.tokenizer import cached_tokenizer_dir
 
     tok = AutoTokenizer.from_pretrained(cached_tokenizer_dir("qwen3_vl"))
@@ -45,7 +46,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
     half = TINY_TEXT["head_dim"] // 2
     sec = [half // 2, half // 4, half - half // 2 - half // 4]
     cfg = Qwen3VLConfig(
-        text_config=dict(**TINY_TEXT, vocab_size=len(tok),
+        text_config=dict(**TINY_TEXT, vocab_size=padded_vocab_size(len(tok)),
                          rope_parameters=dict(rope_type="default", rope_theta=1e4, mrope_section=sec,
                                               mrope_interleaved=True),
                          bos_token_id=ID("<|endoftext|>"), eos_token_id=ID("<|im_end|>"), pad_token_id=ID("<|endoftext|>")),

@@ -89,7 +89,8 @@ def save_model(adapter, dest: Path, train_model=None, latent_size: int | None = 
     save_final(model, adapter.processor, dest, extra_config=extra)
 
 
-def load_adapter(init: str):
+def load_adapter(init: str, device: str = "cpu"):
+    """``fourdthinker.models.load`` (float32) straight onto ``device``."""
     from fourdthinker import models
 
-    return models.load(init)
+    return models.load(init, device=str(device))

@@ -70,14 +70,20 @@ def build_sample(adapter, record, root: str | os.PathLike, *, mode: str = "dift"
                  max_length: int = 4096, fps: float | None = None, max_frames: int | None = 16,
                  max_pixels: int | None = 448 * 448) -> Sample:
     """Encode one ``DiftRecord`` (see the module docstring). Raises ``SampleError`` on bad input."""
-    from fourdthinker.models.inputs import InputError, load_image, record_inputs
+    from fourdthinker.models.inputs import (
+        DEFAULT_FPS,
+        FrameSettings,
+        InputError,
+        encode_inputs,
+        load_image,
+        record_inputs,
+    )
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     tok = adapter.tokenizer
     try:
-        frames, text = record_inputs(record, root, fps=fps or record.frames_fps, max_frames=max_frames,
-                                     max_pixels=max_pixels)
+        prompt = record_inputs(record, root, FrameSettings(fps or DEFAULT_FPS, max_frames, max_pixels))
         images = []
         if mode == "dift":
             _, img_paths = record.resolve(root)
@@ -87,7 +93,7 @@ def build_sample(adapter, record, root: str | os.PathLike, *, mode: str = "dift"
     n_img = record.reasoning.count("<imagery>")
     if mode == "dift" and n_img != len(images):
         raise SampleError(f"record {record.id}: {n_img} <imagery> placeholders but {len(images)} imagery images")
-    enc = adapter.encode_one(frames, text, fps=fps or record.frames_fps)
+    enc = encode_inputs(adapter, [prompt])  # the one input builder (models/inputs.py), as RL, infer and eval
     end = "<|im_end|>" if "<|im_end|>" in tok.get_vocab() else tok.eos_token
     resp = tok(response_text(record.reasoning, record.answer, mode, k) + end, add_special_tokens=False,
                return_tensors="pt")["input_ids"]  # [1, R]
@@ -129,10 +135,26 @@ def build_sample(adapter, record, root: str | os.PathLike, *, mode: str = "dift"
 
 def read_records(data: str | os.PathLike) -> tuple[Path, list[dict]]:
     """(root, raw rows) of ``dift.jsonl`` (``data`` is the file or the folder holding it)."""
-    from fourdthinker.io import read_jsonl
+    from fourdthinker.io import check_unique_ids, read_jsonl
 
     f = records_file(data)
-    return f.parent, read_jsonl(f)
+    rows = read_jsonl(f)
+    check_unique_ids(rows, f)  # the same refusal as every other record reader
+    return f.parent, rows
+
+
+def _id_rows(file: Path):
+    """One small ``{"id": ...}`` dict per line of ``file`` (``{}`` for blank or broken lines), streamed,
+    so ``check_unique_ids`` reports true line numbers without holding the records."""
+    import json
+
+    with open(file, "rb") as f:
+        for raw in f:
+            try:
+                row = json.loads(raw) if raw.strip() else {}
+            except ValueError:
+                row = {}
+            yield {"id": row.get("id")} if isinstance(row, dict) else {}
 
 
 def records_file(data: str | os.PathLike) -> Path:
@@ -360,6 +382,9 @@ class DiftDataset(torch.utils.data.Dataset):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.file = records_file(data)
         self.root = self.file.parent
+        from fourdthinker.io import check_unique_ids
+
+        check_unique_ids(_id_rows(self.file), self.file)  # the same refusal as every other record reader
         self.adapter, self.mode, self.k, self.kw = adapter, mode, k, kw
         self.load_errors = Path(load_errors) if load_errors is not None else None
         self.max_replacements = max_replacements

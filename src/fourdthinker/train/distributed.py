@@ -12,13 +12,14 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["allreduce_grads", "deepspeed_config", "make_accelerator", "sync_step_stats"]
+__all__ = ["allreduce_grads", "deepspeed_config", "make_accelerator", "resolve_device_dtype", "sync_step_stats"]
 
 
-def deepspeed_config(path: str | Path, max_grad_norm: float, world: int = 1) -> dict:
+def deepspeed_config(path: str | Path, max_grad_norm: float, world: int = 1, *, bf16: bool = False) -> dict:
     """A DeepSpeed JSON (the files in configs/) made concrete for train rl: ``"auto"`` values are
     filled (gradient_clipping = ``max_grad_norm``, micro batch 1 per process, no accumulation,
-    bf16/fp16 off). ZeRO-3 raises NotImplementedError (rollouts generate with the full weights)."""
+    bf16 = ``bf16`` (``train rl --dtype``), fp16 off). ZeRO-3 raises NotImplementedError (rollouts
+    generate with the full weights)."""
     p = Path(path)
     try:
         ds = json.loads(p.read_text())
@@ -31,9 +32,9 @@ def deepspeed_config(path: str | Path, max_grad_norm: float, world: int = 1) -> 
         raise NotImplementedError(
             f"{p}: train rl under DeepSpeed ZeRO-3 is not implemented (rollouts and the latent replay need the "
             "gathered weights); use ZeRO stage 1/2 (configs/ds_zero2.json) or plain data-parallel with --lora")
-    for k in ("bf16", "fp16"):
+    for k, on in (("bf16", bf16), ("fp16", False)):
         if isinstance(ds.get(k), dict) and ds[k].get("enabled") == "auto":
-            ds[k] = {**ds[k], "enabled": False}
+            ds[k] = {**ds[k], "enabled": on}
     if ds.get("gradient_clipping", "auto") == "auto":
         ds["gradient_clipping"] = float(max_grad_norm)
     if ds.get("train_micro_batch_size_per_gpu", "auto") == "auto":
@@ -45,7 +46,7 @@ def deepspeed_config(path: str | Path, max_grad_norm: float, world: int = 1) -> 
     return ds
 
 
-def make_accelerator(ds_path: str | None = None, max_grad_norm: float = 1.0):
+def make_accelerator(ds_path: str | None = None, max_grad_norm: float = 1.0, *, bf16: bool = False):
     """The run's ``accelerate.Accelerator`` (launch settings come from ``accelerate launch`` / env).
     ``ds_path``: a DeepSpeed JSON (ZeRO 1/2) -> a ``DeepSpeedPlugin``; a DeepSpeed launch without
     it (accelerate config) is refused, as is ZeRO-3 (rollouts would need gathered weights)."""
@@ -68,7 +69,7 @@ def make_accelerator(ds_path: str | None = None, max_grad_norm: float = 1.0):
             for k, v in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
                          "MASTER_PORT": str(port)}.items():
                 os.environ.setdefault(k, v)
-        plugin = DeepSpeedPlugin(hf_ds_config=deepspeed_config(ds_path, max_grad_norm, world))
+        plugin = DeepSpeedPlugin(hf_ds_config=deepspeed_config(ds_path, max_grad_norm, world, bf16=bf16))
         acc = Accelerator(device_placement=False, deepspeed_plugin=plugin)
         if acc.distributed_type != DistributedType.DEEPSPEED:  # accelerate's state is a per-process singleton
             raise RuntimeError(f"--deepspeed {ds_path}: this process already set up accelerate as "
@@ -134,3 +135,29 @@ def sync_step_stats(acc, per_response: dict[str, list], scalars: dict[str, float
     mean, mx = sv.mean(0).tolist(), sv.max(0).values.tolist()
     return ({k: allr[i] for i, k in enumerate(keys)},
             {k: mean[i] for i, k in enumerate(sk)}, {k: mx[len(sk) + i] for i, k in enumerate(mk)})
+
+
+def resolve_device_dtype(device: str, dtype: str, acc=None):
+    """``(torch.device, torch.dtype)`` of a run from ``--device`` / ``--dtype``.
+
+    ``device="auto"``: cuda when a GPU exists, else cpu. Under several processes on GPUs each
+    process takes the accelerator's device (its own GPU) whatever ``device`` says.
+    ``dtype="auto"``: bfloat16 on a device that supports it (CUDA with bf16), else float32;
+    ``fp32``/``bf16`` are accepted for ``float32``/``bfloat16``."""
+    import torch
+
+    if acc is not None and acc.num_processes > 1 and acc.device.type != "cpu":
+        dev = acc.device
+    elif device == "auto":
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: CUDA is not available on this machine (use --device cpu or auto)")
+    names = {"fp32": "float32", "bf16": "bfloat16"}
+    dtype = names.get(dtype, dtype)
+    if dtype == "auto":
+        dtype = "bfloat16" if dev.type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"--dtype must be auto, float32 or bfloat16, got {dtype!r}")
+    return dev, getattr(torch, dtype)

@@ -6,22 +6,34 @@ One training step, exactly:
 1. Take ``questions_per_step`` QA records (a seeded shuffle, epoch after epoch). Each becomes one
    prompt through the same frame sampling and prompt builder as DIFT and evaluation
    (``load_prompt_frames`` + ``build_question_text``), repeated G times (``num_generations``).
-2. **Rollout**: all ``Q * G`` responses are sampled in ONE batch by the latent-recurrent decoder
-   (``fourdthinker.latent.decode.latent_generate``; temperature/top-p as the reference rollout,
-   1.0 / 0.9). Each response records its token ids, a per-token ``is_latent`` flag and the exact
-   vectors fed at its latent slots.
+   With ``grad_accum = A`` a step takes ``A`` such batches (``A * questions_per_step`` questions).
+2. **Rollout**: each batch's ``Q * G`` responses are sampled in ONE batched decode by the
+   latent-recurrent decoder (``fourdthinker.latent.decode.latent_generate``; temperature/top-p as
+   the reference rollout, 1.0 / 0.9; the generator lives on the model's device). Each response
+   records its token ids, a per-token ``is_latent`` flag and the exact vectors fed at its latent slots.
 3. **Rewards** (Eq. 11): ``acc_weight * accuracy + fmt_weight * format`` (``train/rewards.py``).
 4. **Advantages** (Eq. 12): group-normalised (``train/grpo.py``; zero-variance groups -> 0, counted).
 5. **Replay**: the policy (with grad), the rollout policy (``mu > 1`` only, no grad) and the frozen
-   reference (``beta > 0``, no grad) each run ONE full forward over prompt + responses in which the
+   reference (``beta > 0``, no grad) each run a full forward over prompt + responses in which the
    latent slots receive the rollout's own latent vectors, detached (``replay_forward``). The
    reference code fed the ``<|latent_pad|>`` embedding there (docs/reference.md): text tokens were
-   scored under a context they were not sampled in. Log-probs use the rollout temperature.
+   scored under a context they were not sampled in. Log-probs use the rollout temperature; the
+   lm_head runs only at the positions that predict response tokens, ``logit_chunk`` at a time.
+   The replay runs over ``micro_batch_size`` responses at a time (0 = all at once).
 6. **Loss** (Eq. 13, ``grpo_loss``) over the response's TEXT tokens only: prompt, padding and latent
    positions are masked out of both the surrogate and the KL. Latent positions are the fed slots
    plus the ``<|latent_end|>`` the decoder places (never sampled); ``<|latent_start|>`` is sampled by
    the policy but excluded by default like the reference (``score_latent_start`` includes it).
+   Each micro-batch's loss is weighted by ``microbatch_weight`` (its share of the WHOLE step's
+   normaliser: responses for ``grpo``, text tokens for ``bnpo``, responses x width for
+   ``dr_grpo``), so the accumulated gradient is exactly the whole-batch gradient.
 7. ``mu`` AdamW steps on this batch (grad-norm clip ``max_grad_norm``), then the next rollout.
+
+Precision and memory: ``device``/``dtype`` (auto: cuda + bf16 when a GPU exists, else cpu +
+fp32). bf16 is mixed precision: trained weights and AdamW state stay float32, rollouts and replays
+run under bf16 autocast, the frozen reference is stored in bf16. ``gradient_checkpointing``
+recomputes the LM layers in the backward. Full-size settings and measured memory:
+docs/rl_full_size.md.
 
 The reference model is a frozen deep copy of the initial (DIFT) model. Baselines on the same
 trainer (Table 3): ``mode="grpo"`` (vanilla GRPO from a base model, latent blocks disabled in the
@@ -86,6 +98,7 @@ from fourdthinker.train.distributed import (
     allreduce_grads,
     deepspeed_config,
     make_accelerator,
+    resolve_device_dtype,
     sync_step_stats,
 )
 from fourdthinker.train.rl_config import MODES, RLConfig, RLResult
@@ -101,8 +114,12 @@ from fourdthinker.train.rl_plot import plot_reward_curve
 from fourdthinker.train.rl_probe import paired_mean_delta_ci, probe_expected_reward
 from fourdthinker.train.rl_step import (
     maybe_latent_ids,
+    merge_loss_stats,
+    microbatch_weight,
     model_latent_size,
+    pad_prompt_batch_left,
     response_logps,
+    response_text_tokens,
     rollout,
     text_token_mask,
     with_model,
@@ -128,15 +145,31 @@ _ = (MODES, LORA_TRAINABLES, deepspeed_config, paired_mean_delta_ci, probe_expec
 
 
 @dataclass
-class Trajectory:
-    """One step's rollout batch, scored: what ``RLRecipe.grpo_step`` and ``RLRecipe.log`` consume."""
+class Chunk:
+    """One rollout decode of a step (``grad_accum`` of them per step): its prompt batch and inputs,
+    and the rows ``[lo, hi)`` of the step's responses it produced."""
 
-    recs: list[RLRecord]  # Q * G records, each question repeated G times
-    batch: dict  # the encoded prompts
+    batch: dict
+    frames: list
+    texts: list[str]
+    lo: int
+    hi: int
+    # prefix sharing (docs/rl_speed.md): ``batch``/``frames``/``texts`` hold each question ONCE for its
+    # (hi - lo) / rows responses, and ``vision`` the frozen encoder's features of ``batch``, reused by
+    # the rollout and every replay; None without sharing (one prompt row per response)
+    vision: Any = None
+
+
+@dataclass
+class Trajectory:
+    """One step's rollout batches, scored: what ``RLRecipe.grpo_step`` and ``RLRecipe.log`` consume."""
+
+    recs: list[RLRecord]  # grad_accum * Q * G records, each question repeated G times
+    chunks: list[Chunk]  # the decodes that produced them (prompt batches)
     results: list  # DecodeResult per response
     per: dict[str, list]  # reward name -> per-response values
-    rewards: Any  # [Q * G] combined reward (Eq. 11)
-    adv: Any  # [Q * G] group advantages (Eq. 12)
+    rewards: Any  # [n] combined reward (Eq. 11)
+    adv: Any  # [n] group advantages (Eq. 12)
     adv_stats: dict[str, float]
     t_rollout: float
 
@@ -174,9 +207,15 @@ class RLRecipe:
         cfg = self.cfg
         hf_logging.disable_progress_bar()  # per-save "Writing model shards" bars would drown the RL bar
         torch.set_num_threads(max(1, cfg.threads))
-        self.acc = acc = make_accelerator(cfg.deepspeed, cfg.max_grad_norm)
+        bf16 = resolve_device_dtype(cfg.device, cfg.dtype)[1] == torch.bfloat16
+        self.acc = acc = make_accelerator(cfg.deepspeed, cfg.max_grad_norm, bf16=bf16)
         self.use_ds = acc.distributed_type == DistributedType.DEEPSPEED
         self.rank, self.world, self.main = acc.process_index, acc.num_processes, acc.is_main_process
+        self.device, self.dtype = resolve_device_dtype(cfg.device, cfg.dtype, acc)
+        self.mixed = self.dtype == torch.bfloat16  # bf16 autocast over float32 trained weights
+        if self.use_ds and (cfg.grad_accum > 1 or 0 < cfg.micro_batch_size < cfg.questions_per_step * cfg.num_generations):
+            raise NotImplementedError("train rl --deepspeed with --micro-batch-size / --grad-accum is not implemented "
+                                      "(the engine steps inside every backward); use plain data-parallel")
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.records, self.root, self.rejected = load_rl_records(cfg.data)
@@ -198,31 +237,33 @@ class RLRecipe:
 
         from fourdthinker.latent.decode import latent_ids
 
-        cfg, acc = self.cfg, self.acc
+        cfg = self.cfg
         resume, start_step = latest_checkpoint(self.out)
         self.resume, self.start_step = resume, min(start_step, cfg.steps)
         lora_state = resume / LORA_TRAINABLES if resume is not None and cfg.lora else None
         adapter = self.adapter
         if lora_state is not None and lora_state.exists():
-            adapter = load_adapter(cfg.init)  # LoRA resume: the init weights + the saved unmerged adapters
+            adapter = load_adapter(cfg.init, self.device)  # LoRA resume: the init weights + the saved unmerged adapters
         elif resume is not None:
             lora_state = None
-            adapter = load_adapter(str(resume))
+            adapter = load_adapter(str(resume), self.device)
         if adapter is None:
-            adapter = load_adapter(cfg.init)
+            adapter = load_adapter(cfg.init, self.device)
         self.lid = latent_ids(adapter) if cfg.latents_enabled else maybe_latent_ids(adapter)
         self.K = int(cfg.latent_size or model_latent_size(adapter))
         self.cfg = cfg = dataclasses.replace(cfg, latent_size=self.K)
-        if self.world > 1 and acc.device.type != "cpu":
-            adapter.model.to(acc.device)  # one GPU per process
+        if adapter.model.device != self.device:
+            adapter.model.to(self.device)  # a passed-in adapter; several processes: one GPU each
 
         # Frozen reference = the INIT model (not the resumed one): reload it when resuming.
         self.ref_adapter = None
         if cfg.beta != 0.0:
             # (a passed-in adapter has been trained by the earlier run, so it cannot serve as the init)
             ref_model = copy.deepcopy(adapter.model) if resume is None or lora_state is not None else (
-                load_adapter(cfg.init).model.to(adapter.model.device))
+                load_adapter(cfg.init, self.device).model)
             ref_model.eval().requires_grad_(False)
+            if self.mixed:
+                ref_model.to(torch.bfloat16)  # frozen: no float32 master copy needed
             self.ref_adapter = with_model(adapter, ref_model)
 
         self.train_model = None  # the PEFT wrapper under LoRA; forwards always use the unwrapped model
@@ -236,6 +277,8 @@ class RLRecipe:
             adapter.freeze_visual()  # the encoder defines the latent target space (docs/method.md)
         if lora_state is not None:
             load_lora_trainables(adapter.model, lora_state)
+        if cfg.gradient_checkpointing:  # active only in train mode: the replay with gradients
+            adapter.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         self.adapter, self.lora_state = adapter, lora_state
 
     def _setup_optimizer(self) -> None:
@@ -295,8 +338,9 @@ class RLRecipe:
         """Expected reward per probe question; each process scores its contiguous block, gathered in rank order."""
         recs, rank, world = self.probe_recs, self.rank, self.world
         lo, hi = rank * len(recs) // world, (rank + 1) * len(recs) // world
-        mine = probe_expected_reward(self.adapter, recs[lo:hi], self.probe_frames, self.cfg, self.weights,
-                                     latent_size=self.K, seed=self.cfg.seed + 99)
+        with self._autocast():
+            mine = probe_expected_reward(self.adapter, recs[lo:hi], self.probe_frames, self.cfg, self.weights,
+                                         latent_size=self.K, seed=self.cfg.seed + 99)
         if world == 1:
             return mine
         from accelerate.utils import gather_object
@@ -306,29 +350,55 @@ class RLRecipe:
     # ------------------------------------------------------------------------- one step
 
     def generate_trajectory(self, step: int) -> Trajectory:
-        """Steps 1-4: this process's questions, one batched rollout of Q * G responses, rewards, advantages."""
+        """Steps 1-4: this process's questions, ``grad_accum`` batched rollouts of Q * G responses each,
+        rewards, advantages."""
         import torch
 
+        from fourdthinker.latent.prefix import encode_vision
         from fourdthinker.train.grpo import group_advantages
-
-        cfg, rank, G = self.cfg, self.rank, self.cfg.num_generations
-        t0 = time.perf_counter()
-        torch.manual_seed(cfg.seed * 1_000_003 + step + 7_777_777 * rank)
-        gen = torch.Generator().manual_seed(cfg.seed * 7919 + step + 104_729 * rank)
-        picked = [usable_record(self.records, i, self.bad, self.frame_cache, self.root, cfg, self.out, rank=rank)
-                  for i in rank_questions(self.sched, step, cfg.questions_per_step, rank, self.world)]
-        recs = [r for r in picked for _ in range(G)]
-        frames = [self.frame_cache[r.id] for r in recs]
-        texts = [build_question_text(r.question, r.options) for r in recs]
-        batch = self.adapter.encode_prompts(frames, texts, fps=cfg.fps)
-        results = rollout(self.adapter, batch, recs, cfg, gen)
-        t_roll = time.perf_counter() - t0
-        per = self.score(recs, results)
         from fourdthinker.train.rewards import combine_rewards
 
+        cfg, rank, G, Q = self.cfg, self.rank, self.cfg.num_generations, self.cfg.questions_per_step
+        t0 = time.perf_counter()
+        gen = self.step_generator(step)
+        order = rank_questions(self.sched, step, Q * cfg.grad_accum, rank, self.world)
+        recs, results, chunks = [], [], []
+        for a in range(cfg.grad_accum):
+            picked = [usable_record(self.records, i, self.bad, self.frame_cache, self.root, cfg, self.out, rank=rank)
+                      for i in order[a * Q : (a + 1) * Q]]
+            c_recs = [r for r in picked for _ in range(G)]
+            enc = picked if cfg.prefix_sharing else c_recs  # sharing: each question encoded once for its G
+            frames = [self.frame_cache[r.id] for r in enc]
+            texts = [build_question_text(r.question, r.options) for r in enc]
+            batch = self.adapter.encode_prompts(frames, texts, fps=cfg.fps)
+            with self._autocast():
+                vision = encode_vision(self.adapter.model, batch) if cfg.prefix_sharing else None  # once per question
+                results += rollout(self.adapter, batch, c_recs, cfg, gen, vision=vision)
+            chunks.append(Chunk(batch, frames, texts, len(recs), len(recs) + len(c_recs), vision))
+            recs += c_recs
+        t_roll = time.perf_counter() - t0
+        per = self.score(recs, results)
         rewards = torch.tensor(combine_rewards(per, self.weights), dtype=torch.float32)
         adv, adv_stats = group_advantages(rewards, G)  # within this process's groups: no communication
-        return Trajectory(recs, batch, results, per, rewards, adv, adv_stats, t_roll)
+        return Trajectory(recs, chunks, results, per, rewards, adv, adv_stats, t_roll)
+
+    def step_generator(self, step: int):
+        """Seed torch and return the step's sampling generator, ON THE MODEL'S DEVICE (a CPU generator
+        cannot drive ``torch.multinomial`` over CUDA probabilities). A function of (seed, step, rank)."""
+        import torch
+
+        cfg, rank = self.cfg, self.rank
+        torch.manual_seed(cfg.seed * 1_000_003 + step + 7_777_777 * rank)
+        dev = next(self.adapter.model.parameters()).device
+        return torch.Generator(device=dev).manual_seed(cfg.seed * 7919 + step + 104_729 * rank)
+
+    def _autocast(self):
+        """bf16 autocast under ``--dtype bfloat16`` (float32 weights), else accelerate's (a no-op by default)."""
+        import torch
+
+        if self.mixed:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return self.acc.autocast()
 
     def score(self, recs: list[RLRecord], results: list) -> dict[str, list]:
         """Per-response reward values by name (Eq. 11's terms; ``extra_rewards`` TRL-style)."""
@@ -346,27 +416,69 @@ class RLRecipe:
         return per
 
     def grpo_step(self, traj: Trajectory) -> Update:
-        """Steps 5-7: reference / rollout-policy log-probs, then ``mu`` replays with gradients and optimiser steps."""
+        """Steps 5-7: reference / rollout-policy log-probs, then ``mu`` replays with gradients and optimiser
+        steps, each over the micro-batches of the step (``micro_batch_size``)."""
         import torch
 
-        cfg, acc = self.cfg, self.acc
+        cfg = self.cfg
         t1 = time.perf_counter()
         self.adapter.model.train()
-        old_lp = ref_lp = None
-        with torch.no_grad(), acc.autocast():
+        mbs = self._micro_batches(traj)
+        old_lp = ref_lp = [None] * len(mbs)
+        with torch.no_grad(), self._autocast():
             if cfg.mu > 1:
-                old_lp, _ = response_logps(self.adapter, traj.batch, traj.results, grad=False,
-                                           temperature=cfg.temperature)
+                old_lp = [self._logps(self.adapter, traj, mb, grad=False)[0] for mb in mbs]
             if self.ref_adapter is not None:
-                ref_lp, _ = response_logps(self.ref_adapter, traj.batch, traj.results, grad=False,
-                                           temperature=cfg.temperature)
+                ref_lp = [self._logps(self.ref_adapter, traj, mb, grad=False)[0] for mb in mbs]
         loss, loss_stats, grad_norm = torch.zeros(()), {}, 0.0
         no_signal = self._no_signal(traj.adv)
         if no_signal:
             self._zero_step()
         for _ in range(0 if no_signal else cfg.mu):
-            loss, loss_stats, grad_norm = self._update_once(traj, old_lp, ref_lp)
+            loss, loss_stats, grad_norm = self._update_once(traj, mbs, old_lp, ref_lp)
         return Update(loss, loss_stats, grad_norm, no_signal, time.perf_counter() - t1)
+
+    def _micro_batches(self, traj: Trajectory) -> list[Chunk]:
+        """The replay's micro-batches: each chunk (rollout decode) whole, or cut into ``micro_batch_size``
+        responses whose prompts are re-encoded and left-padded to the chunk's width (the same rows)."""
+        m = self.cfg.micro_batch_size
+        out = []
+        for c in traj.chunks:
+            if not m or m >= c.hi - c.lo:
+                out.append(c)
+                continue
+            if c.vision is not None or c.batch["input_ids"].shape[0] < c.hi - c.lo:
+                out += self._shared_micro_batches(c, m)
+                continue
+            width = c.batch["input_ids"].shape[1]
+            for lo in range(0, c.hi - c.lo, m):
+                hi = min(lo + m, c.hi - c.lo)
+                b = self.adapter.encode_prompts(c.frames[lo:hi], c.texts[lo:hi], fps=self.cfg.fps)
+                out.append(Chunk(pad_prompt_batch_left(b, width, self.adapter.pad_id), c.frames[lo:hi],
+                                 c.texts[lo:hi], c.lo + lo, c.lo + hi))
+        return out
+
+    def _shared_micro_batches(self, c: Chunk, m: int) -> list[Chunk]:
+        """Prefix sharing: micro-batches never cut a question's prompt; with ``m >= G`` each takes
+        ``m // G`` whole questions, else one question with up to ``m`` of its responses (its prompt
+        is run again for each such micro-batch; its gradient accumulates across them)."""
+        from fourdthinker.latent.prefix import select_prompts
+
+        P = c.batch["input_ids"].shape[0]
+        G = (c.hi - c.lo) // P
+        groups = ([(list(range(q, min(q + m // G, P))), 0, G) for q in range(0, P, m // G)] if m >= G else
+                  [([q], lo, min(lo + m, G)) for q in range(P) for lo in range(0, G, m)])
+        out = []
+        for rows, lo, hi in groups:
+            sub, feats = select_prompts(self.adapter.model, c.batch, c.vision, rows)
+            first = c.lo + rows[0] * G + lo
+            last = c.lo + rows[-1] * G + hi
+            out.append(Chunk(sub, [c.frames[q] for q in rows], [c.texts[q] for q in rows], first, last, feats))
+        return out
+
+    def _logps(self, adapter, traj: Trajectory, mb: Chunk, *, grad: bool):
+        return response_logps(adapter, mb.batch, traj.results[mb.lo : mb.hi], grad=grad,
+                              temperature=self.cfg.temperature, logit_chunk=self.cfg.logit_chunk, vision=mb.vision)
 
     def _no_signal(self, adv) -> bool:
         """Every group has zero variance (e.g. a base model that never answers) and there is no KL term:
@@ -393,26 +505,39 @@ class RLRecipe:
         for _ in range(self.cfg.mu):
             self.opt.step()
 
-    def _update_once(self, traj: Trajectory, old_lp, ref_lp):
-        """One replay with gradients, the GRPO loss (Eq. 13) over text tokens, backward, all-reduce, clip, step."""
+    def _update_once(self, traj: Trajectory, mbs: list[Chunk], old_lp: list, ref_lp: list):
+        """One optimiser step: per micro-batch a replay with gradients and its GRPO loss (Eq. 13) over text
+        tokens, weighted so that the accumulated gradient is the whole batch's (``microbatch_weight``);
+        then all-reduce, clip, step."""
         from fourdthinker.train.grpo import grpo_loss
 
         cfg, acc = self.cfg, self.acc
-        with acc.autocast():
-            lp, rep = response_logps(self.adapter, traj.batch, traj.results, grad=True, temperature=cfg.temperature)
-        mask = text_token_mask(rep["response_ids"], rep["response_mask"], rep["latent_mask"], self.lid,
-                               score_latent_start=cfg.score_latent_start) if self.lid else rep["response_mask"].bool()
-        loss, loss_stats = grpo_loss(lp, traj.adv.to(lp.device), mask, old_lp, ref_lp, eps_low=cfg.epsilon,
-                                     eps_high=cfg.epsilon_high, beta=cfg.beta, kl=cfg.kl, loss_type=cfg.loss_type)
+        if len(mbs) > 1:  # what the whole batch's loss normalisation needs (microbatch_weight)
+            n_text = sum(response_text_tokens(traj.results, self.lid, score_latent_start=cfg.score_latent_start))
+            width = max(1, max(len(r.token_ids) for r in traj.results))
         self.opt.zero_grad(set_to_none=True)
-        acc.backward(loss)  # DeepSpeed: the engine reduces, clips (gradient_clipping) and steps here
+        loss_sum, parts = 0.0, []
+        for mb, old, ref in zip(mbs, old_lp, ref_lp, strict=True):
+            with self._autocast():
+                lp, rep = self._logps(self.adapter, traj, mb, grad=True)
+            mask = text_token_mask(rep["response_ids"], rep["response_mask"], rep["latent_mask"], self.lid,
+                                   score_latent_start=cfg.score_latent_start) if self.lid else rep["response_mask"].bool()
+            loss, stats = grpo_loss(lp, traj.adv[mb.lo : mb.hi].to(lp.device), mask, old, ref, eps_low=cfg.epsilon,
+                                    eps_high=cfg.epsilon_high, beta=cfg.beta, kl=cfg.kl, loss_type=cfg.loss_type)
+            if len(mbs) > 1:
+                loss = loss * microbatch_weight(cfg.loss_type, rows=mb.hi - mb.lo, text_tokens=int(mask.sum()),
+                                                width=lp.shape[1], total_rows=len(traj.results),
+                                                total_text_tokens=n_text, total_width=width)
+            acc.backward(loss)  # DeepSpeed (one micro-batch): the engine reduces, clips and steps here
+            loss_sum, parts = loss_sum + loss.detach(), [*parts, (stats, int(mask.sum()))]
+        loss_stats = merge_loss_stats(parts)
         if self.use_ds:
             gn = self.wrapped.get_global_grad_norm()
-            return loss, loss_stats, float(gn) if gn is not None else 0.0
+            return loss_sum, loss_stats, float(gn) if gn is not None else 0.0
         allreduce_grads(acc, self.params)
         grad_norm = float(acc.clip_grad_norm_(self.params, cfg.max_grad_norm)) if cfg.max_grad_norm > 0 else 0.0
         self.opt.step()
-        return loss, loss_stats, grad_norm
+        return loss_sum, loss_stats, grad_norm
 
     # ------------------------------------------------------------------------- log / save
 

@@ -3,17 +3,16 @@ the CLI flags are generated from its fields by ``train/rl_command.py``) and ``RL
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MODES", "RLConfig", "RLResult"]
+from fourdthinker.config import config_field as _f
+
+__all__ = ["DTYPES", "MODES", "RLConfig", "RLResult"]
 
 MODES = ("4drl", "grpo", "cot-grpo")
-
-
-def _f(default, help: str, **kw):
-    return field(default=default, metadata={"help": help, **kw})
+DTYPES = {"auto": "auto", "float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16"}
 
 
 @dataclass
@@ -40,7 +39,11 @@ class RLConfig:
     fmt_weight: float = _f(0.2, "Weight of the format reward (reference 0.2; Table 4: 0 removes it).")
     temperature: float = _f(1.0, "Rollout sampling temperature (reference 1.0); also used to score log-probs.")
     top_p: float = _f(0.9, "Rollout nucleus sampling (reference 0.9).")
-    max_new_tokens: int = _f(96, "Response budget per rollout, latent slots included (reference 8192 on GPUs).")
+    max_new_tokens: int = _f(1024, "Response budget per rollout, latent slots included. A response cut before </answer> "
+                                   "scores 0 on both rewards, so a too small budget leaves whole groups at zero advantage: "
+                                   "a real model's imagery CoT (a few latent blocks of K+2 slots + text) needs hundreds of "
+                                   "tokens (reference rollout: 8192, loss on the first 1024; configs/rl_qwen2.5vl3b_paper.yaml "
+                                   "uses 8192). Tiny CPU demos: 24-128.")
     latent_size: int | None = _f(None, "K latent steps per block; None = the model's own (set by DIFT), else 4.")
     max_latent_blocks: int | None = _f(None, "Cap on latent blocks per response (None = no cap). Forced to 0 in grpo/cot-grpo modes.")
     score_latent_start: bool = _f(False, "Include the sampled <|latent_start|> token in the loss (default: excluded with all latent positions, like the reference).")
@@ -55,13 +58,34 @@ class RLConfig:
     save_every: int = _f(50, "Checkpoint every N steps (0 = only the final model).")
     samples_per_step: int = _f(2, "Rollouts written to samples.jsonl per step (to read what the model says).")
     threads: int = _f(2, "torch CPU threads.")
+    device: str = _f("auto", "Device of the policy and the reference: auto (cuda when a GPU exists, else cpu), cpu, cuda, "
+                             "cuda:N. Under accelerate launch / torchrun each process uses its own GPU.")
+    dtype: str = _f("auto", "auto (bfloat16 on a GPU that supports it, else float32), float32 or bfloat16. bfloat16 is mixed "
+                            "precision: trained weights and AdamW state stay float32 (an lr of 1e-6 would vanish in bf16 "
+                            "weights), rollouts and replays run under bf16 autocast, the frozen reference is kept in bf16.")
+    micro_batch_size: int = _f(0, "Responses per replay forward/backward (policy, reference, rollout policy); 0 = the whole "
+                                  "batch (questions_per_step x num_generations) at once. Smaller = less activation memory "
+                                  "and exactly the same gradient (the loss is normalised over the whole batch).")
+    grad_accum: int = _f(1, "Rollout batches per optimiser step (reference: 2). A step rolls out grad_accum x "
+                            "questions_per_step questions in grad_accum decodes, then takes ONE update with exactly the "
+                            "gradient of their union (same loss normalisation as one big batch).")
+    gradient_checkpointing: bool = _f(False, "Recompute the LM layers' activations in the backward: much less replay "
+                                             "memory for ~30% more replay time (reference: on).")
+    logit_chunk: int = _f(1024, "Response positions per lm_head chunk in the replay. Logits are computed only at response "
+                                "positions (never over the prompt), chunk x vocab at a time, recomputed in the backward; "
+                                "0 = all response positions at once.")
     probe_questions: int = _f(0, "Fixed questions scored before and after training with probe_samples sampled responses each "
                                  "(paired): the expected reward on the same questions, far less noisy than the per-step batch "
                                  "mean. 0 = off; costs 2 x probe_questions x probe_samples extra rollouts.")
     probe_samples: int = _f(8, "Sampled responses per probe question.")
+    prefix_sharing: bool = _f(True, "Encode each question once (vision + prompt prefill) and share it by its G responses in the "
+                                    "rollout and in every replay (policy, reference, rollout policy); the same samples and "
+                                    "gradients as unshared, several times faster at real prompt lengths (docs/rl_speed.md). "
+                                    "--no-prefix-sharing: every response re-reads its own copy of the prompt (the reference path).")
     deepspeed: str | None = _f(None, "DeepSpeed JSON (ZeRO stage 1 or 2, e.g. configs/ds_zero2.json); 'auto' values are filled "
-                                     "from this config (gradient_clipping = max_grad_norm, micro batch 1, fp32 unless the "
-                                     "file enables bf16/fp16). ZeRO-3 is refused. A resume restarts the optimiser state.")
+                                     "from this config (gradient_clipping = max_grad_norm, micro batch 1, bf16 from "
+                                     "--dtype). ZeRO-3 is refused, and so are --micro-batch-size / --grad-accum (not "
+                                     "implemented under DeepSpeed). A resume restarts the optimiser state.")
 
     def __post_init__(self) -> None:
         problems = []
@@ -76,7 +100,14 @@ class RLConfig:
         if self.probe_questions < 0 or self.probe_samples < 1:
             problems.append(f"probe_questions must be >= 0 and probe_samples >= 1, got {self.probe_questions}, "
                             f"{self.probe_samples}")
-        for name in ("steps", "questions_per_step", "mu", "max_new_tokens"):
+        if self.dtype not in DTYPES:
+            problems.append(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            problems.append(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.micro_batch_size < 0 or self.logit_chunk < 0:
+            problems.append(f"micro_batch_size and logit_chunk must be >= 0 (0 = all at once), got "
+                            f"{self.micro_batch_size}, {self.logit_chunk}")
+        for name in ("steps", "questions_per_step", "mu", "max_new_tokens", "grad_accum"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.temperature <= 0:

@@ -47,6 +47,10 @@ def load_rl_records(path: str | Path) -> tuple[list[RLRecord], Path, list[dict]]
                 rejected.append({"file": str(p), "line": i, "id": None, "reason": f"not JSON ({e.msg})"})
     from pydantic import ValidationError
 
+    from fourdthinker.io import check_unique_ids
+
+    lines = dict(rows)  # a duplicated id refuses the file, as every record reader does (docs/errors.md)
+    check_unique_ids([lines.get(i) for i in range(1, max(lines, default=0) + 1)], p)
     records: list[RLRecord] = []
     seen: set[str] = set()
     for i, row in rows:
@@ -86,12 +90,13 @@ def load_rl_records(path: str | Path) -> tuple[list[RLRecord], Path, list[dict]]
 
 def load_prompt_frames(rec: RLRecord, root: Path, *, fps: float = 1.0, max_frames: int | None = 16,
                        max_pixels: int | None = 448 * 448) -> list:
-    """Frames of a record's video through the ONE input builder DIFT and evaluation use
-    (``fourdthinker.models.inputs.load_frames``: pre-extracted PNGs, a frame folder, or the video
-    sampled at ``fps``; capped at ``max_frames`` evenly and ``max_pixels``)."""
-    from fourdthinker.models.inputs import load_frames
+    """Frames of a record's video through the ONE input builder DIFT, infer and eval use
+    (``fourdthinker.models.inputs.record_frames``: pre-extracted PNGs, a frame folder, or the video
+    sampled at ``fps``; capped at ``max_frames`` evenly and ``max_pixels``). Encoded with
+    ``encode_prompts(..., fps=fps)``, this is ``models.inputs.build_prompt_batch`` of the records."""
+    from fourdthinker.models.inputs import FrameSettings, record_frames
 
-    return load_frames(root, rec.video, rec.frames, fps=fps, max_frames=max_frames, max_pixels=max_pixels)
+    return record_frames(rec, root, FrameSettings(fps, max_frames, max_pixels))
 
 
 class QuestionSchedule:

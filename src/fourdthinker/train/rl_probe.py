@@ -16,19 +16,20 @@ __all__ = ["paired_mean_delta_ci", "probe_expected_reward"]
 def paired_mean_delta_ci(before: Sequence[float], after: Sequence[float], *, n_boot: int = 2000,
                          seed: int = 0) -> tuple[float, float, float]:
     """Mean of ``after[i] - before[i]`` and its 95% percentile-bootstrap CI (items resampled with
-    replacement, both values of an item kept together).
+    replacement, both values of an item kept together: the one bootstrap,
+    ``fourdthinker.stats.stratified_bootstrap_ci``, on the per-item differences as one stratum).
 
     >>> paired_mean_delta_ci([0.0, 0.5], [0.5, 0.5])[0]
     0.25
     """
     import numpy as np
 
+    from fourdthinker.stats import stratified_bootstrap_ci
+
     d = np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
     if d.size == 0:
         return float("nan"), float("nan"), float("nan")
-    idx = np.random.default_rng(seed).integers(0, d.size, size=(n_boot, d.size))
-    boots = d[idx].mean(axis=1)
-    return float(d.mean()), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
+    return (float(d.mean()), *stratified_bootstrap_ci([d], n_boot=n_boot, seed=seed))
 
 
 def probe_expected_reward(adapter, records: Sequence[RLRecord], frames: dict, cfg, weights: dict[str, float],
@@ -43,13 +44,14 @@ def probe_expected_reward(adapter, records: Sequence[RLRecord], frames: dict, cf
 
     S = cfg.probe_samples
     per_chunk = max(1, (cfg.questions_per_step * cfg.num_generations) // S)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=next(adapter.model.parameters()).device).manual_seed(seed)  # on the model's device
     out: list[float] = []
     for c in range(0, len(records), per_chunk):
         chunk = list(records[c : c + per_chunk])
         recs = [r for r in chunk for _ in range(S)]
-        batch = adapter.encode_prompts([frames[r.id] for r in recs],
-                                       [build_question_text(r.question, r.options) for r in recs], fps=cfg.fps)
+        enc = chunk if cfg.prefix_sharing else recs  # sharing: one prefill per question for its S samples
+        batch = adapter.encode_prompts([frames[r.id] for r in enc],
+                                       [build_question_text(r.question, r.options) for r in enc], fps=cfg.fps)
         comps = [res.text for res in rollout(adapter, batch, recs, cfg, gen)]
         opts = [r.options for r in recs]
         per = {"accuracy": accuracy_reward(comps, [r.answer for r in recs], options=opts),

@@ -1,7 +1,8 @@
 """SpatialVID's per-step camera-motion rule (``utils/get_instructions.py``, docs/benchmarks.md#spatialvid) on c2w poses.
 
-The world's truth check and the data stage's pose labels (``fourdthinker.data.camera``) share it,
-so it lives in the earlier layer (world); ``world.camera``'s docstring gives the sign conventions.
+The world (``world.camera`` re-exports it; the world's tests check it recovers every rendered
+segment's label) and the data stage (``data.camera``, labels from poses) share it, so it lives in
+the earlier of the two layers; ``world.camera``'s docstring gives the sign conventions.
 Each step's relative motion is thresholded component by component: translation along the camera
 axes -> Dolly/Truck/Pedestal, rotation -> Pan/Tilt/Roll (SpatialVID's names, mapped to ours by
 ``labels.SPATIALVID_TO_CAMERA``).

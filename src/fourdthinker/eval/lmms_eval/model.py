@@ -29,11 +29,13 @@ class FourDThinkerLMM(_Base):
     """``pretrained``: preset name, checkpoint folder or hub id (``fourdthinker.models.load``)."""
 
     def __init__(self, pretrained: str = "qwen2.5-vl-tiny", max_frames: int | str = 8, fps: float | str = 1.0,
-                 latent_size: int | str | None = None, batch_size: int | str = 1, adapter=None, **kwargs):
+                 latent_size: int | str | None = None, batch_size: int | str = 1, adapter=None,
+                 max_pixels: int | str | None = 448 * 448, **kwargs):
         if _Base is not object:
             super().__init__()
         self.pretrained = pretrained
         self.max_frames, self.fps = int(max_frames), float(fps)
+        self.max_pixels = int(max_pixels) if max_pixels not in (None, "", "None", 0, "0") else None
         self.latent_size = int(latent_size) if latent_size not in (None, "", "None") else None
         self.batch_size_per_gpu = int(batch_size)
         self._adapter = adapter
@@ -47,19 +49,20 @@ class FourDThinkerLMM(_Base):
         return self._adapter
 
     def _frames(self, visuals) -> list:
+        """The harness's visuals (video paths, images) through the one input builder (models/inputs.py):
+        the same sampling, frame cap and pixel cap as DIFT, 4DRL, infer and eval."""
         import numpy as np
 
-        from fourdthinker.eval.runners.base import uniform_indices
+        from fourdthinker.models.inputs import FrameSettings, cap_frame, load_frames, spread
 
+        s = FrameSettings(self.fps, self.max_frames, self.max_pixels)
         frames: list = []
         for v in visuals:
             if isinstance(v, str):
-                from fourdthinker.video import sample_frames
-
-                frames += sample_frames(v, fps=self.fps, max_frames=self.max_frames).frames
+                frames += load_frames(None, v, settings=s)
             else:  # PIL image / array
-                frames.append(np.asarray(v.convert("RGB") if hasattr(v, "convert") else v))
-        return [frames[i] for i in uniform_indices(len(frames), self.max_frames)]
+                frames.append(cap_frame(np.asarray(v.convert("RGB") if hasattr(v, "convert") else v), s.max_pixels))
+        return spread(frames, s.max_frames)
 
     def generate_until(self, requests) -> list[str]:
         """One text per request, in order (the context already is the full question prompt)."""
@@ -75,7 +78,7 @@ class FourDThinkerLMM(_Base):
                 raise RuntimeError("FourDThinkerLMM.generate_until: task_dict is not set (lmms-eval sets it; "
                                    "outside the harness assign {task: {split: docs}})")
             visuals = doc_to_visual(task_dict[task][split][doc_id])
-            batch = self.adapter.encode_prompts([self._frames(visuals)], [context])
+            batch = self.adapter.encode_prompts([self._frames(visuals)], [context], fps=self.fps)
             do_sample = bool(gen_kwargs.get("do_sample", False)) or float(gen_kwargs.get("temperature", 0) or 0) > 0
             with torch.no_grad():
                 res = latent_generate(self.adapter, batch, latent_size=self.latent_size,

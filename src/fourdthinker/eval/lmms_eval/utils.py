@@ -10,9 +10,8 @@ Doc fields (one JSON line per item, written by ``export.py``): ``id``, ``video_p
 
 from __future__ import annotations
 
-from fourdthinker.data.records import build_question_text
-from fourdthinker.eval.answers import parse_answer
 from fourdthinker.eval.metrics import macro_average
+from fourdthinker.qa import build_question_text, parse_answer
 
 
 def fourdthinker_doc_to_visual(doc: dict) -> list[str]:

@@ -20,10 +20,10 @@ from fourdthinker.eval.runners.base import (
     RandomRunner,
     Runner,
     RunOutput,
-    load_visuals,
 )
+from fourdthinker.models.inputs import DEFAULT_MAX_PIXELS
 
-__all__ = ["FatalRunnerError", "MissingMediaError", "RandomRunner", "RunOutput", "Runner", "load_visuals", "make_runner", "split_spec"]
+__all__ = ["FatalRunnerError", "MissingMediaError", "RandomRunner", "RunOutput", "Runner", "make_runner", "split_spec"]
 
 
 def split_spec(spec: str) -> tuple[str, str]:
@@ -40,6 +40,7 @@ def checkpoint_has_latent_tokens(name_or_path: str) -> bool | None:
     from pathlib import Path
 
     from fourdthinker.models import PRESETS
+    from fourdthinker.qa import LATENT_START
 
     if name_or_path in PRESETS:
         return False
@@ -47,13 +48,14 @@ def checkpoint_has_latent_tokens(name_or_path: str) -> bool | None:
     if not d.is_dir():
         return None
     files = [d / f for f in ("tokenizer.json", "added_tokens.json", "tokenizer_config.json", "special_tokens_map.json")]
-    return any(f.is_file() and "<|latent_start|>" in f.read_text(encoding="utf-8", errors="ignore") for f in files)
+    return any(f.is_file() and LATENT_START in f.read_text(encoding="utf-8", errors="ignore") for f in files)
 
 
 def make_runner(spec: str, *, api_base: str | None = None, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 4,
                 cache_dir=None, batch_size: int = 4, max_new_tokens: int = 256, max_frames: int = 8, fps: float = 1.0,
-                temperature: float = 0.7, top_p: float = 0.9, latent_size: int | None = None, retries: int = 5,
-                latents: str = "normal", latent_norm: float | None = None) -> Runner:
+                max_pixels: int | None = DEFAULT_MAX_PIXELS, temperature: float = 0.7, top_p: float = 0.9, latent_size: int | None = None, retries: int = 5,
+                latents: str = "normal", latent_norm: float | None = None, prefix_sharing: bool = True,
+                frames: str = "normal") -> Runner:
     """Build the runner a ``--model`` spec names (see the module docstring); its ``name`` is the display name."""
     name, target = split_spec(spec)
     if target == "random":
@@ -62,17 +64,22 @@ def make_runner(spec: str, *, api_base: str | None = None, api_key_env: str = "O
         from fourdthinker.eval.runners.api import ApiRunner
 
         r = ApiRunner(target[4:], base_url=api_base, api_key_env=api_key_env, concurrency=concurrency, cache_dir=cache_dir,
-                      max_frames=max_frames, fps=fps, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                      max_retries=retries)
+                      max_frames=max_frames, fps=fps, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, max_tokens=max_new_tokens,
+                      temperature=temperature, top_p=top_p, max_retries=retries, frames=frames)
     else:
         from fourdthinker.eval.runners.model import LatentModelRunner, PlainModelRunner
+        from fourdthinker.models.locate import resolve_model
 
         kw = dict(batch_size=batch_size, max_new_tokens=max_new_tokens, fps=fps, max_frames=max_frames,
-                  temperature=temperature, top_p=top_p)
+                  max_pixels=max_pixels, temperature=temperature, top_p=top_p, frames=frames)
+        # a run folder resolves to its final model (runs/rl -> runs/rl/final); a missing path fails now
+        kind, _, path = target.partition(":") if target.startswith(("plain:", "latent:")) else ("", "", target)
+        target = (f"{kind}:" if kind else "") + resolve_model(path)
         if target.startswith("plain:"):
             r = PlainModelRunner(target[6:], **kw)
         elif target.startswith("latent:"):
-            r = LatentModelRunner(target[7:], latent_size=latent_size, latents=latents, latent_norm=latent_norm, **kw)
+            r = LatentModelRunner(target[7:], latent_size=latent_size, latents=latents, latent_norm=latent_norm,
+                                  prefix_sharing=prefix_sharing, **kw)
         else:
             has = checkpoint_has_latent_tokens(target)
             if has is None:  # not a local folder: load to find out
@@ -80,7 +87,8 @@ def make_runner(spec: str, *, api_base: str | None = None, api_key_env: str = "O
 
                 adapter = load(target, add_latent_tokens=False)  # has them only if it was trained with them
                 has, kw = adapter.latent_start_id is not None, kw | {"adapter": adapter}
-            r = (LatentModelRunner(target, latent_size=latent_size, latents=latents, latent_norm=latent_norm, **kw)
+            r = (LatentModelRunner(target, latent_size=latent_size, latents=latents, latent_norm=latent_norm,
+                                   prefix_sharing=prefix_sharing, **kw)
                  if has else PlainModelRunner(target, **kw))
     r.name = name
     return r

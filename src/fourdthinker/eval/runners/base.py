@@ -1,4 +1,5 @@
-"""What every evaluation runner provides, and the shared visual loader.
+"""What every evaluation runner provides. Frames and prompts come from the one input builder
+(``fourdthinker.models.inputs``) that DIFT, 4DRL and ``infer`` use too.
 
 A runner turns a batch of ``BenchItem``s into raw model outputs (text). Parsing, scoring,
 resuming and reporting are done once, by ``fourdthinker.eval.evaluate``, for every runner.
@@ -6,23 +7,18 @@ resuming and reporting are done once, by ``fourdthinker.eval.evaluate``, for eve
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-import numpy as np
-
 from fourdthinker.data.records import BenchItem
-from fourdthinker.io import resolve_inside
+from fourdthinker.models.inputs import (
+    MissingMediaError,  # re-exported: an item's media is missing (quarantined)
+)
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
-class MissingMediaError(FileNotFoundError):
-    """An item's video / frame folder is missing or unreadable (the item is quarantined)."""
+__all__ = ["FatalRunnerError", "MissingMediaError", "RandomRunner", "RunOutput", "Runner"]
 
 
 class FatalRunnerError(RuntimeError):
@@ -52,40 +48,6 @@ class Runner(Protocol):
     def settings(self) -> dict: ...
 
     def generate(self, items: Sequence[BenchItem], root: Path, *, seed: int, do_sample: bool) -> list[RunOutput]: ...
-
-
-def uniform_indices(n: int, k: int) -> list[int]:
-    """k indices spread uniformly over range(n) including both ends (all of them if n <= k)."""
-    if n <= k:
-        return list(range(n))
-    return [int(round(x)) for x in np.linspace(0, n - 1, k)]
-
-
-def load_visuals(item: BenchItem, root: str | os.PathLike, *, fps: float = 1.0, max_frames: int = 16) -> list[np.ndarray]:
-    """The frames a model sees for ``item``: RGB uint8 ``[H, W, 3]`` arrays, at most ``max_frames``.
-
-    ``item.video`` is a video file (sampled at ``fps`` frames per second, then uniformly capped,
-    like the reference's 1 FPS / 50-frame cap) or a folder of frame images (Dyn-Bench), which is
-    uniformly subsampled. Raises ``MissingMediaError`` naming the path when it is absent."""
-    path = resolve_inside(root, item.video) if not os.path.isabs(item.video) else Path(item.video)
-    if not path.exists():
-        raise MissingMediaError(f"{path}: video not found (item {item.id})")
-    if path.is_dir():
-        from PIL import Image
-
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-        if not files:
-            raise MissingMediaError(f"{path}: no frame images (item {item.id})")
-        return [np.asarray(Image.open(files[i]).convert("RGB")) for i in uniform_indices(len(files), max_frames)]
-    from fourdthinker.video import VideoNotFoundError, sample_frames
-
-    try:
-        frames = sample_frames(path, fps=fps, max_frames=max_frames).frames  # VideoError names the file
-    except VideoNotFoundError as e:
-        raise MissingMediaError(str(e)) from None
-    if not frames:
-        raise MissingMediaError(f"{path}: no frames could be decoded (item {item.id})")
-    return frames
 
 
 class RandomRunner:
