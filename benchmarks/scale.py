@@ -13,8 +13,9 @@ by a warm-up subprocess first, so both sizes start from the same warm cache.
                         on a shared, overloaded machine mostly measures the other processes).
 * ``validate_ms_per_record`` the validation pass's cost per record on a warm cache (from the runs).
 * ``shallow_dift_step_s`` / ``shallow_dift_peak_rss_gb``: DIFT steps on the full-width shallow
-  preset (``--shallow-model``; real Qwen2.5-VL-3B tensor shapes with 2 LM layers), for the record;
-  ``n/a`` when that preset is not available in this checkout.
+  preset (``--shallow-model``; real Qwen2.5-VL-3B tensor shapes with 2 LM layers; bf16 weights and
+  AdamW state, ``--shallow-frames`` 4 frames of 448x448), for the record; ``n/a`` when that preset
+  cannot run here.
 
     python benchmarks/scale.py [--small 200] [--large 2000] [--steps 20] [--shallow-model qwen2.5-vl-3b-shallow]
 
@@ -124,7 +125,8 @@ def child(spec: dict) -> dict:
 
     T.StepLogCallback.on_step_end = on_step_end
     cfg = DiftConfig(data=spec["data"], out=spec["out"], model=spec["model"], max_steps=spec["steps"], batch_size=1,
-                     lr=1e-4, warmup_steps=1, save_steps=10**6, progress=False, health_heldout=0, max_frames=FRAMES,
+                     lr=1e-4, warmup_steps=1, save_steps=10**6, progress=False, health_heldout=0,
+                     max_frames=spec.get("frames", FRAMES),
                      max_pixels=SIZE * SIZE, target_cache=spec["cache"], dtype=spec.get("dtype", "float32"))
     t0, c0 = time.perf_counter(), time.process_time()
     res = train_dift(cfg)
@@ -163,6 +165,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--model", default="qwen2.5-vl-tiny")
     ap.add_argument("--shallow-model", default="qwen2.5-vl-3b-shallow")
     ap.add_argument("--shallow-steps", type=int, default=3)
+    ap.add_argument("--shallow-frames", type=int, default=4,
+                    help="frames per sample in the shallow run (16 frames need ~8 GB more for the 151,936-column logits)")
     ap.add_argument("--shallow-dtype", default="bfloat16", help="weights/optimizer dtype of the shallow run (bf16, as on a GPU)")
     ap.add_argument("--src", default=None, help="run the children on this src folder (e.g. the old code's)")
     a = ap.parse_args(argv)
@@ -200,7 +204,8 @@ def main(argv: list[str] | None = None) -> dict:
     if a.shallow_model and not a.src:
         try:
             s = run_child({"model": a.shallow_model, "cache": cache, "steps": a.shallow_steps, "kind": "train",
-                           "data": str(data[a.small]), "out": str(tmp / "shallow"), "dtype": a.shallow_dtype})
+                           "data": str(data[a.small]), "out": str(tmp / "shallow"), "dtype": a.shallow_dtype,
+                           "frames": a.shallow_frames})
             figures["shallow_dift_step_s"] = round(s["step_s"], 2)
             figures["shallow_dift_step_cpu_s"] = round(s["step_cpu_s"], 2)
             figures["shallow_dift_peak_rss_gb"] = round(s["peak_rss_gb"], 2)

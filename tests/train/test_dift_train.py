@@ -100,13 +100,15 @@ def test_record_failing_mid_training_is_skipped_and_logged(toy, tmp_path):
     logged = [json.loads(x) for x in (out / "load_errors.jsonl").read_text().splitlines()]
     assert logged and {e["line"] for e in logged} == {3}
     assert rows[2]["frames"][1] in logged[0]["reason"] and "not a readable image" in logged[0]["reason"]
-    assert logged[0]["pid"] == os.getpid() and res.n_load_errors == len(logged)
+    assert all(e["pid"] == os.getpid() for e in logged) and res.n_load_errors == len(logged)
     assert (out / "quarantine.jsonl").read_text() == "", "validation (stat only) accepted it"
     # DataLoader workers encode in other processes: same batches (same replacement), same losses
     w = train_dift(_cfg(d, tmp_path / "workers", model="qwen2.5-vl-tiny", max_steps=4, save_steps=100,
                         health_heldout=0, dataloader_workers=2))
     wlog = [json.loads(x) for x in (tmp_path / "workers" / "load_errors.jsonl").read_text().splitlines()]
-    assert {e["line"] for e in wlog} == {3} and all(e["pid"] != os.getpid() for e in wlog)
+    # (train_dift samples a few items for the target norm in the main process first: the workers it
+    # forks then know the record is bad and skip it silently, with the same replacement)
+    assert {e["line"] for e in wlog} == {3}
     for a, b in zip(res.losses, w.losses, strict=True):
         assert abs(a["loss"] - b["loss"]) < 1e-6, (a, b)
 

@@ -177,62 +177,90 @@ def _schema_reason(e) -> str:
     return f"field {loc}: {msg}"
 
 
-def _check_path(root: Path, rel: str, field_name: str, *, file: bool) -> Path:
-    """``root/rel`` inside the root and present (a stat, no read), or ``SampleError`` naming the field."""
-    from fourdthinker.io import resolve_inside
+class RecordValidator:
+    """The fast checks of one raw row, before training (``validator(row) -> DiftRecord``): schema
+    (pydantic), every path inside the root and present, ``<imagery>`` count = imagery images, and
+    the response's latent blocks and length (a tokenizer call). No image or video is decoded.
+    Raises ``SampleError`` whose message names the record and the bad field.
 
-    try:
-        p = resolve_inside(root, rel)
-    except ValueError as e:
-        raise SampleError(f"{field_name} {e}") from None
-    if not (p.is_file() if file else p.exists()):
-        raise SampleError(f"{field_name} {rel}: {'image file' if file else 'video'} not found")
-    return p
+    Paths are checked like ``io.resolve_inside`` (symlinks followed, escapes refused) but with the
+    real path of each folder computed once, so a record costs one ``lstat`` per file."""
+
+    def __init__(self, root: str | os.PathLike, adapter, *, mode: str = "dift", k: int = 4, max_length: int = 4096):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.root = os.path.realpath(root)
+        self.mode, self.k, self.max_length = mode, k, max_length
+        self.tok = adapter.tokenizer
+        self.end = "<|im_end|>" if "<|im_end|>" in self.tok.get_vocab() else self.tok.eos_token
+        self.ids = [adapter.latent_start_id, adapter.latent_pad_id, adapter.latent_end_id] if mode == "dift" else []
+        if None in self.ids:
+            raise RuntimeError("latent tokens missing: call adapter.add_latent_tokens() first")
+        self._dirs: dict[str, str] = {}  # folder as written -> its real path
+
+    def _inside(self, p: str) -> bool:
+        return p == self.root or p.startswith(self.root + os.sep)
+
+    def check_path(self, rel: str, field_name: str, *, file: bool) -> None:
+        """``root/rel`` inside the root and present (no read), or ``SampleError`` naming the field."""
+        import stat
+
+        head, tail = os.path.split(rel)
+        real_dir = self._dirs.get(head)
+        if real_dir is None:
+            real_dir = self._dirs[head] = os.path.realpath(os.path.join(self.root, head))
+        p = os.path.join(real_dir, tail) if tail else real_dir
+        try:
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                p = os.path.realpath(p)
+                st = os.stat(p)
+        except OSError:
+            st = None
+        if not self._inside(os.path.normpath(p)):
+            raise SampleError(f"{field_name} {rel}: path escapes dataset root {self.root}")
+        if st is None or (file and not stat.S_ISREG(st.st_mode)):
+            raise SampleError(f"{field_name} {rel}: {'image file' if file else 'video'} not found")
+
+    def __call__(self, row: Any):
+        from pydantic import ValidationError
+
+        from fourdthinker.data.records import DiftRecord
+
+        if not isinstance(row, dict):
+            raise SampleError(f"record is a {type(row).__name__}, not a JSON object")
+        try:
+            rec = DiftRecord.model_validate(row)
+        except ValidationError as e:
+            raise SampleError(f"record {row.get('id')}: invalid {_schema_reason(e)}") from None
+        try:
+            if rec.frames:
+                for i, f in enumerate(rec.frames):
+                    self.check_path(f, f"frames[{i}]", file=True)
+            else:
+                self.check_path(rec.video, "video", file=False)
+            if self.mode == "dift":
+                for i, f in enumerate(rec.imagery):
+                    self.check_path(f, f"imagery[{i}]", file=True)
+        except SampleError as e:
+            raise SampleError(f"record {rec.id}: {e}") from None
+        resp = self.tok(response_text(rec.reasoning, rec.answer, self.mode, self.k) + self.end,
+                        add_special_tokens=False)["input_ids"]
+        if self.mode == "dift":
+            try:
+                check_blocks(list(resp), self.k, *self.ids, len(rec.imagery), where=f"record {rec.id}: field reasoning: ")
+            except ValueError as e:
+                raise SampleError(str(e)) from None
+        if len(resp) >= self.max_length:
+            raise SampleError(f"record {rec.id}: field reasoning: response of {len(resp)} tokens alone reaches "
+                              f"max_length {self.max_length}")
+        return rec
 
 
 def validate_record(row: dict, root: str | os.PathLike, adapter, *, mode: str = "dift", k: int = 4,
                     max_length: int = 4096):
-    """The fast checks of one raw row, before training: schema (pydantic), every path inside the
-    root and present, ``<imagery>`` count = imagery images, and the response's latent blocks and
-    length (a tokenizer call). No image or video is decoded. Returns the ``DiftRecord``; raises
-    ``SampleError`` whose message names the record and the bad field."""
-    from pydantic import ValidationError
-
-    from fourdthinker.data.records import DiftRecord
-
-    rid = row.get("id") if isinstance(row, dict) else None
-    if not isinstance(row, dict):
-        raise SampleError(f"record is a {type(row).__name__}, not a JSON object")
-    try:
-        rec = DiftRecord.model_validate(row)
-    except ValidationError as e:
-        raise SampleError(f"record {rid}: invalid {_schema_reason(e)}") from None
-    root = Path(root)
-    try:
-        if rec.frames:
-            for i, f in enumerate(rec.frames):
-                _check_path(root, f, f"frames[{i}]", file=True)
-        else:
-            _check_path(root, rec.video, "video", file=False)
-        if mode == "dift":
-            for i, f in enumerate(rec.imagery):
-                _check_path(root, f, f"imagery[{i}]", file=True)
-    except SampleError as e:
-        raise SampleError(f"record {rec.id}: {e}") from None
-    tok = adapter.tokenizer
-    end = "<|im_end|>" if "<|im_end|>" in tok.get_vocab() else tok.eos_token
-    resp = tok(response_text(rec.reasoning, rec.answer, mode, k) + end, add_special_tokens=False)["input_ids"]
-    if mode == "dift":
-        ids = [adapter.latent_start_id, adapter.latent_pad_id, adapter.latent_end_id]
-        if None in ids:
-            raise RuntimeError("latent tokens missing: call adapter.add_latent_tokens() first")
-        try:
-            check_blocks(list(resp), k, ids[0], ids[1], ids[2], len(rec.imagery), where=f"record {rec.id}: field reasoning: ")
-        except ValueError as e:
-            raise SampleError(str(e)) from None
-    if len(resp) >= max_length:
-        raise SampleError(f"record {rec.id}: field reasoning: response of {len(resp)} tokens alone reaches max_length {max_length}")
-    return rec
+    """One row through :class:`RecordValidator` (for many rows, build the validator once)."""
+    return RecordValidator(root, adapter, mode=mode, k=k, max_length=max_length)(row)
 
 
 def _index_path(cache, root: Path) -> Path:
@@ -269,7 +297,7 @@ class TargetPass:
         from fourdthinker.models.inputs import InputError, load_image
 
         for j, rel in enumerate(rec.imagery):
-            p = self.root / rel  # already checked inside the root by validate_record
+            p = self.root / rel  # already checked inside the root by RecordValidator
             try:
                 st = p.stat()
                 hit = self.index.get(rel)
@@ -376,7 +404,7 @@ class DiftDataset(torch.utils.data.Dataset):
         offsets: list[int] = []
         lines: list[int] = []
         tp = TargetPass(targets, self.root) if mode == "dift" else None
-        max_length = kw.get("max_length", 4096)
+        validate = RecordValidator(self.root, adapter, mode=mode, k=k, max_length=kw.get("max_length", 4096))
         with open(self.file, "rb") as f:
             n_lines = sum(1 for _ in f)
         bar = _progress(progress, f"validating {n_lines} {mode} records", n_lines)
@@ -395,7 +423,7 @@ class DiftDataset(torch.utils.data.Dataset):
                             row = json.loads(raw)
                         except ValueError:
                             raise SampleError(f"line {line_no}: not valid JSON") from None
-                        rec = validate_record(row, self.root, adapter, mode=mode, k=k, max_length=max_length)
+                        rec = validate(row)
                         why = tp.add(rec) if tp is not None else None
                         if why:
                             raise SampleError(why)
