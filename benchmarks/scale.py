@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="frames per sample in the shallow run (16 frames need ~8 GB more for the 151,936-column logits)")
     ap.add_argument("--shallow-dtype", default="bfloat16", help="weights/optimizer dtype of the shallow run (bf16, as on a GPU)")
     ap.add_argument("--src", default=None, help="run the children on this src folder (e.g. the old code's)")
+    ap.add_argument("--no-rl", dest="rl", action="store_false",
+                    help="skip the 4DRL figures (benchmarks/scale_rl.py on the shallow preset)")
     a = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="dift_scale_"))
     t_all = time.perf_counter()
@@ -213,6 +215,11 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"shallow run skipped: {str(e).splitlines()[-1]}", flush=True)
             figures["shallow_dift_step_s"] = "n/a"
             figures["shallow_dift_peak_rss_gb"] = "n/a"
+    if a.rl and not a.src:  # the RL figures: replay memory with / without micro-batches (scale_rl.py)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import scale_rl
+
+        figures.update(scale_rl.main([]))
     figures["bench_wall_s"] = round(time.perf_counter() - t_all, 1)
     for k, v in figures.items():
         print(f"{k}: {v}")
