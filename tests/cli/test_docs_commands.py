@@ -13,8 +13,8 @@ How a command runs:
   without a path (the suite itself), ``export`` (sets a key), a ``--model`` / ``--init`` hub id
   (downloads), ``api:`` models and ``--oracle openai`` (need a key).
 * Tiny size: flags are appended to each ``fourdthinker`` command (``TINY`` below; the last
-  occurrence of a flag wins), e.g. ``world --videos 4 --width 112 --height 84 --fps 4``,
-  ``eval --limit 2 --max-new-tokens 8``.
+  occurrence of a flag wins), e.g. ``world --width 112 --height 84 --fps 4`` (and ``--videos`` at
+  most 4), ``eval --limit 2 --max-new-tokens 8``.
 * Heavy commands in the default suite: ``train dift`` / ``train rl`` run with ``--dry-run`` (data,
   model, output folder and every number checked, no training); ``demo`` / ``ablate`` and
   ``accelerate launch`` / ``torchrun`` lines are parsed by the real CLI (options and values checked,
@@ -54,6 +54,7 @@ TINY: dict[tuple[str, ...], list[str]] = {
     ("demo",): ["--quick"],
     ("ablate",): ["--quick"],
 }
+MAX_CLIPS = 4  # `world --videos N` runs with min(N, 4): the prepared worlds have 4 clips (resumed, not redone)
 DRY_RUN = {("train", "dift"), ("train", "rl")}  # default suite: checked, not trained
 PARSE_ONLY = {("demo",), ("ablate",)}  # default suite: parsed by the real CLI (tests/e2e runs the quick demo)
 
@@ -125,7 +126,7 @@ def collect_help_examples() -> list[DocCommand]:
         text = (cmd.help or "").replace("\\\n", " ")
         for line in text.splitlines():
             for m in re.finditer(r"(?<![`\w])((?:accelerate launch|torchrun|fourdthinker) [^`]*?)\s*$", line):
-                out.append(DocCommand(f"--help of {' '.join(path)}", re.sub(r"\s+", " ", m.group(1)).strip()))
+                out.append(DocCommand(f"--help of {' '.join(path)}", _strip_comment(re.sub(r"\s+", " ", m.group(1)))))
         for name, sub in sorted(getattr(cmd, "commands", {}).items()):
             walk(sub, [*path, name])
 
@@ -195,6 +196,10 @@ def plan(text: str, slow: bool) -> list[tuple[str, list[str], str | None, str]]:
         sub = _subcommand(args)
         if "--help" not in args:
             args = args + TINY.get(sub, [])
+            if sub == ("world",) and "--videos" in args:  # at most the prepared world's clips
+                i = args.index("--videos") + 1
+                if i < len(args) and args[i].isdigit():
+                    args[i] = str(min(int(args[i]), MAX_CLIPS))
         if sub in DRY_RUN and not slow:
             parts.append(("run", [*args, "--dry-run"], None, part))
         elif (sub in PARSE_ONLY or launcher) and not slow:

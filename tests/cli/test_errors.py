@@ -104,12 +104,12 @@ def test_model_paths_are_decided_without_the_network(fresh_tree):
                  ["eval", "-m", "DIFT=runs/nope", "-b", "synthetic", "-d", "data/world_test", "-o", "rep"],
                  ["infer", "--model", "some/dir/model", "--video", "clip.mp4", "-q", "x"],
                  ["probe", "--model", "~/no_such_model_here", "-b", "synthetic", "-d", "data/world_test"]):
-        expect_error(t, args, "no such model folder", max_s=60)
+        expect_error(t, args, "no such model folder", max_s=120)  # no hub retries (~30 s each before)
     # a hub id with the hub unreachable: at once, with the download hint (no retries, no traceback)
     hub = ["train", "dift", "--data", "data/dift", "--model", "Qwen/Qwen2.5-VL-3B-Instruct"]
     env = cli_env(HF_ENDPOINT=f"http://127.0.0.1:{free_port()}", HF_HUB_OFFLINE="0")
-    expect_error(t, hub, "Qwen/Qwen2.5-VL-3B-Instruct", "unreachable", "huggingface-cli download", env=env, max_s=60)
-    expect_error(t, hub, "HF_HUB_OFFLINE is set", env=cli_env(HF_HUB_OFFLINE="1"), max_s=60)
+    expect_error(t, hub, "Qwen/Qwen2.5-VL-3B-Instruct", "unreachable", "huggingface-cli download", env=env, max_s=120)
+    expect_error(t, hub, "HF_HUB_OFFLINE is set", env=cli_env(HF_HUB_OFFLINE="1"), max_s=120)
     # a run folder resolves to its final model: runs/rl and runs/rl/final (and runs/dift/final) all work
     for init in ("runs/rl", "runs/rl/final", "runs/dift", "runs/dift/final"):
         r = run_cli(["train", "rl", "--data", "data/dift", "--init", init, "--out", "runs/x", "--dry-run"], t)
@@ -248,7 +248,7 @@ def test_failing_endpoints_stop_fast_and_never_store_the_key(fresh_tree, echo_se
     for url, needle in ((echo_server(401), "HTTP 401"), (dead, "cannot connect")):
         r = run_cli([*build, "--out", "o2", "--oracle-base-url", url, "--oracle-api-key-env", "FDT_KEY"], t, env=env)
         assert r.returncode == 2 and needle in error_line(r) and KEY not in r.stdout + r.stderr, r.stdout + r.stderr
-        assert not list((t / "o2").rglob("done.json")), "a fatal endpoint error must not quarantine clips"
+        assert not (t / "o2").exists(), "a build stopped by its endpoint leaves nothing (a rerun is not refused)"
 
 
 # ----------------------------------------------------------------------------- eval reruns after a failure
