@@ -259,6 +259,8 @@ def run_documented(commands: list[DocCommand], tree: Path, *, slow: bool) -> tup
             script = shell_prefix + (shlex.join(["fourdthinker", *argv]) if mode == "run" else raw)
             r = subprocess.run(["bash", "-c", script], cwd=tree, env=env, capture_output=True, text=True, timeout=900)
             n_run += 1
+            print(f"  [{time.perf_counter() - t0:5.1f} s, exit {r.returncode}] {c.where}: {script[len(shell_prefix):][:120]}",
+                  flush=True)
             if r.returncode != 0:
                 tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-6:])
                 failures.append(f"{c.where}: {c.text}\n    ran: {script[len(shell_prefix):]}\n    exit {r.returncode} "
@@ -297,6 +299,7 @@ def test_collector_and_skip_marker(tmp_path):
     assert any(c.text.startswith("fourdthinker world ") for c in examples)
 
 
+@pytest.mark.timeout(2400)  # ~3 min on a quiet 2-core machine; the shared development box is far slower
 def test_documented_commands_run(prepared_tree, tmp_path):
     """README.md, docs/**/*.md and every --help example, in one shared prepared tree."""
     tree = _session_tree(prepared_tree, tmp_path)
