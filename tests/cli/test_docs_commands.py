@@ -261,11 +261,26 @@ def run_documented(commands: list[DocCommand], tree: Path, *, slow: bool) -> tup
             n_run += 1
             print(f"  [{time.perf_counter() - t0:5.1f} s, exit {r.returncode}] {c.where}: {script[len(shell_prefix):][:120]}",
                   flush=True)
+            if r.returncode == 0 and mode == "run" and argv and argv[-1] == "--dry-run":
+                _stand_in_for_training(argv, tree)
             if r.returncode != 0:
                 tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-6:])
                 failures.append(f"{c.where}: {c.text}\n    ran: {script[len(shell_prefix):]}\n    exit {r.returncode} "
                                 f"after {time.perf_counter() - t0:.0f} s:\n    {tail}")
     return failures, skipped, n_run
+
+
+def _stand_in_for_training(argv: list[str], tree: Path) -> None:
+    """A dry-run training leaves no model; later commands (``--init runs/cot-sft``) expect one:
+    its ``--out`` gets the prepared tiny model, in the layout that command writes."""
+    import shutil
+
+    sub = _subcommand(argv)
+    out = argv[len(argv) - 1 - argv[::-1].index("--out") + 1] if "--out" in argv else None
+    if out is None or (tree / out).exists():
+        return
+    dest = tree / out / "final" if sub == ("train", "rl") else tree / out
+    shutil.copytree(tree / "runs/dift", dest, ignore=shutil.ignore_patterns("checkpoint-*"))
 
 
 def _session_tree(prepared_tree: Path, tmp_path: Path) -> Path:
