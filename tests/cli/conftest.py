@@ -41,6 +41,10 @@ def _link_or_copy(src: str, dst: str) -> str:
 
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst, copy_function=_link_or_copy, symlinks=True, dirs_exist_ok=True)
+    # a built dataset pins the absolute path of its videos: point the copy's at the copy's videos
+    for man in dst.glob("data/*/manifest.json"):
+        text = man.read_text()
+        man.write_text(text.replace(str(src.resolve()), str(dst.resolve())))
     return dst
 
 

@@ -13,8 +13,8 @@ How a command runs:
   without a path (the suite itself), ``export`` (sets a key), a ``--model`` / ``--init`` hub id
   (downloads), ``api:`` models and ``--oracle openai`` (need a key).
 * Tiny size: flags are appended to each ``fourdthinker`` command (``TINY`` below; the last
-  occurrence of a flag wins), e.g. ``world --videos 4 --width 112 --height 84 --fps 4``,
-  ``eval --limit 2 --max-new-tokens 8``.
+  occurrence of a flag wins), e.g. ``world --width 112 --height 84 --fps 4`` (and ``--videos`` at
+  most 4), ``eval --limit 2 --max-new-tokens 8``.
 * Heavy commands in the default suite: ``train dift`` / ``train rl`` run with ``--dry-run`` (data,
   model, output folder and every number checked, no training); ``demo`` / ``ablate`` and
   ``accelerate launch`` / ``torchrun`` lines are parsed by the real CLI (options and values checked,
@@ -54,6 +54,7 @@ TINY: dict[tuple[str, ...], list[str]] = {
     ("demo",): ["--quick"],
     ("ablate",): ["--quick"],
 }
+MAX_CLIPS = 4  # `world --videos N` runs with min(N, 4): the prepared worlds have 4 clips (resumed, not redone)
 DRY_RUN = {("train", "dift"), ("train", "rl")}  # default suite: checked, not trained
 PARSE_ONLY = {("demo",), ("ablate",)}  # default suite: parsed by the real CLI (tests/e2e runs the quick demo)
 
@@ -125,7 +126,7 @@ def collect_help_examples() -> list[DocCommand]:
         text = (cmd.help or "").replace("\\\n", " ")
         for line in text.splitlines():
             for m in re.finditer(r"(?<![`\w])((?:accelerate launch|torchrun|fourdthinker) [^`]*?)\s*$", line):
-                out.append(DocCommand(f"--help of {' '.join(path)}", re.sub(r"\s+", " ", m.group(1)).strip()))
+                out.append(DocCommand(f"--help of {' '.join(path)}", _strip_comment(re.sub(r"\s+", " ", m.group(1)))))
         for name, sub in sorted(getattr(cmd, "commands", {}).items()):
             walk(sub, [*path, name])
 
@@ -195,6 +196,10 @@ def plan(text: str, slow: bool) -> list[tuple[str, list[str], str | None, str]]:
         sub = _subcommand(args)
         if "--help" not in args:
             args = args + TINY.get(sub, [])
+            if sub == ("world",) and "--videos" in args:  # at most the prepared world's clips
+                i = args.index("--videos") + 1
+                if i < len(args) and args[i].isdigit():
+                    args[i] = str(min(int(args[i]), MAX_CLIPS))
         if sub in DRY_RUN and not slow:
             parts.append(("run", [*args, "--dry-run"], None, part))
         elif (sub in PARSE_ONLY or launcher) and not slow:
@@ -254,11 +259,28 @@ def run_documented(commands: list[DocCommand], tree: Path, *, slow: bool) -> tup
             script = shell_prefix + (shlex.join(["fourdthinker", *argv]) if mode == "run" else raw)
             r = subprocess.run(["bash", "-c", script], cwd=tree, env=env, capture_output=True, text=True, timeout=900)
             n_run += 1
+            print(f"  [{time.perf_counter() - t0:5.1f} s, exit {r.returncode}] {c.where}: {script[len(shell_prefix):][:120]}",
+                  flush=True)
+            if r.returncode == 0 and mode == "run" and argv and argv[-1] == "--dry-run":
+                _stand_in_for_training(argv, tree)
             if r.returncode != 0:
                 tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-6:])
                 failures.append(f"{c.where}: {c.text}\n    ran: {script[len(shell_prefix):]}\n    exit {r.returncode} "
                                 f"after {time.perf_counter() - t0:.0f} s:\n    {tail}")
     return failures, skipped, n_run
+
+
+def _stand_in_for_training(argv: list[str], tree: Path) -> None:
+    """A dry-run training leaves no model; later commands (``--init runs/cot-sft``) expect one:
+    its ``--out`` gets the prepared tiny model, in the layout that command writes."""
+    import shutil
+
+    sub = _subcommand(argv)
+    out = argv[len(argv) - 1 - argv[::-1].index("--out") + 1] if "--out" in argv else None
+    if out is None or (tree / out).exists():
+        return
+    dest = tree / out / "final" if sub == ("train", "rl") else tree / out
+    shutil.copytree(tree / "runs/dift", dest, ignore=shutil.ignore_patterns("checkpoint-*"))
 
 
 def _session_tree(prepared_tree: Path, tmp_path: Path) -> Path:
@@ -292,6 +314,7 @@ def test_collector_and_skip_marker(tmp_path):
     assert any(c.text.startswith("fourdthinker world ") for c in examples)
 
 
+@pytest.mark.timeout(2400)  # ~3 min on a quiet 2-core machine; the shared development box is far slower
 def test_documented_commands_run(prepared_tree, tmp_path):
     """README.md, docs/**/*.md and every --help example, in one shared prepared tree."""
     tree = _session_tree(prepared_tree, tmp_path)

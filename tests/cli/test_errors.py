@@ -61,6 +61,7 @@ def free_port() -> int:
 
 
 # ----------------------------------------------------------------------------- numbers, outputs, usage
+@pytest.mark.timeout(2400)  # ~1-2 min on a quiet 2-core machine
 def test_numbers_output_paths_and_usage_fail_up_front(fresh_tree):
     t = fresh_tree
     cases = [
@@ -97,6 +98,7 @@ def test_numbers_output_paths_and_usage_fail_up_front(fresh_tree):
 
 
 # ----------------------------------------------------------------------------- local paths vs hub ids
+@pytest.mark.timeout(2400)  # ~1-2 min on a quiet 2-core machine
 def test_model_paths_are_decided_without_the_network(fresh_tree):
     t = fresh_tree
     for args in (["train", "rl", "--data", "data/dift", "--init", "runs/nothing/final", "--out", "runs/x"],
@@ -104,22 +106,31 @@ def test_model_paths_are_decided_without_the_network(fresh_tree):
                  ["eval", "-m", "DIFT=runs/nope", "-b", "synthetic", "-d", "data/world_test", "-o", "rep"],
                  ["infer", "--model", "some/dir/model", "--video", "clip.mp4", "-q", "x"],
                  ["probe", "--model", "~/no_such_model_here", "-b", "synthetic", "-d", "data/world_test"]):
-        expect_error(t, args, "no such model folder", max_s=60)
+        expect_error(t, args, "no such model folder", max_s=120)  # no hub retries (~30 s each before)
     # a hub id with the hub unreachable: at once, with the download hint (no retries, no traceback)
     hub = ["train", "dift", "--data", "data/dift", "--model", "Qwen/Qwen2.5-VL-3B-Instruct"]
     env = cli_env(HF_ENDPOINT=f"http://127.0.0.1:{free_port()}", HF_HUB_OFFLINE="0")
-    expect_error(t, hub, "Qwen/Qwen2.5-VL-3B-Instruct", "unreachable", "huggingface-cli download", env=env, max_s=60)
-    expect_error(t, hub, "HF_HUB_OFFLINE is set", env=cli_env(HF_HUB_OFFLINE="1"), max_s=60)
+    expect_error(t, hub, "Qwen/Qwen2.5-VL-3B-Instruct", "unreachable", "huggingface-cli download", env=env, max_s=120)
+    expect_error(t, hub, "HF_HUB_OFFLINE is set", env=cli_env(HF_HUB_OFFLINE="1"), max_s=120)
     # a run folder resolves to its final model: runs/rl and runs/rl/final (and runs/dift/final) all work
-    for init in ("runs/rl", "runs/rl/final", "runs/dift", "runs/dift/final"):
-        r = run_cli(["train", "rl", "--data", "data/dift", "--init", init, "--out", "runs/x", "--dry-run"], t)
-        assert r.returncode == 0 and "all checks passed" in r.stdout, r.stdout + r.stderr
+    r = run_cli(["train", "rl", "--data", "data/dift", "--init", "runs/rl", "--out", "runs/x", "--dry-run"], t)
+    assert r.returncode == 0 and "all checks passed" in r.stdout, r.stdout + r.stderr
+    from fourdthinker.models.locate import resolve_model
+
+    cwd = os.getcwd()
+    try:
+        os.chdir(t)
+        assert resolve_model("runs/rl") == resolve_model("runs/rl/final") == str(Path("runs/rl/final"))
+        assert resolve_model("runs/dift") == resolve_model("runs/dift/final") == "runs/dift"
+    finally:
+        os.chdir(cwd)
     # a folder that is no model, and one that only has checkpoints
     (t / "runs/empty/checkpoint-3").mkdir(parents=True)
     expect_error(t, ["train", "rl", "--data", "data/dift", "--init", "runs/empty", "--dry-run"],
                  "not a model folder", "checkpoint-3")
 
 
+@pytest.mark.timeout(2400)  # ~1-2 min on a quiet 2-core machine
 def test_pickle_weights_need_an_explicit_flag(fresh_tree):
     import torch
     from safetensors.torch import load_file
@@ -144,6 +155,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
+@pytest.mark.timeout(2400)  # ~1-2 min on a quiet 2-core machine
 def test_record_paths_stay_inside_their_root_and_ids_are_unique(fresh_tree, tmp_path):
     t = fresh_tree
     outside = tmp_path / "outside"
@@ -219,6 +231,7 @@ def echo_server():
         s.shutdown()
 
 
+@pytest.mark.timeout(2400)  # ~1-2 min on a quiet 2-core machine
 def test_failing_endpoints_stop_fast_and_never_store_the_key(fresh_tree, echo_server):
     t = fresh_tree
     env = cli_env(FDT_KEY=KEY)
@@ -248,10 +261,11 @@ def test_failing_endpoints_stop_fast_and_never_store_the_key(fresh_tree, echo_se
     for url, needle in ((echo_server(401), "HTTP 401"), (dead, "cannot connect")):
         r = run_cli([*build, "--out", "o2", "--oracle-base-url", url, "--oracle-api-key-env", "FDT_KEY"], t, env=env)
         assert r.returncode == 2 and needle in error_line(r) and KEY not in r.stdout + r.stderr, r.stdout + r.stderr
-        assert not list((t / "o2").rglob("done.json")), "a fatal endpoint error must not quarantine clips"
+        assert not (t / "o2").exists(), "a build stopped by its endpoint leaves nothing (a rerun is not refused)"
 
 
 # ----------------------------------------------------------------------------- eval reruns after a failure
+@pytest.mark.timeout(2400)  # ~1-2 min on a quiet 2-core machine
 def test_failed_eval_leaves_no_run_json_behind(fresh_tree):
     t = fresh_tree
     broken = t / "runs/broken"

@@ -143,7 +143,7 @@ def import_official(
     try:
         prefix = r.resolve().relative_to(o.resolve())
     except ValueError:
-        raise UserValueError(f"--out {o} is neither --root nor a folder containing it",
+        raise UserValueError(f"--out {o} must be --root or a folder containing it",
                              "record paths are relative to the folder holding dift.jsonl: pass --root itself or a "
                              "parent of it") from None
     for name, src, fn in (("dift", dift, import_dift), ("rl", rl, import_rl)):

@@ -208,8 +208,22 @@ def build(videos: str | os.PathLike, out: str | os.PathLike, cfg: BuildConfig | 
         clips = clips[:limit]
     if not clips:
         raise BuildError(f"{videos}: no clip folders (a folder with meta.json or an .mp4) found")
+    fresh = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     _check_manifest(out, cfg, videos, overwrite)
+    try:
+        return _build_clips(clips, out, cfg, workers=workers, executor=executor, retry_quarantined=retry_quarantined,
+                            progress=progress)
+    except BaseException:
+        # A build that stops before finishing any clip (endpoint down, bad key, Ctrl-C) leaves nothing
+        # behind, so the corrected command is not refused as "built with other settings".
+        if fresh and not list((out / "clips").glob("*/done.json")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _build_clips(clips: list[Path], out: Path, cfg: BuildConfig, *, workers: int | None, executor: str,
+                 retry_quarantined: bool, progress: bool) -> Summary:
     shutil.rmtree(out / ".tmp", ignore_errors=True)
     t0 = time.perf_counter()
     summary = Summary(clips_in=len(clips))

@@ -62,6 +62,32 @@ def dift(
 
     Each <imagery> in a record's reasoning becomes <|latent_start|> + K latent vectors + <|latent_end|>; the loss is 0.1 * CE(text) + 1.0 * (1 - cos(h_{t-1}, z_t)) over the latent positions.
     """
+    from pathlib import Path
+
+    from fourdthinker.errors import UserFileNotFoundError, UserValueError, require_out_dir, require_positive
+    from fourdthinker.io import check_unique_ids, read_jsonl
+    from fourdthinker.models.locate import resolve_model
+
+    def check_inputs(data_: str, model_: str, out_: str) -> tuple[Path, str]:
+        """The data file (present, unique ids), the model (resolved offline) and the output folder."""
+        f = Path(data_) / "dift.jsonl" if Path(data_).is_dir() else Path(data_)
+        if not f.is_file():
+            raise UserFileNotFoundError(f"--data {data_}: no dift.jsonl here", "run `fourdthinker data build` first, "
+                                        "or pass the folder that holds dift.jsonl")
+        check_unique_ids(read_jsonl(f), f)
+        require_out_dir(out_, "--out")
+        return f, resolve_model(model_) if model_ else model_
+
+    # Everything is checked before any work, and before the heavy imports (torch, transformers)
+    # where the flags allow: numbers (--max-steps 0 used to train a full epoch silently), the data
+    # file, the model and the output folder. Errors reach the CLI's one error boundary (fourdthinker.cli).
+    for flag, v in (("--max-steps", max_steps), ("--epochs", epochs), ("--lr", lr), ("--batch-size", batch_size),
+                    ("--grad-accum", grad_accum), ("--save-steps", save_steps), ("--latent-size", latent_size)):
+        require_positive(flag, v)
+    if not config:
+        if not data:
+            raise UserValueError("--data is required", "pass the folder holding dift.jsonl, e.g. --data data/dift")
+        check_inputs(data, model or "qwen2.5-vl-tiny", out or "runs/dift")
     from fourdthinker.train.dift import DiftConfig, train_dift
 
     overrides = dict(data=data, model=model, out=out, mode=mode, latent_size=latent_size, l_ce=l_ce, l_sim=l_sim,
@@ -76,32 +102,14 @@ def dift(
         overrides["use_ce"] = False
     if resume:
         overrides["resume"] = True
-    from fourdthinker.errors import require_out_dir, require_positive
-    from fourdthinker.models.locate import resolve_model
-
-    # Flags that must be positive when given (--max-steps 0 used to train a full epoch silently).
-    for flag, v in (("--max-steps", max_steps), ("--epochs", epochs), ("--lr", lr), ("--batch-size", batch_size),
-                    ("--grad-accum", grad_accum), ("--save-steps", save_steps), ("--latent-size", latent_size)):
-        require_positive(flag, v)
-    # Errors reach the CLI's one error boundary (fourdthinker.cli): one line, exit code 2.
     if config:
         cfg = DiftConfig.from_yaml(config, **overrides)
     else:
         cfg = DiftConfig(**{k: v for k, v in overrides.items() if v is not None})
     if not cfg.data:
-        raise ValueError("--data is required (folder holding dift.jsonl) — pass --data data/dift")
+        raise UserValueError("--data is required", "pass the folder holding dift.jsonl, e.g. --data data/dift")
     cfg.validate()
-    # Everything checked before any work: the data file, the model, the output folder.
-    from pathlib import Path
-
-    from fourdthinker.errors import UserFileNotFoundError
-
-    f = Path(cfg.data) / "dift.jsonl" if Path(cfg.data).is_dir() else Path(cfg.data)
-    if not f.is_file():
-        raise UserFileNotFoundError(f"--data {cfg.data}: no dift.jsonl here", "run `fourdthinker data build` first, "
-                                    "or pass the folder that holds dift.jsonl")
-    cfg.model = resolve_model(cfg.model) if cfg.model else cfg.model
-    require_out_dir(cfg.out, "--out")
+    f, cfg.model = check_inputs(cfg.data, cfg.model, cfg.out)
     if dry_run:
         typer.echo(f"dry run: data {f}, model {cfg.model}, out {cfg.out}: all checks passed")
         return

@@ -85,11 +85,11 @@ def _build_rl():
 
         Defaults are the paper's (lr 1e-6, G 8, beta 0.01); tiny CPU demos need --lr 1e-4 or more.
 
-        Example: fourdthinker train rl --data data/rl --init runs/dift/final --out runs/rl
+        Example: fourdthinker train rl --data data/dift --init runs/dift --out runs/rl
 
-        Baseline: fourdthinker train rl --data data/rl --init qwen2.5-vl-tiny --mode grpo --out runs/grpo
+        Baseline: fourdthinker train rl --data data/dift --init qwen2.5-vl-tiny --mode grpo --out runs/grpo
 
-        Several GPUs (data-parallel, --questions-per-step is per GPU): accelerate launch --multi_gpu --num_processes 8 -m fourdthinker.cli train rl --data data/rl --init runs/dift/final --out runs/rl
+        Several GPUs (data-parallel, --questions-per-step is per GPU): accelerate launch --multi_gpu --num_processes 8 -m fourdthinker.cli train rl --data data/dift --init runs/dift --out runs/rl
 
         Writes OUT/metrics.jsonl, OUT/reward_curve.png, OUT/samples.jsonl, OUT/rejected.jsonl, OUT/final/ (safetensors). Rerun the same command to resume.
         """
