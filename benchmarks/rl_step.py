@@ -7,8 +7,8 @@ vision pass and one prefill per question, shared by its G responses in the rollo
 replays; ``train/rl.py`` ``prefix_sharing``). Model: ``qwen2.5-vl-3b-shallow`` (Qwen2.5-VL-3B's
 real widths, heads, vocabulary and vision width; 2 LM layers, 2 vision blocks; random init;
 ``--model`` picks another).
-Default shape (runs here): 2 frames of 448x448 (a 322-token prompt) and 48-token responses;
-the issue's shape is ``--frames 8 --tokens 150`` (a 1,090-token prompt, 150-token responses;
+Default shape (runs here): 2 frames of 448x448 (a 375-token prompt) and 48-token responses;
+the target shape is ``--frames 8 --tokens 150`` (a 1,143-token prompt, 150-token responses;
 ~37 TFLOP for both modes, too much for this shared 2-core machine in 5 minutes). Every response
 opens one latent block at its first step and never stops early, so both modes do the same decode
 work; the same generator seed in both modes gives the same samples (checked). Reported per
@@ -282,7 +282,7 @@ def part_batched(args) -> dict[str, float]:
 def print_estimate(args) -> None:
     """The FLOP model at the shallow preset (to check against the measurement) and at 3B."""
     V = args.frames // 2 * (args.size // 28) ** 2
-    L = V + 66
+    L = V + 119  # the question, options and chat template around the video: 119 tokens (measured)
     print(f"FLOP model (TFLOP per step; Q={args.q}, G={args.g}, prompt {L} tokens ({V} video), responses {args.tokens}):")
     print(f"{'phase':<10}{'shallow off':>13}{'shallow on':>12}{'3B off':>10}{'3B on':>10}")
     rows = {}
@@ -301,8 +301,8 @@ def main() -> None:
     ap.add_argument("--model", default=SHALLOW, help="model for the prefix-sharing step (a preset or a folder)")
     ap.add_argument("--g", type=int, default=8, help="responses per question (G)")
     ap.add_argument("--q", type=int, default=1, help="questions per step (Q)")
-    ap.add_argument("--tokens", type=int, default=48, help="response budget (latent slots included); 150 = the issue's")
-    ap.add_argument("--frames", type=int, default=2, help="video frames per prompt (8 at 448x448: a 1,090-token prompt)")
+    ap.add_argument("--tokens", type=int, default=48, help="response budget (latent slots included); 150 = the target shape")
+    ap.add_argument("--frames", type=int, default=2, help="video frames per prompt (8 at 448x448: a 1,143-token prompt)")
     ap.add_argument("--size", type=int, default=448, help="frame side in pixels")
     ap.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16")
     ap.add_argument("--seed", type=int, default=0)
