@@ -99,9 +99,35 @@ def read_jsonl(path: str | os.PathLike, *, tolerate_truncated_tail: bool = False
 
 def resolve_inside(root: str | os.PathLike, rel: str | os.PathLike) -> Path:
     """Resolve ``rel`` against ``root`` and refuse anything that escapes it (``..``, absolute
-    paths, symlinks pointing out). Paths inside data files stay inside their root (docs/data.md#records)."""
+    paths, symlinks pointing out). Paths inside data files stay inside their root
+    (docs/errors.md, path rules); an absolute path is accepted only when it lies inside."""
     root_p = Path(root).resolve()
     p = (root_p / rel).resolve()
     if p != root_p and root_p not in p.parents:
         raise UnsafePathError(f"{rel}: path escapes dataset root {root_p}")
     return p
+
+
+def check_unique_ids(rows: Iterable[Any], where: str | os.PathLike, key: str = "id") -> None:
+    """Refuse a record file in which two rows share an id (ids key predictions, resumes and
+    quarantine files, so a duplicate would be answered twice or overwrite another row). The same
+    one-line error everywhere: ``<file>:<line>: duplicated id 'x' (first on line N) — ...``.
+    Rows that are not objects or have no id are left to the caller's own validation."""
+    from fourdthinker.errors import UserValueError
+
+    first: dict[str, int] = {}
+    for line, row in enumerate(rows, 1):
+        rid = row.get(key) if isinstance(row, dict) else None
+        if rid is None:
+            continue
+        rid = str(rid)
+        if rid in first:
+            raise UserValueError(f"{where}:{line}: duplicated id {rid!r} (first on line {first[rid]})",
+                                 "give every record a unique id")
+        first[rid] = line
+
+
+def allow_pickle_default() -> bool:
+    """Whether pickle weight files (``pytorch_model.bin``) may be loaded: only when asked for.
+    ``--allow-pickle`` on the command line sets ``FOURDTHINKER_ALLOW_PICKLE=1`` (docs/errors.md)."""
+    return os.environ.get("FOURDTHINKER_ALLOW_PICKLE", "") not in ("", "0", "false", "False")

@@ -173,6 +173,17 @@ def _standalone_letters(span: str) -> set[str]:
     return found
 
 
+def _stated_article(m: re.Match, text: str) -> bool:
+    """"The answer is a rightward pan" / "answer is a Pan Right": a lower-case "a" before a word is
+    the article, not option A. "answer is A because", "answer is (a)", "answer is a." and "answer
+    is a" at the end stay option A."""
+    if m.group(1) != "a":
+        return False
+    bracketed = bool(re.search(r"[\(\[\*\"']\s*$", text[m.start():m.start(1)]))
+    rest = text[m.end(1):]
+    return not bracketed and bool(re.match(r"\s+[A-Za-z]{2,}", rest)) and not _VERB_NEXT.match(rest)
+
+
 def _option_text_match(span: str, options: dict[str, str], *, contained: bool) -> str | None:
     ns = _norm(span)
     if not ns:
@@ -245,7 +256,8 @@ def parse_answer(text: str, options: dict[str, str] | None = None) -> str | None
     span, tagged = answer_span(text)
     if tagged:
         return _parse_span(span, options)
-    stated = _STATED.findall(strip_special_tokens(text))
+    clean = strip_special_tokens(text)
+    stated = [m.group(1) for m in _STATED.finditer(clean) if not _stated_article(m, clean)]
     if stated:
         return _letter_ok(stated[-1], options)
     if len(span.split()) <= _SHORT_WORDS:

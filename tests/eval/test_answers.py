@@ -7,6 +7,7 @@ import pytest
 from fourdthinker.eval.answers import answer_span, has_valid_format, parse_answer, strip_special_tokens
 
 CAM = {"A": "Pan Right", "B": "Pan Left", "C": "Tilt Up", "D": "Move Left"}
+PAN = {"A": "Pan Left", "B": "Tilt Up", "C": "Pan Right", "D": "Tilt Down"}
 DIR = {"A": "Moving Left", "B": "Moving Left-Up", "C": "Moving Right", "D": "Stationary"}
 
 CASES = [
@@ -56,6 +57,16 @@ CASES = [
     ("", None, None),
     ("   ", None, None),
     ("a long reasoning " * 10 + "with no decision at all", CAM, None),
+    # untagged text: a stated "answer is a <word>" is the article, not option A
+    ("The answer is a rightward pan of the camera, so Pan Right", PAN, "C"),
+    ("The answer is a rightward pan.", None, None),
+    ("The correct answer is a tilt upward: Tilt Up", PAN, "B"),
+    ("I think the answer is a Pan Right", PAN, "C"),
+    ("After watching the whole clip the answer is a clear " + "and steady " * 4 + "motion to the left, Pan Left", PAN, None),  # long, no stated letter: no guess (was "A")
+    ("The answer is A because the landmark shifts right.", PAN, "A"),
+    ("The answer is (a) here.", None, "A"),
+    ("the answer is a.", None, "A"),
+    ("the answer is a", None, "A"),
 ]
 
 

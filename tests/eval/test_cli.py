@@ -54,6 +54,6 @@ def test_eval_cli_clear_errors(tmp_path, make):
     (root / "multi_json" / "davis" / "car-turn_qa.json").unlink()
     r = runner.invoke(app, ["eval", "--model", "plain:/no/such/model", "--bench", "dyn-bench", "--data", str(root),
                             "--out", str(tmp_path / "o2")])
-    assert r.exit_code == 2 and "cannot load model" in r.output
+    assert r.exit_code == 2 and "/no/such/model: no such model folder" in r.output  # decided before any work
     r = runner.invoke(app, ["eval", "--help"])
     assert r.exit_code == 0 and "--samples" in r.output and "api:MODEL" in r.output

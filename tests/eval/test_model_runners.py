@@ -42,9 +42,16 @@ def test_plain_runner_evaluates(adapter, world_root, tmp_path):
 
 def test_bad_model_is_one_clear_error(world_root, tmp_path):
     lr = load_benchmark("synthetic", world_root)
-    r = make_runner("latent:/no/such/checkpoint")
-    with pytest.raises(FatalRunnerError, match="/no/such/checkpoint: cannot load model"):
-        evaluate(r, lr, tmp_path, progress=False)
+    # a missing local folder is refused when the runner is made, before any item runs
+    with pytest.raises(FileNotFoundError, match="/no/such/checkpoint: no such model folder"):
+        make_runner("latent:/no/such/checkpoint")
+    # a folder that exists but holds no loadable model fails the run once, not item by item
+    bad = tmp_path / "broken"
+    bad.mkdir()
+    (bad / "config.json").write_text('{"model_type": "qwen2_5_vl"}')
+    r = make_runner(f"latent:{bad}")
+    with pytest.raises(FatalRunnerError, match="cannot load model"):
+        evaluate(r, lr, tmp_path / "out", progress=False)
 
 
 def test_auto_spec_picks_decoder_from_checkpoint(adapter, tmp_path):

@@ -74,7 +74,8 @@ def test_load_frames_errors(files, tmp_path):
 
 
 def test_resolve_latent_norm():
-    assert resolve_latent_norm("none", None) is None
+    assert resolve_latent_norm("none", None) == 0.0  # 0 = never rescale
+    assert resolve_latent_norm("auto", None) is None  # None = the model's own setting
     assert resolve_latent_norm("12.5", None) == 12.5
     with pytest.raises(InputError, match="expected none, match or a number"):
         resolve_latent_norm("big", None)

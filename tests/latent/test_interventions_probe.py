@@ -101,6 +101,10 @@ def test_probe_end_to_end_on_tiny_preset(bench, tmp_path):
         assert not table["relies_on_imagery"] and "never opened" in table["verdict"]
     assert "| shuffle |" in (out / "probe.md").read_text()
     assert "verdict" in res.output and "latent probe" in res.output
+    # the video probe (default: every frame intervention) with its own verdict
+    assert sorted({r["frames"] for r in table["frame_rows"]}) == ["blank", "first", "normal", "reversed", "shuffled"]
+    assert isinstance(table["uses_motion"], bool) and "video probe" in res.output
+    assert "## Video probe" in (out / "probe.md").read_text()
     # resumable: a rerun answers nothing new and gives the same table
     res2 = CliRunner().invoke(app, args)
     assert res2.exit_code == 0 and json.loads((out / "probe.json").read_text())["rows"] == table["rows"]

@@ -177,5 +177,6 @@ def test_load_local_folder_and_unknown(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(ValueError, match="not supported"):
         load(str(tmp_path))
-    with pytest.raises(ValueError, match="not a preset"):
+    # a bare name is neither a preset nor an existing folder: refused at once, without the network
+    with pytest.raises(FileNotFoundError, match="no-such-model: no such model folder"):
         load("no-such-model")

@@ -101,14 +101,18 @@ def test_four_paths_give_identical_inputs(tmp_path, capture, kind):
     L = s.meta["prompt_len"]
     _same({**s.enc, "input_ids": s.enc["input_ids"][:, :L]}, ref, "DIFT")
 
-    # 2. 4DRL: train_rl's first rollout batch (one question, G=2: the prompt twice)
+    # 2. 4DRL: train_rl's first rollout batch (one question, G=2)
     (tmp_path / "rl.jsonl").write_text(json.dumps({**common, "task": "camera"}) + "\n")
     cfg = RLConfig(data=str(tmp_path / "rl.jsonl"), out=str(tmp_path / "rl_out"), steps=1, questions_per_step=1,
                    num_generations=2, max_new_tokens=4, save_every=0, beta=0.0, samples_per_step=0, probe_questions=0,
                    fps=SETTINGS.fps, max_frames=SETTINGS.max_frames, max_pixels=SETTINGS.max_pixels, threads=1)
-    with pytest.raises(Captured):
+    with pytest.raises(Captured):  # prefix sharing (default): the question's prompt once, expanded to G rows
         train_rl(cfg, adapter=ad, progress=False)
-    _same(capture[-1], build_prompt_batch(ad, [RLRecord(**common)] * 2, tmp_path, SETTINGS), "4DRL")
+    _same(capture[-1], ref, "4DRL")
+    cfg.prefix_sharing, cfg.out = False, str(tmp_path / "rl_out_unshared")
+    with pytest.raises(Captured):  # without sharing: the prompt G times
+        train_rl(cfg, adapter=ad, progress=False)
+    _same(capture[-1], build_prompt_batch(ad, [RLRecord(**common)] * 2, tmp_path, SETTINGS), "4DRL (unshared)")
 
     # 3. infer (CLI, user-given path)
     res = CliRunner().invoke(app, ["infer", "--model", "qwen2.5-vl-tiny", "--video", str(tmp_path / video),

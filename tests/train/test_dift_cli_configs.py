@@ -71,6 +71,7 @@ def test_cli_health_flags_reach_the_config(tmp_path, monkeypatch):
         raise ValueError("captured")
 
     monkeypatch.setattr(dift_mod, "train_dift", capture)
+    (tmp_path / "dift.jsonl").write_text("")  # the command checks the data file exists before training
     args = ["train", "dift", "--data", str(tmp_path), "--out", str(tmp_path / "o")]
     r = CliRunner().invoke(app, [*args, "--health-heldout", "3", "--health-every", "5", "--health-factor", "2.5"])
     assert r.exit_code == 2 and "captured" in r.output, r.output

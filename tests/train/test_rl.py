@@ -45,7 +45,6 @@ def test_bad_records_are_refused_with_reasons(tmp_path):
         {**good, "id": "three_options", "options": {"A": "x", "B": "y", "C": "z"}},
         {**good, "id": "escape", "frames": ["../../etc/passwd"]},
         {**good, "id": "gone", "frames": ["frames/nope.png"]},
-        {**good},  # duplicate id q0
     ]
     with open(path, "a") as f:
         for r in bad:
@@ -59,9 +58,12 @@ def test_bad_records_are_refused_with_reasons(tmp_path):
     assert "keys A, B, C, D" in why["three_options"]
     assert "outside" in why["escape"].lower() or "escape" in why["escape"].lower()
     assert "not found" in why["gone"]
-    assert why["q0"] == "duplicate id"
     assert any("not JSON" in r["reason"] for r in rejected)
     assert all(r["line"] > 2 and r["file"].endswith("rl.jsonl") for r in rejected)
+    with open(path, "a") as f:  # a duplicated id refuses the whole file, naming both lines
+        f.write(json.dumps(good) + "\n")
+    with pytest.raises(ValueError, match=r"rl.jsonl:11: duplicated id 'q0' \(first on line 1\)"):
+        load_rl_records(tmp_path)
 
 
 def test_nothing_usable_is_a_clear_error(tmp_path):

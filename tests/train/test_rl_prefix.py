@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from tests.train.test_rl import make_rl_data
 
 torch.set_num_threads(2)

@@ -188,6 +188,30 @@ def test_truncated_and_garbage_files(tmp_path, videos):
         _one_line_naming(e, p)
 
 
+def test_truncated_file_with_index_at_front(tmp_path):
+    """moov at the front (faststart): the cut file parses, then the stream ends early -> CorruptVideoError."""
+    import av
+
+    src = tmp_path / "full.mp4"
+    with av.open(str(src), mode="w", options={"movflags": "faststart"}) as out:
+        st = out.add_stream("libx264", rate=12)
+        st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
+        for f in numbered_frames(60):
+            fr = av.VideoFrame.from_ndarray(f, format="rgb24")
+            for pkt in st.encode(fr):
+                out.mux(pkt)
+        for pkt in st.encode():
+            out.mux(pkt)
+    data = src.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat"), "index must be at the front for this case"
+    assert len(sample_frames(src, fps=2.0)) == 10  # the intact file: 5 s at 2 fps
+    cut = tmp_path / "cut_front_index.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptVideoError, match="truncated") as e:
+        sample_frames(cut, fps=2.0)
+    _one_line_naming(e, cut)
+
+
 def test_damaged_stream_data(tmp_path, videos):
     """Container intact, coded frames overwritten with zeros: no frame decodes -> CorruptVideoError."""
     data = bytearray(videos["short_gop"].read_bytes())

@@ -42,20 +42,37 @@ def build(
 
     Example: fourdthinker world --out data/world --videos 200 && fourdthinker data build --videos data/world --out data/dift
     """
+    from pathlib import Path
+
     from rich.console import Console
 
     from fourdthinker.data.config import BuildConfig
     from fourdthinker.data.runner import build as run_build
     from fourdthinker.data.runner import summary_table
+    from fourdthinker.errors import UserFileNotFoundError, require_out_dir, require_positive
 
-    try:
-        cfg = BuildConfig(fps=fps, camera_labels=camera_labels, oracle=oracle, segmenter=segmenter, sam3_model=sam3_model,
-                          seed=seed, oracle_base_url=oracle_base_url, oracle_model=oracle_model,
-                          oracle_api_key_env=oracle_api_key_env, price_in=price_in, price_out=price_out)
-        s = run_build(videos, out, cfg, workers=workers, executor=executor, overwrite=overwrite,
-                      retry_quarantined=retry_quarantined, limit=limit)
-    except (ValueError, RuntimeError, FileNotFoundError) as e:
-        raise typer.BadParameter(str(e)) from None
+    # Checked before any work: numbers, folders, and the oracle's key variable.
+    require_positive("--fps", fps)
+    require_positive("--workers", workers)
+    require_positive("--limit", limit)
+    require_positive("--price-in", price_in, allow_zero=True)
+    require_positive("--price-out", price_out, allow_zero=True)
+    if not Path(videos).is_dir():
+        raise UserFileNotFoundError(f"--videos {videos}: no such folder",
+                                    "pass a folder of clips (e.g. `fourdthinker world --out data/world` first)")
+    require_out_dir(out, "--out")
+    cfg = BuildConfig(fps=fps, camera_labels=camera_labels, oracle=oracle, segmenter=segmenter, sam3_model=sam3_model,
+                      seed=seed, oracle_base_url=oracle_base_url, oracle_model=oracle_model,
+                      oracle_api_key_env=oracle_api_key_env, price_in=price_in, price_out=price_out)
+    if oracle == "openai":
+        import os
+
+        from fourdthinker.endpoints import require_api_key
+
+        base = oracle_base_url or os.environ.get("FOURDTHINKER_ORACLE_BASE_URL") or "https://api.openai.com/v1"
+        require_api_key(oracle_api_key_env, base, "--oracle-api-key-env")
+    s = run_build(videos, out, cfg, workers=workers, executor=executor, overwrite=overwrite,
+                  retry_quarantined=retry_quarantined, limit=limit)
     Console().print(summary_table(s))
     typer.echo(f"wrote {out}/dift.jsonl, {out}/rl.jsonl ({sum(s.records.values())} records); quarantine: {out}/quarantine.jsonl")
 
@@ -70,17 +87,19 @@ def audit(
 
     from fourdthinker.data.audit import AUDIT_TASKS, confusion_table
     from fourdthinker.data.audit import audit as run_audit
+    from fourdthinker.errors import UserValueError
 
-    try:
-        res = run_audit(videos, data)
-    except FileNotFoundError as e:
-        raise typer.BadParameter(str(e)) from None
+    res = run_audit(videos, data)
+    if not any(res[t].n for t in AUDIT_TASKS):
+        raise UserValueError(f"--data {data}: no record could be compared with the truth in --videos {videos}",
+                             "check that --data was built from --videos (`fourdthinker data build --videos "
+                             f"{videos} --out {data}`)")
     con = Console(width=max(Console().width, 140))  # confusion matrices need the columns
     for t in AUDIT_TASKS:
         if res[t].n:
             con.print(confusion_table(t, res[t]))
     for t in AUDIT_TASKS:
-        typer.echo(f"{t}: {res[t].agreement:.1f}")
+        typer.echo(f"{t}: {res[t].agreement:.1f}" if res[t].n else f"{t}: n/a (no records)")
 
 
 @app.command("show")
@@ -91,11 +110,13 @@ def show(
 ) -> None:
     """Render one record (frames, overlays, question, reasoning) to a PNG."""
     from fourdthinker.data.show import find_record, render_record
+    from fourdthinker.errors import UserValueError, require_out_file
 
+    require_out_file(out, "--out")
     try:
         rec, root = find_record(data, record_id)
-    except (KeyError, FileNotFoundError, ValueError) as e:
-        raise typer.BadParameter(str(e.args[0]) if isinstance(e, KeyError) else str(e)) from None
+    except KeyError as e:
+        raise UserValueError(str(e.args[0]), "see the ids in dift.jsonl") from None
     typer.echo(f"wrote {render_record(rec, root, out)}")
 
 
@@ -111,25 +132,25 @@ def import_official(
     from pathlib import Path
 
     from fourdthinker.data.importer import import_dift, import_rl, reject_counts
+    from fourdthinker.errors import UserValueError, require_out_dir
     from fourdthinker.io import write_jsonl
 
     if not dift and not rl:
-        raise typer.BadParameter("give --dift and/or --rl")
+        raise UserValueError("nothing to import", "give --dift and/or --rl")
+    require_out_dir(out, "--out")
     r = Path(root)
     o = Path(out) if out else r
     try:
         prefix = r.resolve().relative_to(o.resolve())
     except ValueError:
-        raise typer.BadParameter(f"--out {o} must be --root or a folder containing it (record paths are relative "
-                                 f"to the folder holding dift.jsonl)") from None
+        raise UserValueError(f"--out {o} is neither --root nor a folder containing it",
+                             "record paths are relative to the folder holding dift.jsonl: pass --root itself or a "
+                             "parent of it") from None
     for name, src, fn in (("dift", dift, import_dift), ("rl", rl, import_rl)):
         if not src:
             continue
         p = Path(src) if Path(src).is_absolute() else r / src
-        try:
-            recs, rej = fn(p, r)
-        except (FileNotFoundError, ValueError) as e:
-            raise typer.BadParameter(str(e)) from None
+        recs, rej = fn(p, r)
         if str(prefix) != ".":
             for rec in recs:
                 rec["video"] = str(prefix / rec["video"])

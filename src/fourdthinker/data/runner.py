@@ -110,12 +110,18 @@ def build_one(clip_dir: str, out: str, cfg_dict: dict) -> dict:
     oracle, segmenter = _components(cfg, root)
     before = oracle.usage.to_dict()
     t0 = time.perf_counter()
+    from fourdthinker.endpoints import EndpointError
+    from fourdthinker.errors import redact
+
     try:
         done = _build_into(src, tmp, cfg, oracle, segmenter)
+    except EndpointError:  # the endpoint is down or refuses the key: every clip would fail, stop the run
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     except Exception as e:  # noqa: BLE001 - any failure of one clip quarantines it, the run goes on
         shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip()
+        reason = redact(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip())
         done = {"clip": name, "status": "quarantined", "reason": reason[:300], "n_dift": 0, "n_rl": 0,
                 "records_by_task": {}, "drops": {}, "letters": {}}
     after = oracle.usage.to_dict()
@@ -271,8 +277,12 @@ def _run_pool(todo: list[Path], out: Path, cfg_dict: dict, workers: int, tick) -
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method), initializer=_init_worker,
                              initargs=(cfg_dict,)) as ex:
         futs = [ex.submit(build_one, str(c), str(out), cfg_dict) for c in todo]
-        for f in as_completed(futs):
-            tick(f.result())
+        try:
+            for f in as_completed(futs):
+                tick(f.result())
+        except BaseException:  # a fatal error (endpoint down, Ctrl-C): do not start the remaining clips
+            ex.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _run_ray(todo: list[Path], out: Path, cfg_dict: dict, workers: int, tick) -> None:

@@ -12,10 +12,25 @@ from fourdthinker.io import read_jsonl, resolve_inside
 
 def find_record(data: str | Path, record_id: str) -> tuple[dict, Path]:
     """The record ``record_id`` from ``data/dift.jsonl`` (or ``data`` itself if it is a JSONL file)."""
+    from pydantic import ValidationError
+
+    from fourdthinker.data.records import DiftRecord
+    from fourdthinker.errors import UserValueError, validation_reason
+    from fourdthinker.io import check_unique_ids
+
     p = Path(data)
     f = p if p.is_file() else p / "dift.jsonl"
-    for r in read_jsonl(f):
-        if r.get("id") == record_id:
+    rows = read_jsonl(f)
+    check_unique_ids(rows, f)
+    for line, r in enumerate(rows, 1):
+        if isinstance(r, dict) and r.get("id") == record_id:
+            try:  # a record with a missing/invalid field: one line naming it, not a KeyError later
+                DiftRecord.model_validate(r)
+            except ValidationError as e:
+                raise UserValueError(f"{f}:{line}: record {record_id!r} is invalid ({validation_reason(e)})",
+                                     "fix the record or rebuild the data with `fourdthinker data build`") from None
+            for rel in [*(r.get("frames") or []), *(r.get("imagery") or [])]:
+                resolve_inside(f.parent, rel)  # record paths stay inside the dataset root
             return r, f.parent
     raise KeyError(f"{f}: no record with id {record_id!r}")
 

@@ -16,10 +16,16 @@ def _config(quick: bool, seed: int | None):
 
 
 def _prepare_out(out: str, fresh: bool) -> Path:
+    from fourdthinker.errors import require_out_dir
+
+    require_out_dir(out, "--out")
     p = Path(out)
     if fresh and p.exists():
         if not (p / "config.json").exists():
-            raise typer.BadParameter(f"{p}: --fresh only deletes folders made by the demo (no config.json here)")
+            from fourdthinker.errors import UserError
+
+            raise UserError(f"{p}: --fresh only deletes folders made by the demo (no config.json here)",
+                            "pass another --out, or delete the folder yourself")
         shutil.rmtree(p)
     return p
 
@@ -51,7 +57,7 @@ def demo(
     try:
         results = run_demo(cfg, path, console=console, kind="quick" if quick else "full")
     except ConfigMismatchError as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {e}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
     print_summary(results["report"], console)
 
@@ -79,5 +85,5 @@ def ablate(
     try:
         run_ablation(what, cfg, path, console=console, quick=quick)
     except ConfigMismatchError as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {e}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None

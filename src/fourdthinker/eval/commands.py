@@ -61,7 +61,10 @@ def eval_cmd(
              "noise | shuffle (another item's latents) | pad (the latent-pad embedding, as the reference RL code) | "
              "drop (no latent block). `fourdthinker probe` runs them all."),
     latent_norm: float = typer.Option(None, "--latent-norm", help="Rescale fed-back hidden states to this L2 norm "
-                                      "(e.g. the training targets' mean norm). Default: no rescaling."),
+                                      "(e.g. the training targets' mean norm); 0 = never. Default: the model's own "
+                                      "setting (a `train dift --feed-norm` model is fed at its training norm, others as they are)."),
+    frames: str = typer.Option("normal", "--frames", help="Video intervention (only the frames change): normal | first (the "
+                               "first frame repeated) | reversed | shuffled | blank. `fourdthinker probe --frames` runs them all."),
     baseline: str = typer.Option(None, help="Row name that Avg. gains are measured against (default: the first model)."),
     html: bool = typer.Option(True, "--html/--no-html", help="Write OUT/BENCH/report.html with plots and examples."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Discard earlier predictions in the output folders."),
@@ -74,26 +77,43 @@ def eval_cmd(
     """
     from rich.console import Console
 
-    from fourdthinker.eval.loaders import BenchmarkFormatError
-    from fourdthinker.eval.runners import FatalRunnerError
+    # Errors (bad input, a model that cannot load, an endpoint that is down) reach the CLI's one
+    # error boundary (fourdthinker.cli): one line `error: <what> — <fix>`, exit code 2.
+    _run(Console(), model, bench, data, out, samples=samples, seed=seed, temperature=temperature, top_p=top_p,
+         max_new_tokens=max_new_tokens, max_frames=max_frames, fps=fps, batch_size=batch_size, limit=limit,
+         video_root=video_root, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
+         retries=retries, baseline=baseline, html=html, overwrite=overwrite, latents=latents,
+         latent_norm=latent_norm, max_pixels=max_pixels or None, prefix_sharing=prefix_sharing, frames=frames)
 
-    console = Console()
-    try:
-        _run(console, model, bench, data, out, samples=samples, seed=seed, temperature=temperature, top_p=top_p,
-             max_new_tokens=max_new_tokens, max_frames=max_frames, fps=fps, batch_size=batch_size, limit=limit,
-             max_pixels=max_pixels or None, video_root=video_root, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
-             retries=retries, baseline=baseline, html=html, overwrite=overwrite, latents=latents,
-             latent_norm=latent_norm, prefix_sharing=prefix_sharing)
-    except (BenchmarkFormatError, FileNotFoundError, ValueError, FatalRunnerError) as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+
+def check_model_spec(spec: str, *, api_base: str | None, api_key_env: str) -> None:
+    """A ``--model`` spec that cannot run fails here, before the benchmark loads: a missing local
+    folder or an unreachable hub id (``models.locate.resolve_model``), an API model without its key."""
+    import os
+
+    from fourdthinker.eval.runners import split_spec
+
+    _, target = split_spec(spec)
+    if target == "random":
+        return
+    if target.startswith("api:"):
+        from fourdthinker.endpoints import require_api_key
+
+        require_api_key(api_key_env, api_base or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",
+                        "--api-key-env")
+        return
+    from fourdthinker.models.locate import resolve_model
+
+    resolve_model(target.split(":", 1)[1] if target.startswith(("plain:", "latent:")) else target)
 
 
 def _run(console, models: list[str], bench: str, data: str, out: str, *, samples: int, seed: int, temperature: float,
          top_p: float, max_new_tokens: int, max_frames: int, fps: float, batch_size: int, limit: int | None,
          video_root: str | None, api_base: str | None, api_key_env: str, concurrency: int, retries: int,
          baseline: str | None, html: bool, overwrite: bool, latents: str = "normal",
-         latent_norm: float | None = None, max_pixels: int | None = 448 * 448, prefix_sharing: bool = True) -> None:
+         latent_norm: float | None = None, max_pixels: int | None = 448 * 448, prefix_sharing: bool = True,
+         frames: str = "normal") -> None:
+    from fourdthinker.errors import UserError, require_out_dir, require_positive
     from fourdthinker.eval.evaluate import evaluate
     from fourdthinker.eval.loaders import load_benchmark
     from fourdthinker.eval.metrics import paired_compare
@@ -101,16 +121,29 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
     from fourdthinker.eval.tables import bench_table
     from fourdthinker.io import atomic_write_json, atomic_write_text, write_jsonl
 
-    if samples < 1:
-        raise ValueError(f"--samples must be >= 1, got {samples}")
+    # Everything checked before any work (and before anything is written under --out).
+    for flag, v in (("--samples", samples), ("--max-new-tokens", max_new_tokens), ("--max-frames", max_frames),
+                    ("--fps", fps), ("--batch-size", batch_size), ("--limit", limit), ("--concurrency", concurrency),
+                    ("--retries", retries), ("--temperature", temperature), ("--top-p", top_p)):
+        require_positive(flag, v)
+    if top_p > 1:
+        raise UserError(f"--top-p must be in (0, 1], got {top_p:g}", "pass e.g. --top-p 0.9")
+    require_out_dir(out, "--out")
     # data-parallel (accelerate launch / torchrun): evaluate() shards the items; only rank 0 prints and writes
     main = int(os.environ.get("RANK", "0") or 0) == 0
     if not main:
         console.quiet = True
     names = [split_spec(m)[0] for m in models]
     if len(set(names)) != len(names):
-        raise ValueError(f"two --model entries share the name {next(n for n in names if names.count(n) > 1)!r}; "
-                         f"name them NAME=SPEC")
+        raise UserError(f"two --model entries share the name {next(n for n in names if names.count(n) > 1)!r}",
+                        "name them NAME=SPEC")
+    slugs = [_slug(n) for n in names]
+    for i, sl in enumerate(slugs):
+        if slugs.index(sl) != i:
+            raise UserError(f"--model names {names[slugs.index(sl)]!r} and {names[i]!r} share the output folder {sl!r}",
+                            "give the rows names that differ in letters or digits, not only in spaces or symbols")
+    for spec in models:
+        check_model_spec(spec, api_base=api_base, api_key_env=api_key_env)
     kw = {"video_root": video_root} if video_root and bench == "dsr-bench" else {}
     lr = load_benchmark(bench, data, **kw)
     bench = lr.bench
@@ -127,9 +160,14 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
         runner = make_runner(spec, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
                              cache_dir=Path(out) / "api_cache", batch_size=batch_size, max_new_tokens=max_new_tokens,
                              max_frames=max_frames, fps=fps, max_pixels=max_pixels, temperature=temperature, top_p=top_p, retries=retries,
-                             latents=latents, latent_norm=latent_norm, prefix_sharing=prefix_sharing)
+                             latents=latents, latent_norm=latent_norm, prefix_sharing=prefix_sharing, frames=frames)
         res = evaluate(runner, lr.items, bench_out / _slug(runner.name), root=lr.root, bench=bench, samples=samples,
                        seed=seed, skipped=lr.skipped, overwrite=overwrite, limit=limit)
+        n_answered = sum(len(r) for r in res.runs) if hasattr(res, "runs") else None
+        if res.failed and n_answered == 0:
+            first = res.failed[0].get("reason", "")
+            raise UserError(f"{runner.name}: every item failed ({len(res.failed)}; first: {first})",
+                            f"see {res.out_dir / 'quarantine.jsonl'}, fix the cause and rerun the same command")
         for w in res.warnings:
             console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
         if res.latent_health and res.latent_health.get("n_latent"):

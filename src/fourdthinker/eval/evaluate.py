@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fourdthinker.data.records import BenchItem, Prediction
+from fourdthinker.errors import redact
 from fourdthinker.eval.answers import parse_answer
 from fourdthinker.eval.loaders import LoadResult
 from fourdthinker.eval.metrics import accuracy, bootstrap_ci, group_by_subtask, macro_average, seed_spread
@@ -253,6 +254,7 @@ def evaluate(runner: Runner, items: Sequence[BenchItem] | LoadResult, out_dir: s
     if do_sample and hasattr(runner, "plan_samples"):  # how the N samples are drawn is part of the resume key
         manifest["prefix_sharing"] = bool(getattr(runner, "prefix_sharing", False))
     procs = _processes()
+    fresh = not (out_dir / "run.json").exists() or overwrite
     _check_manifest(out_dir, manifest, overwrite, write=False)  # every process refuses a changed run alike
     procs.barrier()
     if procs.main:  # only the main process writes (data-parallel runs: see the module docstring)
@@ -261,6 +263,21 @@ def evaluate(runner: Runner, items: Sequence[BenchItem] | LoadResult, out_dir: s
                 p.unlink()
             (out_dir / "quarantine.jsonl").unlink(missing_ok=True)
         _check_manifest(out_dir, manifest, True)
+    try:
+        return _evaluate_items(runner, items, out_dir, procs, root=root, bench=bench, name=name, seeds=seeds,
+                               do_sample=do_sample, skipped=skipped, overwrite=overwrite, progress=progress)
+    except BaseException:
+        # A run that failed before answering anything (model not loadable, endpoint down, Ctrl-C)
+        # leaves no run.json behind, so the corrected command is not refused as "other settings".
+        if procs.main and fresh and not any(p.stat().st_size for p in out_dir.glob("predictions*.jsonl")):
+            (out_dir / "run.json").unlink(missing_ok=True)
+        raise
+
+
+def _evaluate_items(runner: Runner, items: list[BenchItem], out_dir: Path, procs: _Processes, *, root, bench: str,
+                    name: str, seeds: list[int], do_sample: bool, skipped, overwrite: bool,
+                    progress: bool) -> EvalResult:
+    samples = len(seeds)
     previous_health = None if overwrite else _previous_latent_health(out_dir / "summary.json")
     if hasattr(runner, "reset_latent_health"):
         runner.reset_latent_health()
@@ -326,7 +343,7 @@ def evaluate(runner: Runner, items: Sequence[BenchItem] | LoadResult, out_dir: s
 def _outcome(it: BenchItem, res, seed: int) -> tuple[str, str, object]:
     """(item id, "pred", Prediction) or (item id, "failed", quarantine row) of one runner output."""
     if isinstance(res, Exception):
-        return it.id, "failed", {"id": it.id, "seed": seed, "reason": f"{type(res).__name__}: {res}"}
+        return it.id, "failed", {"id": it.id, "seed": seed, "reason": redact(f"{type(res).__name__}: {res}")}
     parsed = parse_answer(res.text, it.options)
     return it.id, "pred", Prediction(id=it.id, raw_output=res.text, parsed_answer=parsed, correct=parsed == it.answer,
                                      latency_s=round(res.latency_s, 4), n_latent_steps=res.n_latent_steps,

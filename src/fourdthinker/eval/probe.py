@@ -113,10 +113,14 @@ def verdict(rows: Sequence[ProbeRow]) -> tuple[bool, str]:
 def probe_model(model: str, loaded, out_dir: str | os.PathLike, *, interventions: Sequence[str] = INTERVENTIONS,
                 adapter=None, batch_size: int = 4, max_new_tokens: int = 256, max_frames: int = 8, fps: float = 1.0,
                 latent_size: int | None = None, latent_norm: float | None = None, seed: int = 0,
-                limit: int | None = None, progress: bool = True, overwrite: bool = False):
-    """Evaluate ``model`` on ``loaded`` (a ``LoadResult``) under each intervention.
+                limit: int | None = None, progress: bool = True, overwrite: bool = False,
+                frames: Sequence[str] = ()):
+    """Evaluate ``model`` on ``loaded`` (a ``LoadResult``) under each latent intervention, then
+    (``frames``, video interventions with normal latents) under each frame intervention.
 
-    Returns ``(rows, (relies, reason), results)``; writes ``<out>/probe.json`` and ``probe.md``."""
+    Returns ``(rows, (relies, reason), results)``; writes ``<out>/probe.json`` and ``probe.md``.
+    With ``frames`` the returned ``results`` also hold ``frames-<kind>`` entries and probe.json /
+    probe.md the video table and its verdict (``eval.video_probe``)."""
     from fourdthinker.eval.evaluate import evaluate
     from fourdthinker.io import atomic_write_json, atomic_write_text
 
@@ -137,9 +141,27 @@ def probe_model(model: str, loaded, out_dir: str | os.PathLike, *, interventions
                                  progress=progress, overwrite=overwrite)
     rows = probe_table(results)
     relies, reason = verdict(rows)
-    atomic_write_json(out / "probe.json", {"model": model, "bench": loaded.bench, "relies_on_imagery": relies,
-                                           "verdict": reason, "rows": [asdict(r) for r in rows]})
-    atomic_write_text(out / "probe.md", to_markdown(rows, model, loaded.bench, relies, reason))
+    report = {"model": model, "bench": loaded.bench, "relies_on_imagery": relies, "verdict": reason,
+              "rows": [asdict(r) for r in rows]}
+    md = to_markdown(rows, model, loaded.bench, relies, reason)
+    if frames:
+        from fourdthinker.eval import video_probe
+        from fourdthinker.video.interventions import check_frames
+
+        fres = {"normal": results["normal"]}
+        for kind in [check_frames(k) for k in frames if k != "normal"]:
+            runner = InterventionRunner(model, latent_norm=latent_norm, adapter=adapter, batch_size=batch_size,
+                                        max_new_tokens=max_new_tokens, max_frames=max_frames, fps=fps,
+                                        latent_size=latent_size, frames=kind)
+            fres[kind] = results[f"frames-{kind}"] = evaluate(
+                runner, loaded, out / f"frames-{kind}", name=f"{model} (frames {kind})", seed=seed, limit=limit,
+                progress=progress, overwrite=overwrite)
+        frows = video_probe.frames_table(fres)
+        uses, why = video_probe.motion_verdict(frows)
+        report |= {"uses_motion": uses, "motion_verdict": why, "frame_rows": [asdict(r) for r in frows]}
+        md += "\n" + video_probe.to_markdown(frows, model, loaded.bench, uses, why)
+    atomic_write_json(out / "probe.json", report)
+    atomic_write_text(out / "probe.md", md)
     return rows, (relies, reason), results
 
 

@@ -11,13 +11,12 @@ Examples::
         --question "What is the camera movement from 0s to 4s?" \\
         -o "Pan Left" -o "Pan Right" -o "Tilt Up" -o "Tilt Down"
     fourdthinker infer --model runs/dift --batch questions.jsonl --out preds.jsonl --latents zero
-    fourdthinker infer --model runs/dift --video clip.mp4 -q "..." -o ... --explain out/ --bank data/dift/img
+    fourdthinker infer --model runs/dift --video clip.mp4 -q "..." -o ... --explain out/ --bank data/dift
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -75,12 +74,16 @@ def check_question(question: str | None, where: str = "--question") -> str:
 
 
 def resolve_latent_norm(spec: str, adapter, bank=None) -> float | None:
-    """``--latent-norm``: ``none`` | ``match`` | a number. ``match`` takes the DIFT targets' mean
-    norm from the model config (``latent_target_norm``) or, failing that, from the ``--bank``
-    overlay latents (the same pooled targets DIFT trained towards)."""
-    s = (spec or "none").strip().lower()
-    if s in ("none", "off", "0", ""):
+    """``--latent-norm``: ``auto`` | ``none`` | ``match`` | a number. ``auto`` (None) = the model's
+    own setting (``latent_generate``: the norm a ``--feed-norm`` model was trained to be fed at,
+    else none); ``none`` (0.0) = never rescale. ``match`` takes the DIFT targets' mean norm from the
+    model config (``latent_target_norm``) or, failing that, from the ``--bank`` overlay latents (the
+    same pooled targets DIFT trained towards)."""
+    s = (spec or "auto").strip().lower()
+    if s in ("auto", ""):
         return None
+    if s in ("none", "off", "0"):
+        return 0.0
     if s == "match":
         n = getattr(getattr(adapter, "model", None) and adapter.model.config, "latent_target_norm", None)
         if n:
@@ -151,7 +154,7 @@ def infer(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of the rich view."),
     latents: str = typer.Option("normal", "--latents", help="What to feed at latent positions: normal (the model's own hidden state, Eq. 10), zero, noise, shuffle (another sample's state; batch >= 2), pad (the <|latent_pad|> embedding) or drop (no imagery block at all)."),
     latent_size: int = typer.Option(None, "--latent-size", help="K latent steps per imagery block; default: the model config's latent_size, else 4. Use the K the model was trained with."),
-    latent_norm: str = typer.Option("none", "--latent-norm", help="none: feed hidden states as they are (paper). match: rescale each to the mean norm of the DIFT targets (config latent_target_norm or measured on --bank). Or a number."),
+    latent_norm: str = typer.Option("auto", "--latent-norm", help="auto: the model's own setting (a model trained with `train dift --feed-norm` is fed at its training norm; others as they are). none: feed hidden states as they are (paper). match: rescale each to the mean norm of the DIFT targets (config latent_target_norm or measured on --bank). Or a number."),
     max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Token budget per answer, latent slots included."),
     max_latent_blocks: int = typer.Option(None, "--max-latent-blocks", help="Cap on imagery blocks per answer (default: no cap)."),
     sample: bool = typer.Option(False, "--sample/--greedy", help="Sample (with --temperature/--top-p) instead of greedy decoding."),
@@ -163,7 +166,7 @@ def infer(
     max_pixels: int = typer.Option(448 * 448, "--max-pixels", help="Pixel cap per frame before the processor (DIFT's and RL's default 448*448; 0 = no cap)."),
     batch_size: int = typer.Option(4, "--batch-size", help="Questions decoded together in --batch mode."),
     explain: Path = typer.Option(None, "--explain", help="Folder for 'what the model imagined': per imagery block, the nearest overlay images of --bank (PNG strip + HTML)."),
-    bank: Path = typer.Option(None, "--bank", help="Folder of overlay images (e.g. a `data build` img/ folder) for --explain and --latent-norm match."),
+    bank: Path = typer.Option(None, "--bank", help="Folder of overlay images, or a dataset root from `data build` (its clips/*/img overlays are used), for --explain and --latent-norm match."),
     top: int = typer.Option(3, "--top", help="Images shown per imagery block with --explain."),
     force_imagery: list[int] = typer.Option(None, "--force-imagery", help="Diagnostic: open an imagery block at this response step (repeatable), e.g. to inspect an untrained model's latents with --explain."),
     add_latent_tokens: bool = typer.Option(False, "--add-latent-tokens", help="Run a model that has no latent tokens (a base checkpoint) by adding untrained ones. Tiny presets always get them."),
@@ -178,7 +181,17 @@ def infer(
     """
     from rich.console import Console
 
+    from fourdthinker.errors import require_out_dir, require_out_file, require_positive
+
     console = Console(stderr=json_out)
+    # Numbers and paths checked before any work (a model load takes seconds to minutes).
+    for flag, v in (("--max-new-tokens", max_new_tokens), ("--max-frames", max_frames), ("--fps", fps),
+                    ("--batch-size", batch_size), ("--top", top), ("--latent-size", latent_size),
+                    ("--temperature", temperature), ("--top-p", top_p)):
+        require_positive(flag, v)
+    require_positive("--max-latent-blocks", max_latent_blocks, allow_zero=True)
+    require_out_file(out, "--out")
+    require_out_dir(explain, "--explain")
     try:
         from fourdthinker.latent.interventions import check_intervention
 
@@ -190,6 +203,9 @@ def infer(
                 raise InputError("--batch reads videos and questions from the JSONL; drop --video/--question")
             if not batch.is_file():
                 raise InputError(f"{batch}: batch file not found")
+            from fourdthinker.io import check_unique_ids, read_jsonl
+
+            check_unique_ids(read_jsonl(batch), batch)  # a duplicated id would be answered twice
         else:
             if video is None:
                 raise InputError("--video is required (or --batch FILE.jsonl)")
@@ -199,6 +215,10 @@ def infer(
             frames = load_frames(None, video, settings=settings)
         if explain is not None and bank is None:
             raise InputError("--explain needs --bank DIR (a folder of overlay images to compare the latents with)")
+        if bank is not None:
+            from fourdthinker.latent.explain import bank_folder
+
+            bank = bank_folder(bank)
         if latents == "shuffle" and batch is None:
             raise InputError("--latents shuffle feeds another sample's state: use --batch with --batch-size >= 2")
     except (InputError, ValueError) as e:
@@ -209,9 +229,16 @@ def infer(
     from fourdthinker.models import PRESETS, load
 
     torch.manual_seed(seed)
+    from fourdthinker.errors import UserError
+    from fourdthinker.models.locate import resolve_model
+
+    try:
+        resolved = resolve_model(model)  # a run folder -> its final model; a missing path fails now
+    except UserError as e:
+        _fail(console, str(e))
     with console.status(f"loading {model} ..."):
         try:
-            adapter = load(model, dtype=dtype, device=device, add_latent_tokens=add_latent_tokens or model in PRESETS)
+            adapter = load(resolved, dtype=dtype, device=device, add_latent_tokens=add_latent_tokens or model in PRESETS)
         except (OSError, ValueError) as e:
             _fail(console, f"{model}: cannot load model ({str(e).splitlines()[0]})")
     from fourdthinker.latent.decode import latent_ids
@@ -254,10 +281,12 @@ def infer(
     with console.status("thinking ..."):
         (res,) = latent_generate(adapter, enc, generator=gen, options=[opts] if opts else None, logits_processor=hook, **gen_kw)
     from fourdthinker.latent.health import decode_health, print_decode_health
+    from fourdthinker.latent.interventions import resolve_feed_norm
 
     health = decode_health([res], adapter.model.get_input_embeddings().weight[: len(adapter.tokenizer)])
+    effective_norm = resolve_feed_norm(norm, adapter)  # what the decoder rescaled to (None: nothing)
     info = {"model": model, "video": str(video), "question": question, "options": opts, "latents": latents,
-            "latent_size": K, "latent_norm": norm, **res.to_json(), "latent_health": health}
+            "latent_size": K, "latent_norm": effective_norm, **res.to_json(), "latent_health": health}
     if explain is not None and bank_obj is not None:
         from fourdthinker.latent.explain import explain as do_explain
 
@@ -279,7 +308,7 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from fourdthinker.io import append_jsonl, read_jsonl
+    from fourdthinker.io import UnsafePathError, append_jsonl, check_unique_ids, read_jsonl, resolve_inside
     from fourdthinker.latent.decode import latent_generate
 
     if not batch_file.exists():
@@ -288,6 +317,7 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
         rows = read_jsonl(batch_file)
     except (ValueError, OSError) as e:
         _fail(console, f"{batch_file}: not a JSONL file ({str(e).splitlines()[0]})")
+    check_unique_ids(rows, batch_file)  # a duplicated id would be answered twice
     done = {r.get("id") for r in read_jsonl(out, tolerate_truncated_tail=True)} if out.exists() else set()
     quarantine = out.with_name(out.name + ".quarantine.jsonl")
     quarantine.unlink(missing_ok=True)  # rebuilt each run: a fixed item is retried, a bad one listed once
@@ -310,7 +340,10 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
                 raise InputError(f"options must be a list or an A-D mapping, got {type(opts).__name__}")
             if not row.get("video"):
                 raise InputError("no video")
-            vpath = Path(row["video"]) if os.path.isabs(str(row["video"])) else root / str(row["video"])
+            try:  # record paths stay inside the batch file's folder (no ../, no absolute path outside it)
+                vpath = resolve_inside(root, str(row["video"]))
+            except UnsafePathError as e:
+                raise InputError(str(e)) from None
             todo.append((rid, vpath, q, opts, row.get("answer")))
         except InputError as e:
             n_bad += 1
@@ -364,6 +397,8 @@ def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, s
             prog.advance(task, len(chunk))
     msg = f"{n_ok} answered -> {out}; {len(done)} already done; {n_bad} quarantined"
     console.print(msg + (f" -> {quarantine}" if n_bad else ""), soft_wrap=True, highlight=False)
+    if n_bad and not n_ok and not done:
+        _fail(console, f"{batch_file}: every item failed ({n_bad}) — see {quarantine}, fix the cause and rerun the same command")
     if meter.n_latent:
         with torch.no_grad():
             emb = mean_norm(adapter.model.get_input_embeddings().weight[: len(adapter.tokenizer)])

@@ -40,7 +40,12 @@ from typing import Any
 
 import torch
 
-from fourdthinker.latent.interventions import apply_intervention, check_intervention, match_norm
+from fourdthinker.latent.interventions import (
+    apply_intervention,
+    check_intervention,
+    match_norm,
+    resolve_feed_norm,
+)
 from fourdthinker.qa import parse_answer
 
 __all__ = [
@@ -351,8 +356,10 @@ def latent_generate(
         max_latent_blocks: cap on latent blocks per answer (None: no cap; 0: never open one).
         latents: intervention at latent positions (``normal|zero|noise|shuffle|pad|drop``,
             see ``fourdthinker.latent.interventions``).
-        latent_norm: if set, each fed-back state is rescaled to this L2 norm before the
-            intervention (``--latent-norm match`` passes the DIFT targets' mean norm).
+        latent_norm: if > 0, each fed-back state is rescaled to this L2 norm before the
+            intervention (``--latent-norm match`` passes the DIFT targets' mean norm); 0 = never
+            rescale; None (default) = the model's own setting: the norm it was trained to be fed
+            at (``config.latent_feed_norm``, ``train dift --feed-norm``), else no rescaling.
         generator: RNG for sampling and the ``noise`` intervention.
         logits_processor: HF-style hook applied to text-step logits (after latent-token suppression).
         stop_strings: a sample stops once its text ends in one of these (``</answer>``).
@@ -377,6 +384,7 @@ def latent_generate(
     if "input_ids" not in batch or "attention_mask" not in batch:
         raise ValueError("batch needs input_ids and attention_mask (use adapter.encode_prompts)")
     cap = 0 if latents == "drop" else max_latent_blocks
+    latent_norm = resolve_feed_norm(latent_norm, adapter)
     t0 = time.perf_counter()
 
     batch = _model_kwargs(model, batch)

@@ -57,16 +57,34 @@ class Bank:
     latents: torch.Tensor  # [N, K, D]
 
 
+def bank_folder(folder: str | os.PathLike) -> Path:
+    """The imagery bank a ``--bank`` names: a folder of overlay images, or a dataset root from
+    `fourdthinker data build` (its overlays are ``clips/<clip>/img/*.png``; ``<root>/img`` is read
+    as the root too). A missing folder is a one-line ``FileNotFoundError``."""
+    root = Path(folder)
+    if not root.is_dir() and root.name == "img" and (root.parent / "clips").is_dir():
+        root = root.parent
+    if not root.is_dir():
+        raise FileNotFoundError(f"{folder}: imagery bank folder not found (pass a folder of overlay images or a "
+                                f"dataset root from `fourdthinker data build`)")
+    return root
+
+
+def _bank_images(root: Path) -> list[Path]:
+    if (root / "clips").is_dir():  # a dataset root: only the overlay images, not the sampled frames
+        return sorted(p for p in root.glob("clips/*/img/*") if p.suffix.lower() in IMAGE_EXTS)
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+
+
 def build_bank(adapter, k: int, folder: str | os.PathLike, *, max_images: int = 2000, cache_dir=None) -> Bank:
-    """Pooled latents of every overlay image under ``folder`` (at most ``max_images``)."""
+    """Pooled latents of every overlay image under ``folder`` (at most ``max_images``; a dataset
+    root contributes its ``clips/*/img`` overlays, see ``bank_folder``)."""
     from PIL import Image
 
     from fourdthinker.latent.targets import LatentTargetCache
 
-    root = Path(folder)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: imagery bank folder not found")
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS)[:max_images]
+    root = bank_folder(folder)
+    paths = _bank_images(root)[:max_images]
     if not paths:
         raise ValueError(f"{root}: no PNG/JPG overlay images in the imagery bank")
     images = [np.asarray(Image.open(p).convert("RGB")) for p in paths]

@@ -297,8 +297,9 @@ class HealthCallback(TrainerCallback):
             self.messages.append((step, msg))
             if len(self.messages) == 1:
                 text = f"step {step}: {msg}; the cosine-only DIFT loss does not control norms"
-                warnings.warn(text, RuntimeWarning, stacklevel=2)
-                if self.progress:
+                if self.progress:  # printed once: the rich line on a console run, else a warning
                     from rich.console import Console
 
-                    Console(stderr=True).print(f"[yellow]warning[/yellow] {text}")
+                    Console(stderr=True).print(f"[yellow]warning[/yellow] {text}", soft_wrap=True, highlight=False)
+                else:
+                    warnings.warn(text, RuntimeWarning, stacklevel=2)

@@ -26,7 +26,8 @@ import torch
 Intervention = Literal["normal", "zero", "noise", "shuffle", "pad", "drop"]
 INTERVENTIONS: tuple[str, ...] = get_args(Intervention)
 
-__all__ = ["INTERVENTIONS", "Intervention", "apply_intervention", "check_intervention", "match_norm"]
+__all__ = ["INTERVENTIONS", "Intervention", "apply_intervention", "check_intervention", "match_norm", "model_feed_norm",
+           "resolve_feed_norm"]
 
 
 def check_intervention(kind: str) -> str:
@@ -44,6 +45,28 @@ def match_norm(hidden: torch.Tensor, target_norm: float, eps: float = 1e-12) -> 
     """
     norms = hidden.norm(dim=-1, keepdim=True).clamp_min(eps)  # [B, 1]
     return hidden * (target_norm / norms)
+
+
+def model_feed_norm(adapter) -> float | None:
+    """The norm a model was trained to be fed at (``config.latent_feed_norm``, written by
+    ``train dift --feed-norm``), or None for a model trained without it (the paper's DIFT)."""
+    model = getattr(adapter, "model", None)
+    if model is not None and hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    v = getattr(getattr(model, "config", None), "latent_feed_norm", None)
+    return float(v) if v else None
+
+
+def resolve_feed_norm(latent_norm: float | None, adapter) -> float | None:
+    """What the decoder rescales fed-back states to: ``latent_norm`` when > 0, no rescaling when
+    it is 0, and the model's own setting (:func:`model_feed_norm`) when it is None.
+
+    >>> resolve_feed_norm(0, None) is None, resolve_feed_norm(2.5, None)
+    (True, 2.5)
+    """
+    if latent_norm is None:
+        return model_feed_norm(adapter)
+    return float(latent_norm) if latent_norm > 0 else None
 
 
 def apply_intervention(

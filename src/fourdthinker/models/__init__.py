@@ -104,29 +104,34 @@ def detect_family(path_or_id: str, *, trust_remote_code: bool = False) -> str:
 
 
 def load(name_or_path: str, *, dtype: str = "float32", attn_implementation: str = "sdpa", device: str = "cpu",
-         trust_remote_code: bool = False, add_latent_tokens: bool = True) -> VLMAdapter:
+         trust_remote_code: bool = False, add_latent_tokens: bool = True, allow_pickle: bool | None = None) -> VLMAdapter:
     """Load a VLM as a :class:`VLMAdapter`.
 
     ``name_or_path``: a preset (``qwen2.5-vl-tiny``, ``qwen3-vl-tiny``, ``internvl3.5-tiny``,
     ``qwen2.5-vl-3b-shallow``), a
-    hub id or a local folder. ``dtype``: ``float32`` | ``bfloat16`` | ``float16``.
-    ``add_latent_tokens``: add the three latent tokens (no-op when the checkpoint has them)."""
+    hub id or a local folder; a run folder resolves to its final model and a missing local path or
+    an unreachable hub fails at once (``models.locate.resolve_model``). ``dtype``: ``float32`` |
+    ``bfloat16`` | ``float16``. ``add_latent_tokens``: add the three latent tokens (no-op when the
+    checkpoint has them). Weights load as safetensors only unless ``allow_pickle`` (default: the
+    ``--allow-pickle`` flag, ``FOURDTHINKER_ALLOW_PICKLE``)."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
     from transformers.utils import logging as hf_logging
 
+    from fourdthinker.models.locate import allow_pickle_default, resolve_model
+
     hf_logging.disable_progress_bar()
 
+    allow = allow_pickle_default() if allow_pickle is None else allow_pickle
     is_preset = name_or_path in PRESETS
-    path = str(preset_dir(name_or_path)) if is_preset else name_or_path
-    if not is_preset and not Path(path).exists() and "/" not in path:
-        raise ValueError(f"{name_or_path}: not a preset ({', '.join(PRESETS)}), a local folder or a hub id")
+    path = str(preset_dir(name_or_path)) if is_preset else resolve_model(name_or_path, allow_pickle=allow)
     fam = detect_family(path, trust_remote_code=trust_remote_code)
     td = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype)
     if td is None:
         raise ValueError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
     model = AutoModelForImageTextToText.from_pretrained(
-        path, dtype=td, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code
+        path, dtype=td, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code,
+        use_safetensors=None if allow else True,
     ).to(device)
     processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
     ad = _adapter_class(fam)(model, processor, name=name_or_path)

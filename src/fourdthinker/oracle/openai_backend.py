@@ -148,17 +148,27 @@ class OpenAIOracle:
         if key:
             headers["Authorization"] = f"Bearer {key}"
 
+        from fourdthinker.endpoints import FATAL_STATUS, endpoint_error, fatal_transport
+        from fourdthinker.errors import redact
+
+        secrets = (key,) if key else ()
+
         @retry(retry=retry_if_exception_type(_Retryable), stop=stop_after_attempt(self.max_retries),
                wait=wait_exponential(multiplier=self.backoff_s, max=30 * self.backoff_s), reraise=True)
         def once() -> dict:
             try:
                 r = self._http().post(f"{self.base_url}/chat/completions", json=body, headers=headers)
             except (httpx.TimeoutException, httpx.TransportError) as e:
+                if fatal_transport(e):  # refused / unknown host: stop the whole build, do not retry
+                    raise endpoint_error(self.base_url, f"cannot connect ({type(e).__name__}: {e})", secrets) from None
                 raise _Retryable(f"{type(e).__name__}") from None
             if r.status_code == 429 or r.status_code >= 500:
                 raise _Retryable(f"HTTP {r.status_code}")
+            detail = redact(r.text[:200], secrets)  # a server may echo the Authorization header
+            if r.status_code in FATAL_STATUS:
+                raise endpoint_error(self.base_url, f"HTTP {r.status_code}: {detail}", secrets)
             if r.status_code >= 400:
-                raise OracleError(f"{self.base_url}: HTTP {r.status_code}: {r.text[:200]}")
+                raise OracleError(f"{self.base_url}: HTTP {r.status_code}: {detail}")
             try:
                 return r.json()
             except ValueError:

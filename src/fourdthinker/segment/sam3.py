@@ -36,7 +36,11 @@ class Sam3Segmenter:
         from transformers import Sam3VideoModel, Sam3VideoProcessor
 
         self._proc = Sam3VideoProcessor.from_pretrained(self.model_path)
-        self._model = Sam3VideoModel.from_pretrained(self.model_path, dtype=getattr(torch, self.dtype)).to(self.device).eval()
+        from fourdthinker.io import allow_pickle_default
+
+        self._model = Sam3VideoModel.from_pretrained(  # safetensors only unless --allow-pickle (docs/errors.md)
+            self.model_path, dtype=getattr(torch, self.dtype),
+            use_safetensors=None if allow_pickle_default() else True).to(self.device).eval()
 
     def __getstate__(self) -> dict:  # worker processes load their own copy
         d = dict(self.__dict__)

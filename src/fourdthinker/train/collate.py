@@ -135,10 +135,26 @@ def build_sample(adapter, record, root: str | os.PathLike, *, mode: str = "dift"
 
 def read_records(data: str | os.PathLike) -> tuple[Path, list[dict]]:
     """(root, raw rows) of ``dift.jsonl`` (``data`` is the file or the folder holding it)."""
-    from fourdthinker.io import read_jsonl
+    from fourdthinker.io import check_unique_ids, read_jsonl
 
     f = records_file(data)
-    return f.parent, read_jsonl(f)
+    rows = read_jsonl(f)
+    check_unique_ids(rows, f)  # the same refusal as every other record reader
+    return f.parent, rows
+
+
+def _id_rows(file: Path):
+    """One small ``{"id": ...}`` dict per line of ``file`` (``{}`` for blank or broken lines), streamed,
+    so ``check_unique_ids`` reports true line numbers without holding the records."""
+    import json
+
+    with open(file, "rb") as f:
+        for raw in f:
+            try:
+                row = json.loads(raw) if raw.strip() else {}
+            except ValueError:
+                row = {}
+            yield {"id": row.get("id")} if isinstance(row, dict) else {}
 
 
 def records_file(data: str | os.PathLike) -> Path:
@@ -338,6 +354,9 @@ class DiftDataset(torch.utils.data.Dataset):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.file = records_file(data)
         self.root = self.file.parent
+        from fourdthinker.io import check_unique_ids
+
+        check_unique_ids(_id_rows(self.file), self.file)  # the same refusal as every other record reader
         self.adapter, self.mode, self.k, self.kw = adapter, mode, k, kw
         self.load_errors = Path(load_errors) if load_errors is not None else None
         self.max_replacements = max_replacements

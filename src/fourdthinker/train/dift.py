@@ -120,6 +120,12 @@ class DiftConfig:
     health_heldout: int = field(default=2, metadata={"help": "records kept aside (not trained on) for the held-out latent cosine; used only when the data has more than 4x as many; 0 = off"})
     health_every: int = field(default=10, metadata={"help": "held-out latent health every N steps (one no-grad forward of the held-out batch)"})
     health_factor: float = field(default=4.0, metadata={"help": "warn when a latent norm ratio (fed-back h vs target z vs token embeddings) leaves [1/f, f]; smaller = earlier, noisier warnings"})
+    latent_feed: str = field(default="target", metadata={"help": "what the latent slots hold in training: target (the paper: teacher forcing with z) | self (the model's own h_{t-1}, step by step as at inference; ~K+1 forwards per block) | mixed (scheduled sampling from target to self); train/latent_feed.py"})
+    mix_start: float = field(default=0.0, metadata={"help": "mixed: share of self-fed slots at the first step"})
+    mix_end: float = field(default=1.0, metadata={"help": "mixed: share of self-fed slots at the last step (linear in between)"})
+    mix_unit: str = field(default="slot", metadata={"help": "mixed: draw self vs target per slot or per whole block"})
+    feed_norm: bool = field(default=False, metadata={"help": "rescale every fed latent (z or h) to the targets' mean norm; stored in the model config (latent_feed_norm) so infer/eval rescale the same way"})
+    latent_feed_norm: float | None = field(default=None, metadata={"help": "the norm feed_norm rescales to; None = measured on the training targets (mean ||z||)"})
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> DiftConfig:
@@ -135,6 +141,15 @@ class DiftConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.latent_size < 1:
             raise ValueError(f"latent_size must be >= 1, got {self.latent_size}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError(f"max_steps must be >= 1 (or -1 = run epochs), got {self.max_steps}")
+        if self.max_steps == -1 and not self.epochs > 0:
+            raise ValueError(f"epochs must be > 0, got {self.epochs}")
+        for name in ("batch_size", "grad_accum", "save_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
         if not (self.use_ce or self.use_sim):
             raise ValueError("--no-ce and --no-sim together leave no loss")
         if self.mode != "dift" and not self.use_ce:
@@ -147,6 +162,17 @@ class DiftConfig:
             raise ValueError(f"dataloader_workers must be >= 0 (0 = encode in the training process), got {self.dataloader_workers}")
         if not self.health_factor > 1:
             raise ValueError(f"health_factor must be > 1 (warn outside [1/f, f]), got {self.health_factor}")
+        from fourdthinker.train.latent_feed import FEEDS, MIX_UNITS
+
+        if self.latent_feed not in FEEDS:
+            raise ValueError(f"latent_feed must be one of {FEEDS}, got {self.latent_feed!r}")
+        if self.mix_unit not in MIX_UNITS:
+            raise ValueError(f"mix_unit must be one of {MIX_UNITS}, got {self.mix_unit!r}")
+        if not (0 <= self.mix_start <= 1 and 0 <= self.mix_end <= 1):
+            raise ValueError(f"mix_start and mix_end must lie in [0, 1], got {self.mix_start} and {self.mix_end}")
+        if self.latent_feed != "target" and self.grad_checkpointing:
+            raise ValueError(f"--latent-feed {self.latent_feed} needs the KV cache, which gradient checkpointing turns off: "
+                             "drop --grad-checkpointing")
 
 
 @dataclass
@@ -174,7 +200,8 @@ class DiftTrainer(StatsTrainer):
         self.dift = dift or DiftConfig()
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss, stats, out = dift_forward(through_wrapper(self.adapter, model), inputs, self.dift)
+        loss, stats, out = dift_forward(through_wrapper(self.adapter, model), inputs, self.dift,
+                                        step=self.state.global_step, total=self.state.max_steps)
         self.record(stats)
         return (loss, out) if return_outputs else loss
 
@@ -209,16 +236,53 @@ def through_wrapper(adapter, model):
     return view
 
 
-def dift_forward(adapter, batch: dict, cfg: DiftConfig) -> tuple[torch.Tensor, dict, Any]:
-    """Teacher-forced DIFT forward of one batch -> (loss, stats, model output)."""
+def self_fed_slots(cfg: DiftConfig, mask: torch.Tensor, batch: dict, step: int | None, total: int | None) -> torch.Tensor:
+    """The latent slots of this batch that take the model's own h_{t-1} (``--latent-feed``):
+    none (target), all (self), or a seeded Bernoulli draw at the scheduled ratio (mixed)."""
+    from fourdthinker.train.latent_feed import draw_self_slots, mix_ratio, slot_seed
+
+    if cfg.latent_feed == "target" or not mask.any():
+        return torch.zeros_like(mask)
+    if cfg.latent_feed == "self":
+        return mask.clone()
+    ratio = mix_ratio(step or 0, total or 1, cfg.mix_start, cfg.mix_end)
+    gen = torch.Generator().manual_seed(slot_seed(cfg.seed, step or 0, batch.get("ids")))
+    return draw_self_slots(mask, ratio, gen, cfg.mix_unit)
+
+
+def dift_forward(adapter, batch: dict, cfg: DiftConfig, *, step: int | None = None, total: int | None = None,
+                 record: list | None = None) -> tuple[torch.Tensor, dict, Any]:
+    """DIFT forward of one batch -> (loss, stats, model output).
+
+    Teacher-forced (the paper) under ``latent_feed=target``; under ``self``/``mixed`` the self-fed
+    slots take h_{t-1} through ``train.latent_feed.chain_forward`` (``step``/``total`` set the
+    mixed schedule; ``record`` collects the fed vectors, for tests). ``cfg.latent_feed_norm``
+    (set by ``train_dift`` when ``feed_norm`` is on) rescales every fed vector to that norm."""
     ids = batch["input_ids"].to(adapter.device)
     emb = adapter.embed_tokens(ids)  # [B, L, D]
     mask = latent_mask(ids, adapter.latent_pad_id) if adapter.latent_pad_id is not None else torch.zeros_like(ids, dtype=torch.bool)
     latents = batch.get("latents")
+    nu = cfg.latent_feed_norm if cfg.feed_norm else None
+    if cfg.feed_norm and not nu and mask.any():
+        raise ValueError("feed_norm is on but no latent_feed_norm is set (train_dift measures it on the data)")
     if mask.any():
-        emb = scatter_latents(emb, mask, latents.to(emb.device))
+        fed_z = latents.to(emb.device)
+        if nu:
+            from fourdthinker.latent.interventions import match_norm
+
+            fed_z = match_norm(fed_z.float(), nu)
+        emb = scatter_latents(emb, mask, fed_z)
     pos = adapter.position_ids(batch, input_ids=ids, attention_mask=batch["attention_mask"].to(ids.device))
-    out = adapter.forward(batch, inputs_embeds=emb, position_ids=pos, attention_mask=batch["attention_mask"])
+    self_slots = self_fed_slots(cfg, mask, batch, step, total)
+    if self_slots.any():
+        from types import SimpleNamespace
+
+        from fourdthinker.train.latent_feed import chain_forward
+
+        logits, hidden = chain_forward(adapter, batch, emb, pos, self_slots, feed_norm=nu, record=record)
+        out = SimpleNamespace(logits=logits, hidden_states=(hidden,))
+    else:
+        out = adapter.forward(batch, inputs_embeds=emb, position_ids=pos, attention_mask=batch["attention_mask"])
     ce, s_ce = ce_loss(out.logits, batch["labels"].to(out.logits.device))
     hidden = out.hidden_states[-1]
     sim, s_sim = latent_cosine_loss(hidden, latents.to(hidden.device) if latents is not None else None, mask)
@@ -228,6 +292,8 @@ def dift_forward(adapter, batch: dict, cfg: DiftConfig) -> tuple[torch.Tensor, d
     if not cfg.use_ce and not use_sim:
         loss = loss * 0.0  # --no-ce and no latents here: nothing to learn from this batch
     stats = {**s, "ce": s_ce["ce"], "sim": s_sim["sim"], "cos": s_sim["cos"]}
+    if cfg.latent_feed != "target" and mask.any():
+        stats["self_fed"] = float(self_slots.sum()) / float(mask.sum())  # share of slots that took h_{t-1}
     if mask.any():  # latent health (fourdthinker.latent.health): norms of tensors computed above
         from fourdthinker.latent.health import latent_health
 
@@ -334,13 +400,26 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
         n_held = cfg.health_heldout
         train_ds = torch.utils.data.Subset(ds, range(len(ds) - n_held))
         heldout = DiftCollator(ad.pad_id)([ds[i] for i in range(len(ds) - n_held, len(ds))])
+    target_norm = None
+    if cfg.mode == "dift" and cfg.feed_norm:
+        from fourdthinker.train.latent_feed import target_mean_norm
+
+        # Only when the norm is used: items are encoded on the fly (streaming data), so measuring it
+        # costs up to 256 sample encodes before the first step.
+        target_norm = target_mean_norm(train_ds)
+        if cfg.latent_feed_norm is None:
+            if target_norm is None:
+                raise ValueError(f"{cfg.data}: --feed-norm needs latent targets, and no record has imagery")
+            cfg.latent_feed_norm = target_norm
+            write_json(out / "dift_config.json", asdict(cfg))
     if cfg.lora:
         ad.model = apply_lora(ad.model, r=cfg.lora_r, alpha=cfg.lora_alpha)
     ad.model.train()
     ad.freeze_visual()  # keep the encoder in eval mode and without grad (also under LoRA)
     log_cb = StepLogCallback(out / "log.jsonl", progress=cfg.progress)
-    health_cb = HealthCallback(lambda b: dift_forward(ad, b, cfg), heldout, every=cfg.health_every,
-                               factor=cfg.health_factor, progress=cfg.progress)
+    health_cb = HealthCallback(  # trainer is bound below, before the first call
+        lambda b: dift_forward(ad, b, cfg, step=trainer.state.global_step, total=trainer.state.max_steps), heldout,
+        every=cfg.health_every, factor=cfg.health_factor, progress=cfg.progress)
     trainer = DiftTrainer(model=ad.model, args=args, train_dataset=train_ds, data_collator=DiftCollator(ad.pad_id),
                           callbacks=[health_cb, log_cb], adapter=ad, dift=cfg)  # health first: same JSONL row
     log_cb.trainer = health_cb.trainer = trainer
@@ -349,7 +428,8 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
     png = health_png = None
     extra = {"latent_size": cfg.latent_size, "latent_start_id": ad.latent_start_id, "latent_end_id": ad.latent_end_id,
              "latent_token_id": ad.latent_pad_id, "dift_mode": cfg.mode, "ce_loss_weight": cfg.l_ce,
-             "sim_loss_weight": cfg.l_sim}
+             "sim_loss_weight": cfg.l_sim, "latent_feed": cfg.latent_feed if cfg.mode == "dift" else None,
+             "latent_target_norm": target_norm, "latent_feed_norm": cfg.latent_feed_norm if cfg.feed_norm else None}
     if main:  # one writer; every rank holds the same (full) weights under DDP and ZeRO-1/2
         ad.model = save_final(ad.model, ad.processor, out, extra_config=extra)
         png = plot_losses(log_cb.rows, out / "loss.png", title=f"{cfg.mode} on {cfg.model}")

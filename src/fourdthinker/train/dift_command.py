@@ -11,6 +11,8 @@ Examples:
 
   fourdthinker train dift --data data/dift --model qwen2.5-vl-tiny --out runs/cot --mode cot   # CoT-SFT baseline
 
+  fourdthinker train dift --data data/dift --out runs/dift-self --latent-feed self --feed-norm  # closed-loop latents
+
   fourdthinker train dift --data data/dift --model Qwen/Qwen2.5-VL-3B-Instruct --out runs/dift3b \\
       --dtype bfloat16 --grad-checkpointing --lr 1e-5 --epochs 1
 
@@ -46,8 +48,14 @@ def dift(
     dataloader_workers: int = typer.Option(None, "--dataloader-workers", min=0, help="Worker processes that decode frames and encode samples while the model trains (default 0 = in the training process; 4-8 on a GPU node). Each holds about one batch of pixel tensors per prefetched batch."),
     seed: int = typer.Option(None, "--seed", help="Seed for init, data order and sampling."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out (same step, optimizer, data order)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check the data file, the model, the output folder and every number, then exit without training."),
     health_heldout: int = typer.Option(None, "--health-heldout", min=0, help="Latent health: records kept out of training to measure the held-out latent cosine (default 2; used only when the data has more than 4x as many). More = a steadier generalisation check, fewer training records; 0 = off."),
     health_every: int = typer.Option(None, "--health-every", min=0, help="Latent health: held-out check every N optimizer steps (default 10; 0 = none). Each check is one extra no-grad forward of the held-out batch: smaller N = finer curve in latent_health.png, slower training."),
+    latent_feed: str = typer.Option(None, "--latent-feed", help="What the latent slots hold in training: target (the paper: the target latents z, teacher forcing) | self (the model's own h_{t-1}, step by step as at inference: K+1 forwards per block, slower) | mixed (scheduled sampling: the share of self-fed slots goes from --mix-start to --mix-end)."),
+    mix_start: float = typer.Option(None, "--mix-start", help="mixed: share of self-fed slots at the first step (default 0)."),
+    mix_end: float = typer.Option(None, "--mix-end", help="mixed: share of self-fed slots at the last step (default 1)."),
+    mix_unit: str = typer.Option(None, "--mix-unit", help="mixed: draw self vs target per slot (default) or per block."),
+    feed_norm: bool = typer.Option(None, "--feed-norm/--no-feed-norm", help="Rescale every fed latent (z or h) to the training targets' mean norm; saved in the model config so infer/eval/probe rescale the same way by default."),
     health_factor: float = typer.Option(None, "--health-factor", help="Latent health: warn when a latent norm ratio (fed-back h vs target z vs token embeddings) leaves [1/f, f] (default 4, must be > 1). Smaller = earlier but noisier warnings; larger = only gross divergence."),
 ) -> None:
     """Dynamic-imagery fine-tuning (docs/method.md#dift): teach a VLM to think with latent visual tokens.
@@ -60,28 +68,50 @@ def dift(
                      max_steps=max_steps, epochs=epochs, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
                      grad_checkpointing=grad_checkpointing, lora=lora, dtype=dtype, save_steps=save_steps,
                      deepspeed=deepspeed, seed=seed, health_heldout=health_heldout, health_every=health_every,
-                     health_factor=health_factor, dataloader_workers=dataloader_workers)
+                     health_factor=health_factor, dataloader_workers=dataloader_workers, latent_feed=latent_feed,
+                     mix_start=mix_start, mix_end=mix_end, mix_unit=mix_unit, feed_norm=feed_norm)
     if no_sim:
         overrides["use_sim"] = False
     if no_ce:
         overrides["use_ce"] = False
     if resume:
         overrides["resume"] = True
-    try:
-        if config:
-            cfg = DiftConfig.from_yaml(config, **overrides)
-        else:
-            cfg = DiftConfig(**{k: v for k, v in overrides.items() if v is not None})
-        if not cfg.data:
-            raise ValueError("--data is required (folder holding dift.jsonl)")
-        res = train_dift(cfg)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+    from fourdthinker.errors import require_out_dir, require_positive
+    from fourdthinker.models.locate import resolve_model
+
+    # Flags that must be positive when given (--max-steps 0 used to train a full epoch silently).
+    for flag, v in (("--max-steps", max_steps), ("--epochs", epochs), ("--lr", lr), ("--batch-size", batch_size),
+                    ("--grad-accum", grad_accum), ("--save-steps", save_steps), ("--latent-size", latent_size)):
+        require_positive(flag, v)
+    # Errors reach the CLI's one error boundary (fourdthinker.cli): one line, exit code 2.
+    if config:
+        cfg = DiftConfig.from_yaml(config, **overrides)
+    else:
+        cfg = DiftConfig(**{k: v for k, v in overrides.items() if v is not None})
+    if not cfg.data:
+        raise ValueError("--data is required (folder holding dift.jsonl) — pass --data data/dift")
+    cfg.validate()
+    # Everything checked before any work: the data file, the model, the output folder.
+    from pathlib import Path
+
+    from fourdthinker.errors import UserFileNotFoundError
+
+    f = Path(cfg.data) / "dift.jsonl" if Path(cfg.data).is_dir() else Path(cfg.data)
+    if not f.is_file():
+        raise UserFileNotFoundError(f"--data {cfg.data}: no dift.jsonl here", "run `fourdthinker data build` first, "
+                                    "or pass the folder that holds dift.jsonl")
+    cfg.model = resolve_model(cfg.model) if cfg.model else cfg.model
+    require_out_dir(cfg.out, "--out")
+    if dry_run:
+        typer.echo(f"dry run: data {f}, model {cfg.model}, out {cfg.out}: all checks passed")
+        return
+    res = train_dift(cfg)
     last = res.losses[-1] if res.losses else {}
     parts = " ".join(f"{k}={last[k]:.4f}" for k in ("loss", "ce", "sim") if last.get(k) is not None)
+    held = getattr(res, "n_heldout", 0) or 0
     skipped = f"{res.n_skipped} quarantined" + (f", {res.n_load_errors} skipped at load time" if res.n_load_errors else "")
-    typer.echo(f"trained {len(res.losses)} steps on {res.n_samples} samples ({skipped}); last {parts}")
+    typer.echo(f"trained {len(res.losses)} steps on {res.n_samples - held} samples"
+               + (f" ({held} held out for latent health)" if held else "") + f" ({skipped}); last {parts}")
     typer.echo(f"model: {res.out_dir}  log: {res.out_dir / 'log.jsonl'}  curve: {res.loss_png}")
 
 

@@ -354,8 +354,8 @@ class RLRecipe:
         rewards, advantages."""
         import torch
 
-        from fourdthinker.train.grpo import group_advantages
         from fourdthinker.latent.prefix import encode_vision
+        from fourdthinker.train.grpo import group_advantages
         from fourdthinker.train.rewards import combine_rewards
 
         cfg, rank, G, Q = self.cfg, self.rank, self.cfg.num_generations, self.cfg.questions_per_step

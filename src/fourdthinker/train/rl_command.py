@@ -14,21 +14,35 @@ from fourdthinker.train.rl import RLConfig
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "int | None": int, "float | None": float}
 
 
-def _run(config: str | None = None, **flags) -> None:
+def _run(config: str | None = None, dry_run: bool = False, **flags) -> None:
     # OMP_WAIT_POLICY=PASSIVE is set once for every command in fourdthinker.cli.
     from rich.console import Console
 
+    from fourdthinker.errors import require_out_dir, require_positive
+    from fourdthinker.models.locate import resolve_model
     from fourdthinker.train.rl import train_rl
 
     con = Console()
-    try:
-        cfg = RLConfig.from_yaml(config, **flags) if config else RLConfig(**{k: v for k, v in flags.items() if v is not None})
-        if not cfg.data:
-            raise ValueError("--data is required (a JSONL of RL records or a folder with rl.jsonl)")
-        res = train_rl(cfg)
-    except (ValueError, FileNotFoundError, NotImplementedError) as e:
-        con.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
+    for flag in ("lr", "fps", "max_frames", "max_pixels", "lora_r", "lora_alpha", "threads", "top_p"):
+        require_positive("--" + flag.replace("_", "-"), flags.get(flag))
+    for flag in ("save_every", "samples_per_step", "max_latent_blocks", "weight_decay", "max_grad_norm", "beta"):
+        require_positive("--" + flag.replace("_", "-"), flags.get(flag), allow_zero=True)
+    # Errors reach the CLI's one error boundary (fourdthinker.cli): one line, exit code 2.
+    cfg = RLConfig.from_yaml(config, **flags) if config else RLConfig(**{k: v for k, v in flags.items() if v is not None})
+    if not cfg.data:
+        raise ValueError("--data is required (a JSONL of RL records or a folder with rl.jsonl) — pass --data data/dift")
+    # Checked before any work: the policy to start from (a run folder resolves to its final
+    # model; a missing local path or an unreachable hub fails at once) and the output folder.
+    resolve_model(cfg.init)
+    require_out_dir(cfg.out, "--out")
+    if dry_run:
+        from fourdthinker.train.rl import load_rl_records
+
+        records, _, rejected = load_rl_records(cfg.data)
+        con.print(f"dry run: {len(records)} RL records ({len(rejected)} refused), init {cfg.init}, out {cfg.out}: "
+                  "all checks passed", soft_wrap=True, highlight=False)
+        return
+    res = train_rl(cfg)
     from accelerate import PartialState
 
     if not PartialState().is_main_process:  # `accelerate launch --num_processes N`: report once
@@ -48,6 +62,10 @@ def _build_rl():
     params = [inspect.Parameter(
         "config", inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
         default=typer.Option(None, "--config", help="YAML file of RLConfig fields; flags given here override it."),
+    ), inspect.Parameter(
+        "dry_run", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+        default=typer.Option(False, "--dry-run", help="Check the records, the init model, the output folder and every "
+                             "number, then exit without training."),
     )]
     for f in fields(RLConfig):
         typ = _TYPES.get(str(f.type), str)

@@ -47,6 +47,10 @@ def load_rl_records(path: str | Path) -> tuple[list[RLRecord], Path, list[dict]]
                 rejected.append({"file": str(p), "line": i, "id": None, "reason": f"not JSON ({e.msg})"})
     from pydantic import ValidationError
 
+    from fourdthinker.io import check_unique_ids
+
+    lines = dict(rows)  # a duplicated id refuses the file, as every record reader does (docs/errors.md)
+    check_unique_ids([lines.get(i) for i in range(1, max(lines, default=0) + 1)], p)
     records: list[RLRecord] = []
     seen: set[str] = set()
     for i, row in rows:

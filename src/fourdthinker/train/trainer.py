@@ -99,7 +99,7 @@ class StatsTrainer(Trainer):
         model = model if model is not None else self.model
         if self.is_deepspeed_enabled or hasattr(model, "peft_config"):
             return super()._load_from_checkpoint(resume_from_checkpoint, model)
-        sd = type(model).from_pretrained(resume_from_checkpoint, dtype=model.dtype).state_dict()
+        sd = type(model).from_pretrained(resume_from_checkpoint, dtype=model.dtype, use_safetensors=True).state_dict()
         missing, unexpected = model.load_state_dict(sd, strict=False)
         if missing or unexpected:
             raise RuntimeError(f"{resume_from_checkpoint}: checkpoint does not match the model "

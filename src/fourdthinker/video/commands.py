@@ -63,9 +63,17 @@ def sample(
     import numpy as np
     from rich.console import Console
 
+    from fourdthinker.errors import require_out_dir, require_out_file, require_positive
     from fourdthinker.video import BLUE, RED, VideoError, contact_sheet, overlay, sample_frames, save_png
     from fourdthinker.video.overlay import draw_outline
 
+    require_positive("--fps", fps)
+    for flag, v in (("--max-pixels", max_pixels), ("--max-frames", max_frames)):
+        require_positive(flag, v, allow_zero=True)
+    for flag, v in (("--cols", cols), ("--scale", scale)):
+        require_positive(flag, v)
+    require_out_dir(out_dir or None, "--out-dir")
+    require_out_file(sheet or None, "--sheet")
     console = Console()
     path = Path(video)
     if path.is_dir():

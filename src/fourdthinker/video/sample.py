@@ -171,6 +171,12 @@ def sample_frames(
         container.close()
     if not out_frames:
         raise CorruptVideoError(path, "no decodable video frame")
+    missing = targets[k:]
+    if missing and info.duration_s - out_times[-1] > 1.0 / fps + 2.0 / vfps:
+        # The header promises more than the stream holds (a cut file whose index is at the
+        # front parses fine, then ends early): refuse it rather than return part of the video.
+        raise CorruptVideoError(path, f"truncated: the stream ends near t={out_times[-1]:.2f}s but the header says "
+                                      f"{info.duration_s:.2f}s ({len(missing)} of {len(targets)} samples missing)")
     return SampledFrames(
         frames=out_frames,
         times_s=out_times,

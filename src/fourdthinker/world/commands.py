@@ -25,6 +25,7 @@ def world(
     """
     from rich.console import Console
 
+    from fourdthinker.errors import UserValueError, require_out_dir, require_positive
     from fourdthinker.world.config import WorldConfig
     from fourdthinker.world.generate import (
         generate_world,
@@ -33,6 +34,13 @@ def world(
         print_label_table,
     )
 
+    require_out_dir(out, "--out")
+    require_positive("--videos", videos)
+    require_positive("--workers", workers, allow_zero=True)
+    require_positive("--fps", fps)
+    for flag, v in (("--width", width), ("--height", height)):
+        if v < 16 or v % 2:
+            raise UserValueError(f"{flag} must be an even number >= 16, got {v}", f"pass e.g. {flag} 112")
     console = Console(stderr=False)
     try:
         cfg = WorldConfig(width=width, height=height, fps=fps, codec=codec)
@@ -47,7 +55,10 @@ def world(
         miss = missing_labels(counts)
         if miss:
             console.print(f"[yellow]{len(miss)} label(s) absent (use more --videos): {', '.join(miss)}[/yellow]")
-    console.print(f"{len(clips)} clips in {out}" + (f"; [red]{failed} failed, see {out}/quarantine.jsonl[/red]"
-                                                      if failed else ""))
+    from pathlib import Path
+
+    qfile = Path(out) / "quarantine.jsonl"
+    console.print(f"{len(clips)} clips in {out}" + (f"; [red]{failed} failed" + (f", see {qfile}" if qfile.exists() else "")
+                                                      + "[/red]" if failed else ""), soft_wrap=True)
     if failed:
         raise typer.Exit(1)

@@ -54,7 +54,8 @@ def checkpoint_has_latent_tokens(name_or_path: str) -> bool | None:
 def make_runner(spec: str, *, api_base: str | None = None, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 4,
                 cache_dir=None, batch_size: int = 4, max_new_tokens: int = 256, max_frames: int = 8, fps: float = 1.0,
                 max_pixels: int | None = DEFAULT_MAX_PIXELS, temperature: float = 0.7, top_p: float = 0.9, latent_size: int | None = None, retries: int = 5,
-                latents: str = "normal", latent_norm: float | None = None, prefix_sharing: bool = True) -> Runner:
+                latents: str = "normal", latent_norm: float | None = None, prefix_sharing: bool = True,
+                frames: str = "normal") -> Runner:
     """Build the runner a ``--model`` spec names (see the module docstring); its ``name`` is the display name."""
     name, target = split_spec(spec)
     if target == "random":
@@ -64,12 +65,16 @@ def make_runner(spec: str, *, api_base: str | None = None, api_key_env: str = "O
 
         r = ApiRunner(target[4:], base_url=api_base, api_key_env=api_key_env, concurrency=concurrency, cache_dir=cache_dir,
                       max_frames=max_frames, fps=fps, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, max_tokens=max_new_tokens,
-                      temperature=temperature, top_p=top_p, max_retries=retries)
+                      temperature=temperature, top_p=top_p, max_retries=retries, frames=frames)
     else:
         from fourdthinker.eval.runners.model import LatentModelRunner, PlainModelRunner
+        from fourdthinker.models.locate import resolve_model
 
         kw = dict(batch_size=batch_size, max_new_tokens=max_new_tokens, fps=fps, max_frames=max_frames,
-                  max_pixels=max_pixels, temperature=temperature, top_p=top_p)
+                  max_pixels=max_pixels, temperature=temperature, top_p=top_p, frames=frames)
+        # a run folder resolves to its final model (runs/rl -> runs/rl/final); a missing path fails now
+        kind, _, path = target.partition(":") if target.startswith(("plain:", "latent:")) else ("", "", target)
+        target = (f"{kind}:" if kind else "") + resolve_model(path)
         if target.startswith("plain:"):
             r = PlainModelRunner(target[6:], **kw)
         elif target.startswith("latent:"):

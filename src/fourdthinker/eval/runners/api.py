@@ -38,8 +38,12 @@ class ApiError(RuntimeError):
 
 
 def _retryable(e: BaseException) -> bool:
+    """Timeouts, dropped connections, 429 and 5xx heal by waiting; a refused connection or an
+    unknown host does not (``endpoints.fatal_transport``: the run stops at once)."""
+    from fourdthinker.endpoints import fatal_transport
+
     if isinstance(e, httpx.TransportError):
-        return True
+        return not fatal_transport(e)
     return isinstance(e, httpx.HTTPStatusError) and (e.response.status_code == 429 or e.response.status_code >= 500)
 
 
@@ -75,11 +79,18 @@ class ApiRunner:
     def __init__(self, model: str, *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  concurrency: int = 4, max_retries: int = 5, retry_wait_s: float = 1.0, timeout_s: float = 120.0,
                  cache_dir: str | os.PathLike | None = None, max_frames: int = 16, fps: float = 1.0,
-                 max_pixels: int = 448 * 448, max_tokens: int = 1024, temperature: float = 0.7, top_p: float = 0.9):
+                 max_pixels: int = 448 * 448, max_tokens: int = 1024, temperature: float = 0.7, top_p: float = 0.9,
+                 frames: str = "normal"):
+        from fourdthinker.video.interventions import check_frames
+
+        self.frames = check_frames(frames)
         self.model = model
         self.name = f"api:{model}"
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
         self.api_key_env = api_key_env
+        from fourdthinker.endpoints import require_api_key
+
+        require_api_key(api_key_env, self.base_url, "--api-key-env")  # before any work, not per item
         self.concurrency = max(1, concurrency)
         self.batch_size = 4 * self.concurrency
         self.max_retries = max_retries
@@ -95,11 +106,14 @@ class ApiRunner:
     def settings(self) -> dict:
         return {"runner": "api", "model": self.model, "base_url": self.base_url, "max_frames": self.max_frames,
                 "fps": self.fps, "max_pixels": self.max_pixels, "max_tokens": self.max_tokens,
-                "temperature": self.temperature, "top_p": self.top_p}
+                "temperature": self.temperature, "top_p": self.top_p} | ({"frames": self.frames} if self.frames != "normal" else {})
 
     def request_body(self, item: BenchItem, root: Path, *, seed: int, do_sample: bool) -> dict:
+        from fourdthinker.video.interventions import intervene_frames
+
         # the one input builder (models/inputs.py): the frames local models see, capped the same way
         frames = record_frames(item, root, FrameSettings(self.fps, self.max_frames, self.max_pixels), allow_absolute=True)
+        frames = intervene_frames(frames, self.frames, key=item.id)
         content = [{"type": "text", "text": VIDEO_PREAMBLE.format(fps=self.fps)}]
         content += [{"type": "image_url", "image_url": {"url": frame_to_data_url(f, self.max_pixels)}} for f in frames]
         content.append({"type": "text", "text": build_question_text(item.question, item.options)})
@@ -124,12 +138,23 @@ class ApiRunner:
             r.raise_for_status()
             return r.json()
 
+        from fourdthinker.endpoints import FATAL_STATUS, endpoint_error, fatal_transport
+        from fourdthinker.errors import redact
+        from fourdthinker.eval.runners.base import FatalRunnerError
+
+        secrets = (key,) if key else ()
         try:
             return send()
         except httpx.HTTPStatusError as e:
-            detail = e.response.text[:200].replace("\n", " ")
-            raise ApiError(f"{self.base_url}: HTTP {e.response.status_code} for model {self.model} ({detail})") from None
+            detail = redact(e.response.text[:200].replace("\n", " "), secrets)  # servers may echo the key
+            msg = f"HTTP {e.response.status_code} for model {self.model} ({detail})"
+            if e.response.status_code in FATAL_STATUS:  # bad key / no access / wrong URL: every item would fail
+                raise FatalRunnerError(str(endpoint_error(self.base_url, msg, secrets))) from None
+            raise ApiError(redact(f"{self.base_url}: {msg}", secrets)) from None
         except httpx.TransportError as e:
+            if fatal_transport(e):
+                raise FatalRunnerError(str(endpoint_error(
+                    self.base_url, f"cannot connect ({type(e).__name__}: {e})", secrets))) from None
             raise ApiError(f"{self.base_url}: {type(e).__name__} after {self.max_retries} attempts") from None
 
     def _one(self, item: BenchItem, root: Path, seed: int, do_sample: bool) -> RunOutput:
@@ -160,9 +185,13 @@ class ApiRunner:
                  ) -> list[RunOutput | Exception]:
         """All items of the batch, ``concurrency`` at a time. A failed item comes back as its
         exception (``evaluate`` quarantines it) so the rest of the batch is kept."""
+        from fourdthinker.eval.runners.base import FatalRunnerError
+
         def safe(it: BenchItem) -> RunOutput | Exception:
             try:
                 return self._one(it, root, seed, do_sample)
+            except FatalRunnerError:
+                raise  # stops the run (one line), instead of one quarantine row per item
             except Exception as e:  # noqa: BLE001 - reported per item, with its reason
                 return e
 

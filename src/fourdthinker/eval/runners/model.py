@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fourdthinker.data.records import BenchItem
 from fourdthinker.eval.runners.base import FatalRunnerError, RunOutput
-from fourdthinker.models.inputs import DEFAULT_MAX_PIXELS, FrameSettings, build_prompt_batch
+from fourdthinker.models.inputs import DEFAULT_MAX_PIXELS, FrameSettings
 
 
 def _process_device() -> str:
@@ -41,8 +41,11 @@ class _LocalRunner:
 
     def __init__(self, name_or_path: str, *, adapter=None, batch_size: int = 4, max_new_tokens: int = 256,
                  fps: float = 1.0, max_frames: int = 8, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                 temperature: float = 0.7, top_p: float = 0.9, threads: int | None = None):
+                 temperature: float = 0.7, top_p: float = 0.9, threads: int | None = None, frames: str = "normal"):
+        from fourdthinker.video.interventions import check_frames
+
         self._adapter = adapter
+        self.frames = check_frames(frames)  # video intervention: what the model is shown (video/interventions.py)
         self.threads = threads
         self.name = self.path = name_or_path
         self.batch_size = batch_size
@@ -71,13 +74,23 @@ class _LocalRunner:
         pass
 
     def settings(self) -> dict:
-        return {"runner": self.kind, "model": self.path, "max_new_tokens": self.max_new_tokens, "fps": self.fps,
-                "max_frames": self.max_frames, "max_pixels": self.max_pixels, "temperature": self.temperature, "top_p": self.top_p}
+        s = {"runner": self.kind, "model": self.path, "max_new_tokens": self.max_new_tokens, "fps": self.fps,
+             "max_frames": self.max_frames, "max_pixels": self.max_pixels, "temperature": self.temperature,
+             "top_p": self.top_p}
+        return s | ({"frames": self.frames} if self.frames != "normal" else {})  # old run folders stay resumable
 
     def _batch(self, items: Sequence[BenchItem], root: Path):
-        # the one input builder (models/inputs.py): the frames, caps and prompt DIFT, 4DRL and infer use
+        from dataclasses import replace
+
+        from fourdthinker.models.inputs import encode_inputs, record_inputs
+        from fourdthinker.video.interventions import intervene_frames
+
+        # the one input builder (models/inputs.py): the frames, caps and prompt DIFT, 4DRL and infer use;
+        # a video intervention (--frames) then changes only the frames
         settings = FrameSettings(self.fps, self.max_frames, self.max_pixels)
-        return build_prompt_batch(self.adapter, items, root, settings, allow_absolute=True)
+        inputs = [record_inputs(it, root, settings, allow_absolute=True) for it in items]
+        inputs = [replace(x, frames=intervene_frames(x.frames, self.frames, key=it.id)) for x, it in zip(inputs, items, strict=True)]
+        return encode_inputs(self.adapter, inputs)
 
 
 class LatentModelRunner(_LocalRunner):

@@ -1,0 +1,227 @@
+"""Memory and time of one 4DRL policy update at real widths, on a CPU (docs/rl_full_size.md).
+
+What it measures, on ``--model`` (default ``qwen2.5-vl-3b-shallow``: Qwen2.5-VL-3B's widths and
+151,936-row vocabulary with 2 LM layers and 2 vision blocks), with Q = 2 questions x G = 8
+responses = 16 responses per update, fp32, through the real ``RLRecipe`` code path
+(``generate_trajectory`` then ``grpo_step``; ``--beta 0.01`` adds the frozen reference, off by
+default for memory, see below):
+
+* ``rl_replay_peak_ratio``: the memory one policy update (``grpo_step``: reference replay, policy
+  replay with gradients, backward, AdamW step) adds on top of what the process holds just before
+  it (weights, frozen reference, AdamW state, the rollout), with ``--micro-batch-size 2`` divided
+  by the same with the whole batch (``--micro-batch-size 0``). Target <= 0.35.
+* ``rl_microbatch_grad_maxdiff``: the largest absolute difference, over every trainable
+  parameter, between the two runs' gradients (same rollouts: same seed, same init). Target <= 1e-5.
+* ``shallow_rl_step_s`` / ``shallow_rl_peak_rss_gb``: wall time of one whole RL step (rollout +
+  update) with micro-batches of 2, and that process's peak RSS.
+
+Method (memory). Each configuration runs in a FRESH subprocess (``--child``), so no allocator
+cache or earlier peak carries over, with glibc's mmap threshold fixed at 128 KiB
+(``MALLOC_MMAP_THRESHOLD_``): every tensor buffer is its own mapping and is returned to the OS
+when freed, so the resident set follows the live tensors. In the child: set up the recipe, make
+AdamW's state exist (one step on zero gradients, which leaves the weights as they are: the state
+is "held before" an update in any run after the first), roll out, then ``held`` = RSS (psutil)
+just before ``grpo_step``; during it a thread samples RSS every 2 ms, and ``getrusage``'s
+``ru_maxrss`` is read after it (used when it rose during the update, i.e. when the update set the
+process's lifetime peak). ``added = peak - held``. Gradient buffers (freed between steps with
+``zero_grad(set_to_none=True)``) count as added memory, as they do in training.
+
+Memory plan for this shared 24 GB machine (one process must stay under ~8 GB): the vision tower is
+frozen (as in every 4DRL run) and so is the tied embedding / lm_head matrix (311 M of the ~0.54 B
+parameters), so the trained parameters are the two LM layers and norms (154 M), and there is no
+reference copy (beta 0). That keeps weights + AdamW state near 4 GB. The activations measured are
+those of a full fine-tune of those layers; the float32 gradient buffer (0.62 GB) is in both
+configurations' "added" memory and is what keeps the ratio above the activations' own ratio.
+Prompt size (``--frames`` x ``--size``): 2 frames of 224 x 224 (257 tokens) is what fitted on the
+day (an 8-frame run was OOM-killed at 6.8 GB while other jobs held ~14 GB); on a quieter machine
+raise ``--frames`` for a longer prompt. Measured numbers: docs/rl_full_size.md.
+
+    python benchmarks/scale_rl.py [--model qwen2.5-vl-3b-shallow] [--frames 8] [--size 224] [--tokens 24]
+
+Headline lines (last), one per line: ``name: value``. ``main()`` returns them as a dict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHILD_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def _make_records(root: Path, n: int, frames: int, size: int) -> Path:
+    """``n`` RL records of ``frames`` random ``size`` x ``size`` PNG frames each."""
+    import numpy as np
+    from PIL import Image
+
+    from fourdthinker.labels import CAMERA_MOTIONS
+
+    rng = np.random.default_rng(0)
+    (root / "frames").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        fr = []
+        for t in range(frames):
+            p = f"frames/{i}_{t}.png"
+            Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / p)
+            fr.append(p)
+        rows.append({"id": f"q{i}", "video": fr[0], "frames": fr, "question": "What is the camera movement?",
+                     "options": dict(zip("ABCD", CAMERA_MOTIONS[i : i + 4], strict=True)), "answer": "ABCD"[i % 4],
+                     "task": "camera"})
+    path = root / "rl.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _rss() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def _maxrss() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+def child(spec: dict) -> dict:
+    """One configuration in this (fresh) process; returns the measurements."""
+    import gc
+    import threading
+
+    import torch
+
+    from fourdthinker import models
+    from fourdthinker.train.rl import RLConfig, RLRecipe
+
+    torch.set_num_threads(spec["threads"])
+    tmp = Path(spec["tmp"])
+    data = _make_records(tmp / "data", 2, spec["frames"], spec["size"])
+    ad = models.load(spec["model"])
+    ad.model.get_input_embeddings().weight.requires_grad_(False)  # memory plan (docstring): tied lm_head too
+    cfg = RLConfig(data=str(data), init=spec["model"], out=str(tmp / f"out{spec['micro']}"), steps=1,
+                   questions_per_step=2, num_generations=8, lr=1e-6, beta=spec["beta"], max_new_tokens=spec["tokens"],
+                   max_frames=spec["frames"], max_pixels=spec["size"] ** 2, max_grad_norm=0.0, save_every=0,
+                   micro_batch_size=spec["micro"], threads=spec["threads"], device="cpu", dtype="float32", seed=0)
+    def even_ids(completions, completion_ids, **kw):  # varies at init, so no group has zero advantage
+        return [sum(t % 2 == 0 for t in ids) / max(1, len(ids)) for ids in completion_ids]
+
+    r = RLRecipe(cfg, adapter=ad, progress=False, extra_rewards={"even_ids": (even_ids, 1.0)})
+    r.setup()
+    for p in r.params:  # AdamW state exists before the measured update (zero gradients: weights unchanged)
+        p.grad = torch.zeros_like(p)
+    r.opt.step()
+    r.opt.zero_grad(set_to_none=True)
+    t0 = time.perf_counter()
+    traj = r.generate_trajectory(1)
+    t_roll = time.perf_counter() - t0
+    gc.collect()
+    held, maxrss_before = _rss(), _maxrss()
+    peak, done = [held], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss())
+            time.sleep(0.002)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    t1 = time.perf_counter()
+    upd = r.grpo_step(traj)
+    t_upd = time.perf_counter() - t1
+    if upd.skipped:
+        raise RuntimeError("the update was skipped (no advantage, beta 0): nothing was measured")
+    done.set()
+    th.join()
+    maxrss_after = _maxrss()
+    top = max(peak[0], maxrss_after if maxrss_after > maxrss_before else 0)
+    if spec.get("grads"):
+        from safetensors.torch import save_file
+
+        save_file({n: p.grad.contiguous() for n, p in r.adapter.model.named_parameters() if p.grad is not None},
+                  spec["grads"])
+    return {"held": held, "peak": top, "added": top - held, "t_rollout_s": t_roll, "t_update_s": t_upd,
+            "maxrss": maxrss_after, "prompt_len": int(traj.chunks[0].batch["input_ids"].shape[1]),
+            "response_len": sum(len(x.token_ids) for x in traj.results) / len(traj.results),
+            "trainable": sum(p.numel() for p in r.params), "params": sum(p.numel() for p in r.adapter.model.parameters()),
+            "loss": float(upd.loss)}
+
+
+def _run_child(spec: dict, min_free_gb: float) -> dict:
+    import psutil
+
+    for _ in range(60):  # a shared machine: wait (up to 2 min) for room before a big process
+        if psutil.virtual_memory().available / 2**30 >= min_free_gb:
+            break
+        time.sleep(2)
+    env = {**os.environ, **CHILD_ENV}
+    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], env=env, capture_output=True,
+                         text=True, check=False)
+    if out.returncode != 0:
+        why = " (killed: out of memory?)" if out.returncode < 0 else ""
+        raise RuntimeError(f"scale_rl child (micro-batch {spec['micro']}) exited {out.returncode}{why}:\n"
+                           f"{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _grad_maxdiff(a: str, b: str) -> float:
+    from safetensors import safe_open
+
+    worst = 0.0
+    with safe_open(a, "pt") as fa, safe_open(b, "pt") as fb:
+        if set(fa.keys()) != set(fb.keys()):
+            raise RuntimeError("the two runs have different trainable parameters")
+        for k in fa.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
+            worst = max(worst, float((fa.get_tensor(k) - fb.get_tensor(k)).abs().max()))
+    return worst
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="qwen2.5-vl-3b-shallow")
+    ap.add_argument("--frames", type=int, default=2, help="frames per prompt video")
+    ap.add_argument("--size", type=int, default=224, help="frame side in pixels (prompt length grows with its square)")
+    ap.add_argument("--tokens", type=int, default=16, help="response budget (max_new_tokens)")
+    ap.add_argument("--micro", type=int, default=2, help="micro-batch size compared with the whole batch (16)")
+    ap.add_argument("--beta", type=float, default=0.0, help="KL weight; 0 (default) = no reference model: one model copy less on this 24 GB box")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--min-free-gb", type=float, default=8.0, help="wait for this much free memory before a child")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.child:
+        print(json.dumps(child(json.loads(a.child))))
+        return {}
+    with tempfile.TemporaryDirectory(prefix="scale_rl_") as tmp:
+        base = {"model": a.model, "frames": a.frames, "size": a.size, "tokens": a.tokens, "threads": a.threads,
+                "beta": a.beta}
+        whole = _run_child({**base, "micro": 0, "tmp": tmp, "grads": f"{tmp}/whole.safetensors"}, a.min_free_gb)
+        micro = _run_child({**base, "micro": a.micro, "tmp": tmp, "grads": f"{tmp}/micro.safetensors"}, a.min_free_gb)
+        maxdiff = _grad_maxdiff(f"{tmp}/whole.safetensors", f"{tmp}/micro.safetensors")
+    gb = 2**30
+    for name, m in (("whole batch", whole), (f"micro-batch {a.micro}", micro)):
+        print(f"# {name}: held {m['held'] / gb:.2f} GB, update peak {m['peak'] / gb:.2f} GB, added "
+              f"{m['added'] / gb:.2f} GB; rollout {m['t_rollout_s']:.1f} s, update {m['t_update_s']:.1f} s; "
+              f"process peak {m['maxrss'] / gb:.2f} GB")
+    print(f"# {a.model}: {whole['params'] / 1e6:.0f} M params ({whole['trainable'] / 1e6:.0f} M trained), "
+          f"prompt {whole['prompt_len']} tokens ({a.frames} frames of {a.size}x{a.size}), responses "
+          f"{whole['response_len']:.0f} tokens, 16 per update")
+    res = {
+        "rl_replay_peak_ratio": round(micro["added"] / whole["added"], 4),
+        "rl_microbatch_grad_maxdiff": float(f"{maxdiff:.3g}"),
+        "shallow_rl_step_s": round(micro["t_rollout_s"] + micro["t_update_s"], 2),
+        "shallow_rl_peak_rss_gb": round(micro["maxrss"] / gb, 3),
+    }
+    for k, v in res.items():
+        print(f"{k}: {v}")
+    return res
+
+
+if __name__ == "__main__":
+    main()

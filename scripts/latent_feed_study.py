@@ -1,0 +1,208 @@
+"""The latent-feed study (docs/latent_feed_study.md): does DIFT's imagery carry information?
+
+On the demo's world, data and benchmark (``fourdthinker demo``; same settings, same seed) this
+trains the DIFT variants of ``train dift --latent-feed target|self|mixed`` (each optionally with
+``--feed-norm``) next to the demo's CoT SFT and Raw QA SFT, then for every model:
+
+* accuracy ("Avg." over subtasks, 95% stratified bootstrap CI);
+* paired gain vs CoT SFT and vs DIFT ``target`` (paired stratified bootstrap CI, McNemar p);
+* the latent probe: accuracy drop under ``zero`` and ``shuffle`` latents, McNemar p;
+* the video probe: drop with the ``first`` frame repeated (p), share of answers flipped to the
+  true label's opposite under ``reversed`` frames (vs normal).
+
+Every stage is resumable (``<out>/.stages``). ``--demo DIR`` reuses a finished demo folder's
+world/data/benchmark and its trained models (runs/sft-cot, runs/sft-raw-qa, runs/dift) instead of
+training them again. ``--quick`` uses the demo's quick sizes (a pipeline check: nothing learns).
+
+    PYTHONPATH=src nice -n 10 python scripts/latent_feed_study.py --out study_out --variants target self mixed
+
+Ends with ``study.md`` / ``study.json`` in ``--out`` and headline lines ``name: value``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+VARIANTS = {
+    "target": {"latent_feed": "target"},
+    "self": {"latent_feed": "self"},
+    "mixed": {"latent_feed": "mixed"},
+    "target-norm": {"latent_feed": "target", "feed_norm": True},
+    "self-norm": {"latent_feed": "self", "feed_norm": True},
+    "mixed-norm": {"latent_feed": "mixed", "feed_norm": True},
+}
+LATENT_PROBE = ["normal", "zero", "shuffle"]
+FRAME_PROBE = ["first", "reversed"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="study_out")
+    ap.add_argument("--demo", default=None, help="a finished `fourdthinker demo --out DIR` folder to reuse")
+    ap.add_argument("--quick", action="store_true", help="the demo's quick sizes (pipeline check)")
+    ap.add_argument("--variants", nargs="+", default=["target", "self", "mixed"], choices=list(VARIANTS))
+    ap.add_argument("--sft-steps", type=int, default=None, help="override the demo's SFT steps (all models alike)")
+    ap.add_argument("--limit", type=int, default=None, help="only the first N benchmark items")
+    a = ap.parse_args()
+
+    import torch
+    from rich.console import Console
+
+    from fourdthinker.demo.config import preset
+    from fourdthinker.demo.pipeline import Demo
+    from fourdthinker.demo.stages import Stage, console_progress, pin_config, run_stages
+
+    cfg = preset(a.quick)
+    if a.sft_steps:
+        cfg = cfg.with_overrides(sft_steps=a.sft_steps)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    pin_config(out, {"kind": "latent-feed-study", "quick": a.quick, **cfg.to_dict()})
+    demo = Demo(cfg, out, progress=False, shared=a.demo)
+    torch.set_num_threads(cfg.threads)
+    reuse = Path(a.demo) / "runs" if a.demo else None
+
+    def model_dir(stage: str) -> str:
+        if reuse is not None and (reuse / stage / "config.json").exists():
+            return str(reuse / stage)
+        return str(out / "runs" / stage)
+
+    stages = []
+    if a.demo is None:
+        stages += [Stage("world", "world", demo.stage_world), Stage("data", "data", demo.stage_data),
+                   Stage("bench", "bench", demo.stage_bench)]
+    models = {"CoT SFT": "sft-cot", **{f"DIFT {v}": f"dift-{v}" for v in a.variants}, "Raw QA SFT": "sft-raw-qa"}
+    train: dict[str, Stage] = {}
+    for name, stage in models.items():
+        if reuse is not None and (reuse / stage / "config.json").exists():
+            continue
+        if stage == "dift-target" and reuse is not None and (reuse / "dift" / "config.json").exists():
+            models[name] = "dift"  # the demo's DIFT is the paper's (target) feed
+            continue
+        if stage.startswith("dift-"):
+            over = VARIANTS[stage[5:]]
+            train[name] = Stage(stage, name, lambda s=stage, o=over: demo.stage_sft("dift", s, **o))
+        else:
+            train[name] = Stage(stage, name, lambda s=stage: demo.stage_sft(s[4:], s))
+
+    def probe(name: str, stage: str) -> dict:
+        from fourdthinker.eval.loaders import load_benchmark
+        from fourdthinker.eval.probe import probe_model
+
+        loaded = load_benchmark("synthetic", demo.world_bench / "bench.jsonl")
+        dift = name.startswith("DIFT")
+        latents = LATENT_PROBE if dift else ["normal"]
+        frames = FRAME_PROBE if dift else ["first", "reversed", "shuffled", "blank"]
+        if name == "CoT SFT":
+            frames = []
+        rows, (relies, why), _ = probe_model(model_dir(stage), loaded, out / "probe" / stage, interventions=latents,
+                                             frames=frames, batch_size=cfg.eval_batch, max_new_tokens=cfg.eval_max_new_tokens,
+                                             max_frames=cfg.max_frames, limit=a.limit, progress=False)
+        return {"relies_on_imagery": relies, "verdict": why}
+
+    for name, stage in models.items():  # each model's probe right after its training: partial runs tell something
+        if name in train:
+            stages.append(train[name])
+        stages.append(Stage(f"probe-{stage}", f"probe {name}", lambda n=name, s=stage: probe(n, s)))
+    on_start, on_done = console_progress(Console(), stages)
+    run_stages(out, stages, on_start=on_start, on_done=on_done)
+    head = write_table(out, demo, models, model_dir)  # always rebuilt from the probe folders
+    print((out / "study.md").read_text(encoding="utf-8"))
+    for k, v in head["headline"].items():
+        print(f"{k}: {v}")
+
+
+def write_table(out: Path, demo, models: dict[str, str], model_dir) -> dict:
+    """study.md / study.json from the probe folders (pure reading; rerun to refresh)."""
+    from fourdthinker.demo.report import paired_delta_ci
+    from fourdthinker.eval.evaluate import load_result
+    from fourdthinker.eval.metrics import paired_compare
+    from fourdthinker.io import atomic_write_json, atomic_write_text
+
+    items = demo.bench_items()
+    subtask_of = {it.id: it.subtask for it in items}
+
+    def result(stage: str, kind: str):
+        d = out / "probe" / stage / kind
+        return load_result(d, items) if (d / "summary.json").exists() else None
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None or x != x else f"{100 * x:.1f}"
+
+    ref = {"CoT SFT": result("sft-cot", "normal"), "DIFT target": result(models.get("DIFT target", "dift-target"), "normal")}
+    rows, head = [], {}
+    for name, stage in models.items():
+        normal = result(stage, "normal")
+        if normal is None:
+            continue
+        c = normal.correct()
+        lo, hi = normal.ci()
+        row = {"model": name, "n": len(c), "avg": normal.avg(), "ci": [lo, hi]}
+        for rname, r in ref.items():
+            if r is not None and rname != name:
+                d, dlo, dhi = paired_delta_ci(r.correct(), c, subtask_of)
+                row[f"vs {rname}"] = {"delta": d, "ci": [dlo, dhi], "p": paired_compare(r.correct(), c).p_value}
+        for kind in ("zero", "shuffle", "frames-first", "frames-reversed", "frames-blank"):
+            r = result(stage, kind)
+            if r is None:
+                continue
+            pc = paired_compare(c, r.correct())
+            row[kind] = {"drop": normal.micro() - r.micro(), "p": pc.p_value, "broken": len(pc.a_only), "fixed": len(pc.b_only)}
+        probe = json.loads((out / "probe" / stage / "probe.json").read_text(encoding="utf-8"))
+        row["uses_imagery"] = probe["relies_on_imagery"] if name.startswith("DIFT") else None
+        row["latent_steps"] = next((r["mean_latent_steps"] for r in probe["rows"] if r["intervention"] == "normal"), None)
+        row["uses_motion"] = probe.get("uses_motion")
+        opp = {r["frames"]: r for r in probe.get("frame_rows", []) if r["task"] == "all"}
+        if "reversed" in opp:
+            row["opposite"] = {"normal": opp["normal"]["opposite_share"], "reversed": opp["reversed"]["opposite_share"]}
+        log = Path(model_dir(stage)) / "log.jsonl"
+        steps = [json.loads(x) for x in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
+        row["final_cos"] = steps[-1].get("cos") if steps else None
+        rows.append(row)
+        head[f"avg_{stage}"] = round(100 * row["avg"], 1)
+
+    cot = next((r for r in rows if r["model"] == "CoT SFT"), None)
+
+    def goal(r: dict) -> bool:
+        sig = all(k in r and r[k]["p"] < 0.05 and r[k]["broken"] > r[k]["fixed"] for k in ("zero", "shuffle"))
+        return bool(r["model"].startswith("DIFT") and sig and cot is not None and r["avg"] >= cot["avg"])
+
+    def cell(r: dict, k: str, what: str = "drop") -> str:
+        if k not in r:
+            return "-"
+        v = r[k]
+        return f"{pct(v[what])} (p {v['p']:.2g})"
+
+    def delta(r: dict, k: str) -> str:
+        if k not in r:
+            return "-"
+        v = r[k]
+        return f"{100 * v['delta']:+.1f} [{100 * v['ci'][0]:+.1f}, {100 * v['ci'][1]:+.1f}]"
+
+    md = ["| model | n | Avg. % [95% CI] | vs CoT SFT (paired) | vs DIFT target (paired) | zero drop | shuffle drop "
+          "| first-frame drop | reversed: opposite % (normal) | latent steps/item | cos(h, z) last step | goal |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        opp = r.get("opposite")
+        cos = "-" if r["final_cos"] is None else f"{r['final_cos']:.2f}"
+        md.append(f"| {r['model']} | {r['n']} | {pct(r['avg'])} [{pct(r['ci'][0])}, {pct(r['ci'][1])}] | "
+                  f"{delta(r, 'vs CoT SFT')} | {delta(r, 'vs DIFT target')} | {cell(r, 'zero')} | {cell(r, 'shuffle')} | "
+                  f"{cell(r, 'frames-first')} | "
+                  f"{pct(opp['reversed']) + ' (' + pct(opp['normal']) + ')' if opp else '-'} | "
+                  f"{'-' if not r['latent_steps'] else round(r['latent_steps'], 1)} | {cos} | "
+                  f"{'yes' if goal(r) else '-'} |")
+    reached = [r["model"] for r in rows if goal(r)]
+    md.append("")
+    md.append(f"Goal (a DIFT model whose accuracy drops under both zero and shuffle latents with McNemar p < 0.05 and "
+              f"that is at least level with CoT SFT): {'reached by ' + ', '.join(reached) if reached else 'not reached'}.")
+    text = "\n".join(md) + "\n"
+    atomic_write_text(out / "study.md", text)
+    atomic_write_json(out / "study.json", {"rows": rows, "goal_reached_by": reached})
+    head["goal_reached"] = int(bool(reached))
+    return {"headline": head}
+
+
+if __name__ == "__main__":
+    main()
