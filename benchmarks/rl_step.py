@@ -7,8 +7,8 @@ vision pass and one prefill per question, shared by its G responses in the rollo
 replays; ``train/rl.py`` ``prefix_sharing``). Model: ``qwen2.5-vl-3b-shallow`` (Qwen2.5-VL-3B's
 real widths, heads, vocabulary and vision width; 2 LM layers, 2 vision blocks; random init;
 ``--model`` picks another).
-Default shape (runs here): 2 frames of 448x448 (a 322-token prompt) and 48-token responses;
-the issue's shape is ``--frames 8 --tokens 150`` (a 1,090-token prompt, 150-token responses;
+Default shape (runs here): 2 frames of 448x448 (a 375-token prompt) and 48-token responses;
+the target shape is ``--frames 8 --tokens 150`` (a 1,143-token prompt, 150-token responses;
 ~37 TFLOP for both modes, too much for this shared 2-core machine in 5 minutes). Every response
 opens one latent block at its first step and never stops early, so both modes do the same decode
 work; the same generator seed in both modes gives the same samples (checked). Reported per
@@ -60,25 +60,31 @@ class PhaseClock:
 
     def _pre(self, name):
         def hook(_m, args):
-            self._start[name] = time.perf_counter()
+            self._start[name] = (time.perf_counter(), time.process_time())
         return hook
 
     def _post(self, name):
         def hook(_m, args, kwargs, out):
-            dt = time.perf_counter() - self._start.pop(name)
+            w0, c0 = self._start.pop(name)
+            dt, dc = time.perf_counter() - w0, time.process_time() - c0
+            key = None
             if name == "vision":
-                self.t[f"vision_{self.mode}"] += dt
+                key = f"vision_{self.mode}"
             elif self.mode == "rollout":
                 emb = kwargs.get("inputs_embeds")
-                self.t["prefill" if emb is not None and emb.shape[1] > 1 else "decode_lm"] += dt
+                key = "prefill" if emb is not None and emb.shape[1] > 1 else "decode_lm"
+            if key:
+                self.t[key] += dt
+                self.t["cpu_" + key] += dc
         return hook
 
     @contextmanager
     def phase(self, name):
         self.mode = name
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         yield
         self.t[name] += time.perf_counter() - t0
+        self.t["cpu_" + name] += time.process_time() - c0
 
     def close(self):
         for h in self._handles:
@@ -208,15 +214,18 @@ def part_sharing(args) -> dict[str, float]:
         t, tr = clock.t, clock_ref.t
         clock.close()
         clock_ref.close()
-        out[sharing] = {
-            "step": wall, "rollout": t["rollout"], "replay": t["replay"],
-            "vision": t["vision_rollout"] + t["vision_replay"] + tr["vision_replay"],
-            "prefill": t["prefill"],
-            "decode": t["rollout"] - t["prefill"] - t["vision_rollout"],
-            "replay_lm": t["replay"] - t["vision_replay"] - tr["vision_replay"],
-            "optimizer": t["optimizer"],
-            "L": L, "tokens": sum(len(r.token_ids) for r in res), "loss": loss,
-        }
+        ph = {}
+        for pre in ("", "cpu_"):  # wall time, and this process's CPU time (robust to other load)
+            T, TR = (lambda k: t[pre + k]), (lambda k: tr[pre + k])
+            ph.update({
+                pre + "rollout": T("rollout"), pre + "replay": T("replay"), pre + "optimizer": T("optimizer"),
+                pre + "vision": T("vision_rollout") + T("vision_replay") + TR("vision_replay"),
+                pre + "prefill": T("prefill"),
+                pre + "decode": T("rollout") - T("prefill") - T("vision_rollout"),
+                pre + "replay_lm": T("replay") - T("vision_replay") - TR("vision_replay"),
+            })
+        ph["cpu_step"] = ph["cpu_rollout"] + ph["cpu_replay"] + ph["cpu_optimizer"]
+        out[sharing] = {**ph, "step": wall, "L": L, "tokens": sum(len(r.token_ids) for r in res), "loss": loss}
         samples[sharing] = [r.token_ids for r in res]
     out["same_samples"] = samples[False] == samples[True]
     out["n_params"] = n_params
@@ -273,7 +282,7 @@ def part_batched(args) -> dict[str, float]:
 def print_estimate(args) -> None:
     """The FLOP model at the shallow preset (to check against the measurement) and at 3B."""
     V = args.frames // 2 * (args.size // 28) ** 2
-    L = V + 66
+    L = V + 119  # the question, options and chat template around the video: 119 tokens (measured)
     print(f"FLOP model (TFLOP per step; Q={args.q}, G={args.g}, prompt {L} tokens ({V} video), responses {args.tokens}):")
     print(f"{'phase':<10}{'shallow off':>13}{'shallow on':>12}{'3B off':>10}{'3B on':>10}")
     rows = {}
@@ -292,8 +301,8 @@ def main() -> None:
     ap.add_argument("--model", default=SHALLOW, help="model for the prefix-sharing step (a preset or a folder)")
     ap.add_argument("--g", type=int, default=8, help="responses per question (G)")
     ap.add_argument("--q", type=int, default=1, help="questions per step (Q)")
-    ap.add_argument("--tokens", type=int, default=48, help="response budget (latent slots included); 150 = the issue's")
-    ap.add_argument("--frames", type=int, default=2, help="video frames per prompt (8 at 448x448: a 1,090-token prompt)")
+    ap.add_argument("--tokens", type=int, default=48, help="response budget (latent slots included); 150 = the target shape")
+    ap.add_argument("--frames", type=int, default=2, help="video frames per prompt (8 at 448x448: a 1,143-token prompt)")
     ap.add_argument("--size", type=int, default=448, help="frame side in pixels")
     ap.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16")
     ap.add_argument("--seed", type=int, default=0)
@@ -314,10 +323,13 @@ def main() -> None:
     print(f"device: cpu ({args.threads} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}); model {args.model} "
           f"({sh['n_params'] / 1e6:.0f} M params, {args.dtype}); Q={args.q}, G={args.g}; prompt {off['L']} tokens; "
           f"responses {off['tokens'] / (args.q * args.g):.0f} tokens (one latent block each)")
-    print(f"{'phase (s)':<12}{'unshared':>10}{'shared':>10}{'ratio':>8}")
+    print(f"{'phase (s)':<12}{'wall off':>10}{'wall on':>10}{'ratio':>8}{'cpu off':>10}{'cpu on':>10}{'ratio':>8}")
     for k in ("vision", "prefill", "decode", "replay_lm", "optimizer", "rollout", "replay", "step"):
-        print(f"{k:<12}{off[k]:>10.2f}{on[k]:>10.2f}{off[k] / max(on[k], 1e-9):>8.2f}")
-    print(f"same samples with and without sharing: {sh['same_samples']}; loss {off['loss']:.3e} vs {on['loss']:.3e}")
+        c = "cpu_" + k
+        print(f"{k:<12}{off[k]:>10.2f}{on[k]:>10.2f}{off[k] / max(on[k], 1e-9):>8.2f}"
+              f"{off[c]:>10.2f}{on[c]:>10.2f}{off[c] / max(on[c], 1e-9):>8.2f}")
+    print(f"same samples with and without sharing: {sh['same_samples']} (exact in fp32, tests/latent/test_prefix.py; "
+          f"bf16 roundings differ with the batch shape and can flip a sample)")
     bt = None if args.skip_batched else part_batched(args)
     if bt:
         print(f"tiny preset, G={args.g} responses of 48 tokens: batched {bt['batched_s']:.2f} s, one-by-one {bt['single_s']:.2f} s")
@@ -328,6 +340,9 @@ def main() -> None:
     print(f"rollout_speedup: {off['rollout'] / on['rollout']:.2f}")
     print(f"replay_speedup: {off['replay'] / on['replay']:.2f}")
     print(f"prefix_sharing_speedup: {off['step'] / on['step']:.2f}")
+    print(f"rollout_speedup_cpu: {off['cpu_rollout'] / on['cpu_rollout']:.2f}")
+    print(f"replay_speedup_cpu: {off['cpu_replay'] / on['cpu_replay']:.2f}")
+    print(f"prefix_sharing_speedup_cpu: {off['cpu_step'] / on['cpu_step']:.2f}")
     if bt:
         print(f"batched_rollout_tokens_per_s: {bt['batched_tps']:.1f}")
         print(f"sequential_rollout_tokens_per_s: {bt['single_tps']:.1f}")

@@ -50,3 +50,24 @@ def _check_same(shared, w_shared, plain, w_plain):
     assert shared.metrics[-1]["kl"] > 0  # the reference replay ran; mu=2 ran the rollout-policy replay
     worst = max((w_shared[n] - w_plain[n]).abs().max().item() for n in w_shared)
     assert worst <= 1e-5, worst
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "bnpo"])
+def test_shared_microbatches_equal_unshared_whole_batch(tmp_path, loss_type):
+    """The RLRecipe's micro-batches under sharing (Q=2, G=4, micro_batch_size 3: each question's
+    responses as 3 + 1 on its own prompt; 6: one whole question each) accumulate the gradient of the
+    unshared whole batch on the same trajectory."""
+    from tests.train.test_rl_scale import _assert_same_grads, _grads, _recipe
+
+    full = _recipe(tmp_path, "full", loss_type=loss_type)  # unshared, whole batch
+    traj = full.generate_trajectory(1)
+    full.grpo_step(traj)
+    shared = _recipe(tmp_path, "shared", loss_type=loss_type, prefix_sharing=True)
+    straj = shared.generate_trajectory(1)  # the same rollouts from one prefill per question
+    assert [r.token_ids for r in straj.results] == [r.token_ids for r in traj.results]
+    assert straj.chunks[0].batch["input_ids"].shape[0] == 2 and straj.chunks[0].vision is not None
+    for m, n_mb in ((3, 4), (6, 2)):
+        micro = _recipe(tmp_path, f"micro{m}", loss_type=loss_type, prefix_sharing=True, micro_batch_size=m)
+        assert len(micro._micro_batches(straj)) == n_mb
+        micro.grpo_step(straj)
+        _assert_same_grads(_grads(full), _grads(micro))

@@ -34,7 +34,9 @@ def _recipe(tmp_path, name, **kw) -> RLRecipe:
     V = ad.model.get_output_embeddings().weight.shape[0]
     base = dict(data=str(make_rl_data(tmp_path / "data", n=4)), out=str(tmp_path / name), steps=1,
                 questions_per_step=2, num_generations=4, lr=0.0, max_new_tokens=10, beta=0.1, max_frames=2,
-                max_grad_norm=0.0, threads=1, temperature=1.0)
+                max_grad_norm=0.0, threads=1, temperature=1.0,
+                prefix_sharing=False)  # one prompt row per response: these tests cut and re-encode rows (the shared
+    # layout's micro-batches are tested in tests/train/test_rl_prefix.py)
     r = RLRecipe(RLConfig(**{**base, **kw}), adapter=ad, progress=False, extra_rewards={"low": (_low_ids(V), 1.0)})
     r.setup()
     return r
