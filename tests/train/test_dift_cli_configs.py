@@ -22,6 +22,7 @@ def test_cli_missing_data_is_a_clear_error(tmp_path):
 
 
 def test_cli_bad_flags(tmp_path):
+    (tmp_path / "dift.jsonl").write_text("")  # the data check comes first; these flags fail after it
     r = CliRunner().invoke(app, ["train", "dift", "--data", str(tmp_path), "--mode", "nonsense"])
     assert r.exit_code == 2 and "mode must be one of" in r.output
     r = CliRunner().invoke(app, ["train", "dift", "--data", str(tmp_path), "--no-ce", "--no-sim"])
@@ -91,6 +92,7 @@ def test_cli_health_flags_reach_the_config(tmp_path, monkeypatch):
                                                     ("--health-factor", "0.5", "health_factor must be > 1"),
                                                     ("--health-heldout", "-1", "greater than or equal")])
 def test_cli_bad_health_flags(tmp_path, flag, value, msg):
+    (tmp_path / "dift.jsonl").write_text("")  # the data check comes first; these flags fail after it
     r = CliRunner().invoke(app, ["train", "dift", "--data", str(tmp_path), flag, value])
     assert r.exit_code == 2 and msg in r.output, r.output
     assert "Traceback" not in r.output

@@ -246,7 +246,7 @@ def self_fed_slots(cfg: DiftConfig, mask: torch.Tensor, batch: dict, step: int |
     if cfg.latent_feed == "self":
         return mask.clone()
     ratio = mix_ratio(step or 0, total or 1, cfg.mix_start, cfg.mix_end)
-    gen = torch.Generator().manual_seed(slot_seed(cfg.seed, step or 0, batch.get("ids")))
+    gen = torch.Generator(device="cpu").manual_seed(slot_seed(cfg.seed, step or 0, batch.get("ids")))  # CPU draw, moved to the mask's device
     return draw_self_slots(mask, ratio, gen, cfg.mix_unit)
 
 
