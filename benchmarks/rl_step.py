@@ -216,7 +216,7 @@ def part_sharing(args) -> dict[str, float]:
         clock_ref.close()
         ph = {}
         for pre in ("", "cpu_"):  # wall time, and this process's CPU time (robust to other load)
-            T, TR = (lambda k: t[pre + k]), (lambda k: tr[pre + k])
+            T, TR = (lambda k, t=t, pre=pre: t[pre + k]), (lambda k, tr=tr, pre=pre: tr[pre + k])
             ph.update({
                 pre + "rollout": T("rollout"), pre + "replay": T("replay"), pre + "optimizer": T("optimizer"),
                 pre + "vision": T("vision_rollout") + T("vision_replay") + TR("vision_replay"),
