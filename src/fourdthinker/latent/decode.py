@@ -54,6 +54,7 @@ __all__ = [
     "LatentIds",
     "latent_generate",
     "latent_ids",
+    "response_tensors",
     "render_text",
     "replay_forward",
     "sample_next",
@@ -518,6 +519,25 @@ def latent_generate(
 # replay: one full forward over prompt + responses, latents re-injected
 
 
+def response_tensors(adapter: Any, results: Sequence[DecodeResult], device: torch.device):
+    """Right-padded ``(response_ids, response_mask, latent_mask)`` [B, R] and the latent vectors
+    [n_latent, D] (rows in order, detached; None without latent slots), as ``replay_forward``."""
+    B = len(results)
+    R = max(1, max(len(r.token_ids) for r in results))
+    pad_id = _pad_id(adapter, _eos_ids(adapter))
+    resp = torch.full((B, R), pad_id, dtype=torch.long, device=device)
+    resp_mask = torch.zeros((B, R), dtype=torch.long, device=device)
+    lat_mask = torch.zeros((B, R), dtype=torch.bool, device=device)
+    for b, r in enumerate(results):
+        n = len(r.token_ids)
+        resp[b, :n] = torch.tensor(r.token_ids, dtype=torch.long, device=device)
+        resp_mask[b, :n] = 1
+        lat_mask[b, :n] = torch.tensor(r.is_latent, dtype=torch.bool, device=device)
+    vectors = [r.latent_inputs for r in results if r.latent_inputs.shape[0]]
+    lat_vecs = torch.cat(vectors).detach().to(device) if vectors else None
+    return resp, resp_mask, lat_mask, lat_vecs
+
+
 def replay_forward(
     adapter: Any,
     batch: Mapping[str, Any],
@@ -545,22 +565,11 @@ def replay_forward(
     if len(results) != B:
         raise ValueError(f"{len(results)} results for a batch of {B}")
     dev = ids.device
-    R = max(1, max(len(r.token_ids) for r in results))
-    eos = _eos_ids(adapter)
-    pad_id = _pad_id(adapter, eos)
-    resp = torch.full((B, R), pad_id, dtype=torch.long, device=dev)
-    resp_mask = torch.zeros((B, R), dtype=torch.long, device=dev)
-    lat_mask = torch.zeros((B, R), dtype=torch.bool, device=dev)
-    for b, r in enumerate(results):
-        n = len(r.token_ids)
-        resp[b, :n] = torch.tensor(r.token_ids, dtype=torch.long, device=dev)
-        resp_mask[b, :n] = 1
-        lat_mask[b, :n] = torch.tensor(r.is_latent, dtype=torch.bool, device=dev)
+    resp, resp_mask, lat_mask, lat_vecs = response_tensors(adapter, results, dev)
+    R = resp.shape[1]
     full_ids = torch.cat([ids, resp], dim=1)
     full_mask = torch.cat([mask, resp_mask], dim=1)
     full_lat = torch.cat([torch.zeros_like(ids, dtype=torch.bool), lat_mask], dim=1)
-    vectors = [r.latent_inputs for r in results if r.latent_inputs.shape[0]]
-    lat_vecs = torch.cat(vectors).detach() if vectors else None
 
     kwargs = {}
     for k, v in batch.items():

@@ -40,13 +40,14 @@ from typing import Any
 import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
-from fourdthinker.latent.decode import (
+from fourdthinker.latent.decode import (  # noqa: F401 - response_tensors is part of this module's API
     DecodeResult,
     _base,
     _eos_ids,
     _model_kwargs,
     _pad_id,
     _uses_mrope,
+    response_tensors,
 )
 
 __all__ = ["encode_vision", "response_tensors", "select_prompts", "shared_prompt_replay", "with_vision"]
@@ -219,23 +220,6 @@ def _cache_under_checkpointing(model: torch.nn.Module) -> Iterator[None]:
                 m._can_checkpoint_with_cache = old
 
 
-def response_tensors(adapter: Any, results: Sequence[DecodeResult], device: torch.device):
-    """Right-padded ``(response_ids, response_mask, latent_mask)`` [B, R] and the latent vectors
-    [n_latent, D] (rows in order, detached; None without latent slots), as ``replay_forward``."""
-    B = len(results)
-    R = max(1, max(len(r.token_ids) for r in results))
-    pad_id = _pad_id(adapter, _eos_ids(adapter))
-    resp = torch.full((B, R), pad_id, dtype=torch.long, device=device)
-    resp_mask = torch.zeros((B, R), dtype=torch.long, device=device)
-    lat_mask = torch.zeros((B, R), dtype=torch.bool, device=device)
-    for b, r in enumerate(results):
-        n = len(r.token_ids)
-        resp[b, :n] = torch.tensor(r.token_ids, dtype=torch.long, device=device)
-        resp_mask[b, :n] = 1
-        lat_mask[b, :n] = torch.tensor(r.is_latent, dtype=torch.bool, device=device)
-    vectors = [r.latent_inputs for r in results if r.latent_inputs.shape[0]]
-    lat_vecs = torch.cat(vectors).detach().to(device) if vectors else None
-    return resp, resp_mask, lat_mask, lat_vecs
 
 
 def shared_prompt_replay(
