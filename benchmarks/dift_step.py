@@ -55,7 +55,7 @@ def main() -> None:
 
     rows = [json.loads(x) for x in (tmp / "data" / "dift.jsonl").read_text().splitlines()][: a.batch]
     images = [load_image(tmp / "data" / p) for r in rows for p in r["imagery"]]
-    opt = torch.optim.AdamW([p for p in ad.model.parameters() if p.requires_grad], lr=1e-5)
+    opt = torch.optim.AdamW([p for p in ad.model.parameters() if p.requires_grad], lr=1e-5, fused=True)  # as the DIFT trainer
     cfg = DiftConfig()
     ad.model.train()
 

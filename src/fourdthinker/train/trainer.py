@@ -60,7 +60,9 @@ def training_args(out_dir: str, *, lr: float, max_steps: int = -1, epochs: float
         warmup_steps=warmup_steps,
         weight_decay=weight_decay,
         lr_scheduler_type=scheduler,
-        optim="adamw_torch",
+        # the fused kernel (transformers' default with torch >= 2.8): same update, one pass over the
+        # parameters instead of a dozen (measured ~6x faster on the CPU); DeepSpeed keeps the plain one
+        optim="adamw_torch" if deepspeed else "adamw_torch_fused",
         activation_checkpointing=grad_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if grad_checkpointing else None,
         bf16=use_bf16,
