@@ -9,29 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from fourdthinker.labels import CAMERA_MOTIONS
 from fourdthinker.train.rl import RLConfig, load_rl_records, text_token_mask
+from fourdthinker.train.rl_data import synthetic_rl_records
 
 
 def make_rl_data(root: Path, n: int = 4, frames: int = 2, size: int = 56, seed: int = 0) -> Path:
     """``n`` RL records with pre-extracted frames (PNG) under ``root``; returns the JSONL path."""
-    rng = np.random.default_rng(seed)
-    (root / "frames").mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i in range(n):
-        fr = []
-        for t in range(frames):
-            p = f"frames/{i}_{t}.png"
-            Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / p)
-            fr.append(p)
-        opts = dict(zip("ABCD", CAMERA_MOTIONS[i % 8 : i % 8 + 4], strict=True))
-        rows.append({"id": f"q{i}", "video": fr[0], "frames": fr, "question": "What is the camera movement?",
-                     "options": opts, "answer": "ABCD"[i % 4], "task": "camera"})
-    path = root / "rl.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    return synthetic_rl_records(root, n=n, frames=frames, size=size, seed=seed)
 
 
 def test_bad_records_are_refused_with_reasons(tmp_path):

@@ -142,9 +142,11 @@ TINY_TEXT = dict(hidden_size=256, intermediate_size=512, num_hidden_layers=2, nu
 TINY_FRAME_PIXELS = 112 * 112  # frames and overlays -> 8x8 patches -> 16 LM tokens per image
 
 
-def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
-    """Random-init tiny Qwen2.5-VL (real class) + offline tokenizer + stock processor, saved as an
-    HF folder. Deterministic for a given ``seed``."""
+def _save_random_init(out_dir: str | Path, seed: int, *, text: dict, vision: dict, tie: bool, image_kw: dict,
+                      video_kw: dict, dtype: torch.dtype | None = None) -> Path:
+    """The one builder behind both presets: a random-init ``Qwen2_5_VLForConditionalGeneration`` of
+    ``text``/``vision`` config (vocabulary size in ``text``), the package's offline tokenizer, stock
+    image/video processors, saved as an HF folder. Deterministic for a given ``seed``."""
     from transformers import (
         AutoTokenizer,
         Qwen2_5_VLConfig,
@@ -154,39 +156,55 @@ def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
         Qwen2VLVideoProcessor,
     )
 
-    from fourdthinker.models.base import padded_vocab_size
     from fourdthinker.models.tokenizer import cached_tokenizer_dir
 
     tok = AutoTokenizer.from_pretrained(cached_tokenizer_dir("qwen2_5_vl"))
     ID = tok.convert_tokens_to_ids
-    H = TINY_TEXT["hidden_size"]
-    head_dim = H // TINY_TEXT["num_attention_heads"]
-    half = head_dim // 2
-    sec = [half // 4, 3 * half // 8, half - half // 4 - 3 * half // 8]
     cfg = Qwen2_5_VLConfig(
-        text_config=dict(**TINY_TEXT, vocab_size=padded_vocab_size(len(tok)),
-                         rope_parameters=dict(rope_type="default", rope_theta=1e4, mrope_section=sec),
-                         bos_token_id=ID("<|endoftext|>"), eos_token_id=ID("<|im_end|>"), pad_token_id=ID("<|endoftext|>")),
-        vision_config=dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=4, out_hidden_size=H,
-                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
-                           fullatt_block_indexes=[1], tokens_per_second=2),
+        text_config=dict(**text, bos_token_id=ID("<|endoftext|>"), eos_token_id=ID("<|im_end|>"),
+                         pad_token_id=ID("<|endoftext|>")),
+        vision_config=vision,
         image_token_id=ID("<|image_pad|>"), video_token_id=ID("<|video_pad|>"),
         vision_start_token_id=ID("<|vision_start|>"), vision_end_token_id=ID("<|vision_end|>"),
-        tie_word_embeddings=False,
+        tie_word_embeddings=tie,
     )
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(cfg)
+    if dtype is None:
+        model = Qwen2_5_VLForConditionalGeneration(cfg)
+    else:  # e.g. bf16: init in the saved dtype, half the RAM
+        model = Qwen2_5_VLForConditionalGeneration._from_config(cfg, dtype=dtype)
     model.generation_config.eos_token_id = [ID("<|im_end|>")]
     model.generation_config.pad_token_id = ID("<|endoftext|>")
     kw = dict(patch_size=14, merge_size=2, temporal_patch_size=2)
-    ip = Qwen2VLImageProcessor(min_pixels=28 * 28, max_pixels=TINY_FRAME_PIXELS, **kw)
-    vp = Qwen2VLVideoProcessor(size={"shortest_edge": 28 * 28, "longest_edge": TINY_FRAME_PIXELS * 64},
-                               do_sample_frames=False, **kw)
+    ip = Qwen2VLImageProcessor(**image_kw, **kw)
+    vp = Qwen2VLVideoProcessor(do_sample_frames=False, **video_kw, **kw)
     proc = Qwen2_5_VLProcessor(image_processor=ip, tokenizer=tok, video_processor=vp, chat_template=tok.chat_template)
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)
     proc.save_pretrained(out_dir)
     return out_dir
+
+
+def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
+    """Random-init tiny Qwen2.5-VL (real class) + offline tokenizer + stock processor, saved as an
+    HF folder. Deterministic for a given ``seed``."""
+    from transformers import AutoTokenizer
+
+    from fourdthinker.models.base import padded_vocab_size
+    from fourdthinker.models.tokenizer import cached_tokenizer_dir
+
+    n_tok = len(AutoTokenizer.from_pretrained(cached_tokenizer_dir("qwen2_5_vl")))
+    head_dim = TINY_TEXT["hidden_size"] // TINY_TEXT["num_attention_heads"]
+    half = head_dim // 2
+    sec = [half // 4, 3 * half // 8, half - half // 4 - 3 * half // 8]
+    text = dict(**TINY_TEXT, vocab_size=padded_vocab_size(n_tok),
+                rope_parameters=dict(rope_type="default", rope_theta=1e4, mrope_section=sec))
+    vision = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=4, out_hidden_size=TINY_TEXT["hidden_size"],
+                  patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
+                  fullatt_block_indexes=[1], tokens_per_second=2)
+    return _save_random_init(out_dir, seed, text=text, vision=vision, tie=False,
+                             image_kw=dict(min_pixels=28 * 28, max_pixels=TINY_FRAME_PIXELS),
+                             video_kw=dict(size={"shortest_edge": 28 * 28, "longest_edge": TINY_FRAME_PIXELS * 64}))
 
 
 # ---------------------------------------------------------------------- full-width shallow preset
@@ -216,41 +234,17 @@ def build_3b_shallow(out_dir: str | Path, seed: int = 0) -> Path:
     151,936-row vocabulary and 1280-wide vision tower, but 2 LM layers and 2 vision blocks
     (~0.54 B parameters). Saved in bf16 like the real checkpoint (~1.1 GB on disk; ``load`` upcasts
     to the requested dtype). Deterministic for a given ``seed``."""
-    from transformers import (
-        AutoTokenizer,
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-    )
+    from transformers import AutoTokenizer
 
     from fourdthinker.models.tokenizer import cached_tokenizer_dir
 
-    tok = AutoTokenizer.from_pretrained(cached_tokenizer_dir("qwen2_5_vl"))
-    ID = tok.convert_tokens_to_ids
-    if len(tok) + 3 > QWEN25_VL_3B_VOCAB:  # pragma: no cover - the offline tokenizer is tiny
-        raise ValueError(f"offline tokenizer ({len(tok)} tokens) does not fit the 3B vocabulary")
+    n_tok = len(AutoTokenizer.from_pretrained(cached_tokenizer_dir("qwen2_5_vl")))
+    if n_tok + 3 > QWEN25_VL_3B_VOCAB:  # pragma: no cover - the offline tokenizer is tiny
+        raise ValueError(f"offline tokenizer ({n_tok} tokens) does not fit the 3B vocabulary")
     # the last real block index of a 2-block tower does full attention (the 3B: blocks 7, 15, 23, 31)
     vision = dict(**QWEN25_VL_3B_VISION, depth=SHALLOW_VISION_BLOCKS, fullatt_block_indexes=[SHALLOW_VISION_BLOCKS - 1])
-    cfg = Qwen2_5_VLConfig(
-        text_config=dict(**QWEN25_VL_3B_TEXT, num_hidden_layers=SHALLOW_LM_LAYERS, vocab_size=QWEN25_VL_3B_VOCAB,
-                         rope_parameters=QWEN25_VL_3B_ROPE, tie_word_embeddings=True,
-                         bos_token_id=ID("<|endoftext|>"), eos_token_id=ID("<|im_end|>"), pad_token_id=ID("<|endoftext|>")),
-        vision_config=vision,
-        image_token_id=ID("<|image_pad|>"), video_token_id=ID("<|video_pad|>"),
-        vision_start_token_id=ID("<|vision_start|>"), vision_end_token_id=ID("<|vision_end|>"),
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration._from_config(cfg, dtype=torch.bfloat16)  # init in bf16: half the RAM
-    model.generation_config.eos_token_id = [ID("<|im_end|>")]
-    model.generation_config.pad_token_id = ID("<|endoftext|>")
-    kw = dict(patch_size=14, merge_size=2, temporal_patch_size=2, image_mean=CLIP_MEAN, image_std=CLIP_STD)
-    ip = Qwen2VLImageProcessor(**QWEN25_VL_IMAGE_PIXELS, **kw)
-    vp = Qwen2VLVideoProcessor(do_sample_frames=False, **kw)
-    proc = Qwen2_5_VLProcessor(image_processor=ip, tokenizer=tok, video_processor=vp, chat_template=tok.chat_template)
-    out_dir = Path(out_dir)
-    model.save_pretrained(out_dir)
-    proc.save_pretrained(out_dir)
-    return out_dir
+    text = dict(**QWEN25_VL_3B_TEXT, num_hidden_layers=SHALLOW_LM_LAYERS, vocab_size=QWEN25_VL_3B_VOCAB,
+                rope_parameters=QWEN25_VL_3B_ROPE, tie_word_embeddings=True)
+    clip = dict(image_mean=CLIP_MEAN, image_std=CLIP_STD)
+    return _save_random_init(out_dir, seed, text=text, vision=vision, tie=True, dtype=torch.bfloat16,
+                             image_kw={**QWEN25_VL_IMAGE_PIXELS, **clip}, video_kw=clip)

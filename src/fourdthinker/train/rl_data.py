@@ -15,7 +15,7 @@ from fourdthinker.data.records import RLRecord
 from fourdthinker.io import append_jsonl, resolve_inside
 
 __all__ = ["QuestionSchedule", "load_prompt_frames", "load_rl_records", "pick_probe_records", "rank_questions",
-           "usable_record"]
+           "synthetic_rl_records", "usable_record"]
 
 
 def load_rl_records(path: str | Path) -> tuple[list[RLRecord], Path, list[dict]]:
@@ -170,3 +170,30 @@ def pick_probe_records(records: list[RLRecord], root: Path, cfg) -> tuple[list[R
         except (InputError, VideoError, OSError, ValueError):
             continue
     return probe_recs, probe_frames
+
+
+def synthetic_rl_records(root: str | Path, n: int = 4, frames: int = 2, size: int = 56, seed: int = 0) -> Path:
+    """``n`` RL records of ``frames`` random ``size`` x ``size`` PNG frames each under ``root``
+    (camera-motion questions, answers cycling A-D): data for smoke tests and benchmarks of the RL
+    loop, where what the frames show does not matter. Returns the path of ``root/rl.jsonl``."""
+    import numpy as np
+    from PIL import Image
+
+    from fourdthinker.labels import CAMERA_MOTIONS
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    (root / "frames").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        fr = []
+        for t in range(frames):
+            p = f"frames/{i}_{t}.png"
+            Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / p)
+            fr.append(p)
+        opts = dict(zip("ABCD", CAMERA_MOTIONS[i % 8 : i % 8 + 4], strict=True))
+        rows.append({"id": f"q{i}", "video": fr[0], "frames": fr, "question": "What is the camera movement?",
+                     "options": opts, "answer": "ABCD"[i % 4], "task": "camera"})
+    path = root / "rl.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
