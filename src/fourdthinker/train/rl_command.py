@@ -4,31 +4,23 @@
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import MISSING, fields
-
-import typer
-
-from fourdthinker.train.rl import RLConfig
-
-_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "int | None": int, "float | None": float}
+from fourdthinker.cli_config import config_command, option
+from fourdthinker.train.rl_config import RLConfig
 
 
 def _run(config: str | None = None, dry_run: bool = False, **flags) -> None:
     # OMP_WAIT_POLICY=PASSIVE is set once for every command in fourdthinker.cli.
     from rich.console import Console
 
-    from fourdthinker.errors import require_out_dir, require_positive
+    from fourdthinker.cli_config import config_from_flags
+    from fourdthinker.errors import require_out_dir
     from fourdthinker.models.locate import resolve_model
     from fourdthinker.train.rl import train_rl
 
     con = Console()
-    for flag in ("lr", "fps", "max_frames", "max_pixels", "lora_r", "lora_alpha", "threads", "top_p"):
-        require_positive("--" + flag.replace("_", "-"), flags.get(flag))
-    for flag in ("save_every", "samples_per_step", "max_latent_blocks", "weight_decay", "max_grad_norm", "beta"):
-        require_positive("--" + flag.replace("_", "-"), flags.get(flag), allow_zero=True)
-    # Errors reach the CLI's one error boundary (fourdthinker.cli): one line, exit code 2.
-    cfg = RLConfig.from_yaml(config, **flags) if config else RLConfig(**{k: v for k, v in flags.items() if v is not None})
+    # Errors reach the CLI's one error boundary (fourdthinker.cli): one line, exit code 2. The flags'
+    # bounds are declared on RLConfig's fields (checked here, naming the flag, and again in RLConfig).
+    cfg = config_from_flags(RLConfig, config, flags)
     if not cfg.data:
         raise ValueError("--data is required (a JSONL of RL records or a folder with rl.jsonl) — pass --data data/dift")
     # Checked before any work: the policy to start from (a run folder resolves to its final
@@ -58,45 +50,23 @@ def _run(config: str | None = None, dry_run: bool = False, **flags) -> None:
                   f"[{p['ci95'][0]:+.3f}, {p['ci95'][1]:+.3f}]")
 
 
-def _build_rl():
-    params = [inspect.Parameter(
-        "config", inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
-        default=typer.Option(None, "--config", help="YAML file of RLConfig fields; flags given here override it."),
-    ), inspect.Parameter(
-        "dry_run", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-        default=typer.Option(False, "--dry-run", help="Check the records, the init model, the output folder and every "
-                             "number, then exit without training."),
-    )]
-    for f in fields(RLConfig):
-        typ = _TYPES.get(str(f.type), str)
-        name = "--" + f.name.replace("_", "-")
-        decl = [f"{name}/--no-{f.name.replace('_', '-')}"] if typ is bool else [name]
-        default = f.default if f.default is not MISSING else None
-        help_ = f.metadata.get("help", "") + (f" [default: {default}]" if f.name != "data" else "")
-        params.append(inspect.Parameter(
-            f.name, inspect.Parameter.KEYWORD_ONLY, annotation=typ | None,
-            default=typer.Option(None, *decl, help=help_, show_default=False),
-        ))
+_DOC = """4DRL: GRPO with latent-recurrent rollouts (docs/method.md, Eq. 11-13).
 
-    def rl(**kw) -> None:
-        """4DRL: GRPO with latent-recurrent rollouts (docs/method.md, Eq. 11-13).
+For each question, G responses are sampled in one batch by the latent-recurrent decoder, scored (accuracy + 0.2 x format), normalised within the group, and the policy is updated with the clipped GRPO objective + KL to the frozen init model, over text tokens only (latent slots replay the rollout's own vectors). Start from a DIFT checkpoint (`fourdthinker train dift`).
 
-        For each question, G responses are sampled in one batch by the latent-recurrent decoder, scored (accuracy + 0.2 x format), normalised within the group, and the policy is updated with the clipped GRPO objective + KL to the frozen init model, over text tokens only (latent slots replay the rollout's own vectors). Start from a DIFT checkpoint (`fourdthinker train dift`).
+Defaults are the paper's (lr 1e-6, G 8, beta 0.01); tiny CPU demos need --lr 1e-4 or more.
 
-        Defaults are the paper's (lr 1e-6, G 8, beta 0.01); tiny CPU demos need --lr 1e-4 or more.
+Example: fourdthinker train rl --data data/dift --init runs/dift --out runs/rl
 
-        Example: fourdthinker train rl --data data/dift --init runs/dift --out runs/rl
+Baseline: fourdthinker train rl --data data/dift --init qwen2.5-vl-tiny --mode grpo --out runs/grpo
 
-        Baseline: fourdthinker train rl --data data/dift --init qwen2.5-vl-tiny --mode grpo --out runs/grpo
+Several GPUs (data-parallel, --questions-per-step is per GPU): accelerate launch --multi_gpu --num_processes 8 -m fourdthinker.cli train rl --data data/dift --init runs/dift --out runs/rl
 
-        Several GPUs (data-parallel, --questions-per-step is per GPU): accelerate launch --multi_gpu --num_processes 8 -m fourdthinker.cli train rl --data data/dift --init runs/dift --out runs/rl
+Writes OUT/metrics.jsonl, OUT/reward_curve.png, OUT/samples.jsonl, OUT/rejected.jsonl, OUT/final/ (safetensors). Rerun the same command to resume.
+"""
 
-        Writes OUT/metrics.jsonl, OUT/reward_curve.png, OUT/samples.jsonl, OUT/rejected.jsonl, OUT/final/ (safetensors). Rerun the same command to resume.
-        """
-        _run(**kw)
-
-    rl.__signature__ = inspect.Signature(params)
-    return rl
-
-
-rl = _build_rl()
+rl = config_command(
+    RLConfig, _run, name="rl", doc=_DOC,
+    extra=[option("dry_run", bool, False, "--dry-run", help="Check the records, the init model, the output folder and "
+                  "every number, then exit without training.")],
+)
