@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import typer
 
+from fourdthinker.names import slug
+
 
 def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
+    """A model row's output folder name: ``DIFT=runs/dift`` -> ``DIFT_runs_dift`` (the one slug helper)."""
+    return slug(name, "_", lower=False, keep="._-", default="model")
 
 
 def eval_cmd(

@@ -241,13 +241,14 @@ def infer(
             adapter = load(resolved, dtype=dtype, device=device, add_latent_tokens=add_latent_tokens or model in PRESETS)
         except (OSError, ValueError) as e:
             _fail(console, f"{model}: cannot load model ({str(e).splitlines()[0]})")
+    from fourdthinker.latent.blocks import resolve_latent_size
     from fourdthinker.latent.decode import latent_ids
 
     try:
         latent_ids(adapter)
     except ValueError as e:
         _fail(console, f"{e}; or pass --add-latent-tokens to run it with untrained ones")
-    K = latent_size or getattr(adapter.model.config, "latent_size", None) or 4
+    K = resolve_latent_size(adapter, latent_size)  # the one K rule: --latent-size, else the model's, else 4
     bank_obj = None
     if bank is not None:
         from fourdthinker.latent.explain import build_bank
