@@ -14,11 +14,12 @@ from fourdthinker.config import config_field, field_problems
 from fourdthinker.data.config import BuildConfig
 from fourdthinker.demo.config import QUICK, DemoConfig
 from fourdthinker.errors import UserValueError
+from fourdthinker.eval.config import EvalConfig, ProbeConfig
 from fourdthinker.train.dift_config import DiftConfig
 from fourdthinker.train.rl_config import RLConfig
 from fourdthinker.world.config import WorldConfig
 
-CONFIGS = (DiftConfig, RLConfig, DemoConfig, WorldConfig, BuildConfig)
+CONFIGS = (DiftConfig, RLConfig, DemoConfig, WorldConfig, BuildConfig, EvalConfig, ProbeConfig)
 
 
 @dataclass
@@ -92,6 +93,15 @@ def test_configs_check_their_declared_bounds():
         WorldConfig(crf=-1)
     with pytest.raises(ValueError, match="camera_fps must be > 0"):
         BuildConfig(camera_fps=0)
+    with pytest.raises(ValueError, match="top_p must be <= 1"):
+        EvalConfig(top_p=1.5)
+
+
+def test_required_fields():
+    with pytest.raises(UserValueError, match=r"--model is required — give --model \(-m\)"):
+        config_from_flags(ProbeConfig, None, {"bench": "jsonl", "data": "b.jsonl"})
+    assert config_from_flags(EvalConfig, None, {"model": ["random"], "bench": "synthetic", "data": "d", "out": "o"}).model \
+        == ("random",)
 
 
 def test_preset_base():

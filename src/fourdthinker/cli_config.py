@@ -4,9 +4,10 @@ Every field of the dataclass becomes a flag ``--field-name`` with the field's he
 (``config_field(default, help, ...)`` in ``fourdthinker.config``) and its default shown; a bool
 field is ``--x/--no-x`` unless the field names its spelling (``flag="--lora/--full"``); a
 ``tuple[str, ...]`` field is a repeatable flag. ``--config FILE.yaml`` sets many fields at once
-(defaults < YAML < flags given). Bounds are declared once, on the field (``gt`` / ``ge``):
+(defaults < YAML < flags given); ``short="-m"`` adds a short alias, ``required=True`` makes the
+field one the command needs (from a flag or the YAML). Bounds are declared once, on the field (``gt`` / ``ge``):
 ``check_flags`` refuses a flag outside them before any work (``error: --lr must be > 0, got 0 —
-...``), ``ge`` is also the flag's click range (shown in ``--help``), and the config's own
+...``), ``ge`` / ``le`` are also the flag's click range (shown in ``--help``), and the config's own
 ``validate`` / ``__post_init__`` checks the same bounds on the merged values (``field_problems``).
 
 A command is ``config_command(Cfg, run, doc=..., extra=[...])``: ``run(config=..., <extra>...,
@@ -81,15 +82,20 @@ def config_params(cls: type, *, exclude: Iterable[str] = (), presets: dict[str, 
         decl = meta.get("flag") or (f"{name}/--no-{f.name.replace('_', '-')}" if typ is bool else name)
         default = f.default if f.default is not MISSING else None
         help_ = meta.get("help", "")
-        if default not in (None, ""):  # "\[" : a bare "[default: x]" would be read as rich markup and vanish
+        if default not in (None, "", ()):  # "\[" : a bare "[default: x]" would be read as rich markup and vanish
             help_ += " \\[default: " + _show(_bool_flag(decl, default) if typ is bool else default) + "".join(
                 f"; {pname}: {_show(getattr(inst, f.name))}" for pname, inst in (presets or {}).items()
                 if getattr(inst, f.name) != default) + "]"
+        if meta.get("required"):
+            help_ += " \\[required]"
         kw: dict[str, Any] = {}
         if "ge" in meta and typ in (int, float):
             kw["min"] = meta["ge"]
+        if "le" in meta and typ in (int, float):
+            kw["max"] = meta["le"]
+        decls = (decl, meta["short"]) if meta.get("short") else (decl,)
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=typ | None,
-                                        default=typer.Option(None, decl, help=help_, show_default=False, **kw)))
+                                        default=typer.Option(None, *decls, help=help_, show_default=False, **kw)))
     return params
 
 
@@ -117,10 +123,20 @@ def config_from_flags(cls: type[T], config: str | None, flags: dict[str, Any], *
         from fourdthinker.config import load_yaml_config
 
         if base is None and hasattr(cls, "from_yaml"):  # the config's own loader (its error wording)
-            return cls.from_yaml(config, **flags)
-        return load_yaml_config(cls, config, flags, what=f"{cls.__name__} fields", base=base)
-    given = {k: v for k, v in flags.items() if v is not None}
-    return replace(base, **given) if base is not None else cls(**given)
+            cfg = cls.from_yaml(config, **flags)
+        else:
+            cfg = load_yaml_config(cls, config, flags, what=f"{cls.__name__} fields", base=base)
+    else:
+        given = {k: v for k, v in flags.items() if v is not None}
+        cfg = replace(base, **given) if base is not None else cls(**given)
+    for f in fields(cls):  # a field the command needs (``required=True``), from a flag or the YAML
+        if f.metadata.get("required") and getattr(cfg, f.name) in (None, "", ()):
+            from fourdthinker.errors import UserValueError
+
+            name = flag_name(f.name)
+            raise UserValueError(f"{name} is required", f"give {name}" + (f" ({f.metadata['short']})" if
+                                 f.metadata.get("short") else "") + f", or {f.name} in a --config file")
+    return cfg
 
 
 def config_command(cls: type, run: Callable[..., Any], *, doc: str, name: str, extra: Iterable[inspect.Parameter] = (),

@@ -1,7 +1,7 @@
 """Stage settings: one field helper, one bounds check and one YAML loader for every stage's config dataclass.
 
-* ``config_field(default, help, gt=..., ge=..., allow=..., flag=...)`` declares a field with its
-  ``--help`` text and hints: numeric bounds (``gt`` / ``ge``; ``allow`` lists sentinel values exempt
+* ``config_field(default, help, gt=..., ge=..., le=..., allow=..., flag=...)`` declares a field with its
+  ``--help`` text and hints: numeric bounds (``gt`` / ``ge`` / ``le``; ``allow`` lists sentinel values exempt
   from them, e.g. ``-1 = run epochs``) and the CLI spelling of a flag (``flag="--lora/--full"``).
 * ``field_problems(cfg)`` checks every declared bound (the config's ``validate`` / ``__post_init__``
   calls it); ``fourdthinker.cli_config`` builds the typer flags from the same fields and checks the
@@ -30,7 +30,7 @@ def config_field(default: Any, help: str, **metadata: Any) -> Any:
 
 def bound_problem(f: Field, value: Any) -> str | None:
     """``"must be > 0"`` / ``"must be >= 2"`` when ``value`` breaks the bound declared on field ``f``
-    (``gt`` / ``ge`` metadata), else None. None values and the field's ``allow`` sentinels pass."""
+    (``gt`` / ``ge`` / ``le`` metadata), else None. None values and the field's ``allow`` sentinels pass."""
     m = f.metadata
     if value is None or isinstance(value, bool) or value in m.get("allow", ()):
         return None
@@ -38,6 +38,8 @@ def bound_problem(f: Field, value: Any) -> str | None:
         return f"must be > {m['gt']:g}" + _allowed(m)
     if "ge" in m and not value >= m["ge"]:
         return f"must be >= {m['ge']:g}" + _allowed(m)
+    if "le" in m and not value <= m["le"]:
+        return f"must be <= {m['le']:g}" + _allowed(m)
     return None
 
 
