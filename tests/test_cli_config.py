@@ -15,11 +15,12 @@ from fourdthinker.data.config import BuildConfig
 from fourdthinker.demo.config import QUICK, DemoConfig
 from fourdthinker.errors import UserValueError
 from fourdthinker.eval.config import EvalConfig, ProbeConfig
+from fourdthinker.latent.config import InferConfig
 from fourdthinker.train.dift_config import DiftConfig
 from fourdthinker.train.rl_config import RLConfig
 from fourdthinker.world.config import WorldConfig
 
-CONFIGS = (DiftConfig, RLConfig, DemoConfig, WorldConfig, BuildConfig, EvalConfig, ProbeConfig)
+CONFIGS = (DiftConfig, RLConfig, DemoConfig, WorldConfig, BuildConfig, EvalConfig, ProbeConfig, InferConfig)
 
 
 @dataclass
