@@ -5,7 +5,7 @@
 Every module under ``src/fourdthinker`` is parsed with ``ast`` (nothing is imported), and every
 import in it is checked: module-level ones, function-local ones, ``TYPE_CHECKING`` ones, and the
 submodules a package names in ``lazy_exports``. The CLI layer is ``fourdthinker/cli.py`` plus each
-stage's typer commands (``<stage>/commands.py``, ``<stage>/*_command.py``): thin recipes that may
+stage's typer commands (``<stage>/commands.py``, ``<stage>/commands_<name>.py``): thin recipes that may
 wire any stages together. A new subpackage must be given a layer here.
 """
 
@@ -48,7 +48,7 @@ def layer_name(module: str) -> str:
     """The layer a ``fourdthinker.*`` module belongs to (see the module docstring)."""
     parts = module.split(".")
     last = parts[-1]
-    if module == "fourdthinker.cli" or (len(parts) >= 3 and (last == "commands" or last.endswith("_command"))):
+    if module == "fourdthinker.cli" or (len(parts) >= 3 and (last == "commands" or last.startswith("commands_"))):
         return "cli"
     if len(parts) == 1 or (len(parts) == 2 and parts[1] not in LAYER_OF):  # the package or a root module
         return "root"

@@ -1,7 +1,8 @@
 """The ``fourdthinker`` command line: one sub-command per stage, no logic here.
 
-Each stage keeps its commands in ``<stage>/commands.py`` (thin recipes: parse -> run -> report),
-which import their heavy dependencies (torch, transformers) lazily so ``--help`` stays instant.
+Each stage keeps its commands in ``<stage>/commands.py`` (a big one in ``<stage>/commands_<name>.py``):
+thin recipes (parse -> run -> report) that import their heavy dependencies (torch, transformers)
+lazily so ``--help`` stays instant.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from fourdthinker import __version__
 from fourdthinker.data import commands as data_commands
 from fourdthinker.demo import commands as demo_commands
 from fourdthinker.eval import commands as eval_commands
-from fourdthinker.eval import probe_command
+from fourdthinker.eval import commands_probe
 from fourdthinker.latent import commands as latent_commands
 from fourdthinker.train import commands as train_commands
 from fourdthinker.video import commands as video_commands
@@ -202,7 +203,7 @@ app.add_typer(data_commands.app, name="data")
 app.add_typer(train_commands.app, name="train")
 app.command("infer")(latent_commands.infer)
 app.command("eval")(eval_commands.eval_cmd)
-app.command("probe")(probe_command.probe)
+app.command("probe")(commands_probe.probe)
 app.command("demo")(demo_commands.demo)
 app.command("ablate")(demo_commands.ablate)
 

@@ -15,6 +15,9 @@ How a command runs:
 * Tiny size: flags are appended to each ``fourdthinker`` command (``TINY`` below; the last
   occurrence of a flag wins), e.g. ``world --width 112 --height 84 --fps 4`` (and ``--videos`` at
   most 4), ``eval --limit 2 --max-new-tokens 8``.
+* ``fourdthinker ...`` commands run in this process through typer's CliRunner against
+  ``fourdthinker.cli.app`` (``run_fourdthinker``: same parser, commands and error boundary as the
+  console script, one torch import for all); other lines (``python scripts/...``) run in bash.
 * Heavy commands in the default suite: ``train dift`` / ``train rl`` run with ``--dry-run`` (data,
   model, output folder and every number checked, no training); ``demo`` / ``ablate`` and
   ``accelerate launch`` / ``torchrun`` lines are parsed by the real CLI (options and values checked,
@@ -229,8 +232,45 @@ def _parse(args: list[str]) -> str | None:
     return None
 
 
+def run_fourdthinker(argv: list[str], tree: Path) -> tuple[int, str]:
+    """``fourdthinker ARGV`` run in ``tree`` in THIS process: typer's CliRunner against
+    ``fourdthinker.cli.app``, i.e. the same parser, commands and error boundary as the console script
+    (global flags ``--debug`` / ``--allow-pickle`` handled as ``fourdthinker.cli`` does), without a
+    fresh interpreter and torch import per command. (exit code, stdout + stderr [+ traceback])."""
+    import contextlib
+    import traceback
+
+    from typer.testing import CliRunner
+
+    from fourdthinker.cli import GLOBAL_FLAGS, app
+
+    env: dict[str, str | None] = {"COLUMNS": "200", "OMP_WAIT_POLICY": "PASSIVE", **dict.fromkeys(GLOBAL_FLAGS.values())}
+    head = argv[: argv.index("--")] if "--" in argv else argv
+    for flag, var in GLOBAL_FLAGS.items():
+        if flag in head:
+            env[var] = "1"
+    args = [a for a in head if a not in GLOBAL_FLAGS] + argv[len(head):]
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch else None
+    environ = dict(os.environ)
+    try:
+        with contextlib.chdir(tree):
+            r = CliRunner().invoke(app, args, env=env, prog_name="fourdthinker")
+    finally:  # what a command may change in its process: the environment, the thread count (--threads)
+        os.environ.clear()
+        os.environ.update(environ)
+        torch = sys.modules.get("torch")
+        if torch and threads:
+            torch.set_num_threads(threads)
+    out = r.output
+    if r.exception is not None and not isinstance(r.exception, SystemExit) and r.exc_info:
+        out += "".join(traceback.format_exception(*r.exc_info))
+    return r.exit_code, out
+
+
 def run_documented(commands: list[DocCommand], tree: Path, *, slow: bool) -> tuple[list[str], list[str], int]:
-    """Run ``commands`` in ``tree``; (failures, skipped, number run)."""
+    """Run ``commands`` in ``tree``; (failures, skipped, number run). ``fourdthinker`` commands run
+    in-process (``run_fourdthinker``); other lines (``python scripts/...``, ``ls``) in bash."""
     env = cli_env(COLUMNS="200")
     shell_prefix = f'fourdthinker() {{ {shlex.quote(sys.executable)} -m fourdthinker.cli "$@"; }}; '
     seen: set[str] = set()
@@ -256,16 +296,21 @@ def run_documented(commands: list[DocCommand], tree: Path, *, slow: bool) -> tup
                 if err:
                     failures.append(f"{c.where}: {c.text}\n    parse: {err}")
                 continue
-            script = shell_prefix + (shlex.join(["fourdthinker", *argv]) if mode == "run" else raw)
-            r = subprocess.run(["bash", "-c", script], cwd=tree, env=env, capture_output=True, text=True, timeout=900)
+            if mode == "run":
+                ran = shlex.join(["fourdthinker", *argv])
+                code, out = run_fourdthinker(argv, tree)
+            else:
+                ran = raw
+                r = subprocess.run(["bash", "-c", shell_prefix + raw], cwd=tree, env=env, capture_output=True, text=True,
+                                   timeout=900)
+                code, out = r.returncode, r.stdout + r.stderr
             n_run += 1
-            print(f"  [{time.perf_counter() - t0:5.1f} s, exit {r.returncode}] {c.where}: {script[len(shell_prefix):][:120]}",
-                  flush=True)
-            if r.returncode == 0 and mode == "run" and argv and argv[-1] == "--dry-run":
+            print(f"  [{time.perf_counter() - t0:5.1f} s, exit {code}] {c.where}: {ran[:120]}", flush=True)
+            if code == 0 and mode == "run" and argv and argv[-1] == "--dry-run":
                 _stand_in_for_training(argv, tree)
-            if r.returncode != 0:
-                tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-6:])
-                failures.append(f"{c.where}: {c.text}\n    ran: {script[len(shell_prefix):]}\n    exit {r.returncode} "
+            if code != 0:
+                tail = "\n".join(out.strip().splitlines()[-6:])
+                failures.append(f"{c.where}: {c.text}\n    ran: {ran}\n    exit {code} "
                                 f"after {time.perf_counter() - t0:.0f} s:\n    {tail}")
     return failures, skipped, n_run
 
@@ -309,6 +354,11 @@ def test_collector_and_skip_marker(tmp_path):
     assert plan("fourdthinker train rl --data d --init runs/dift", slow=False)[0][1][-1] == "--dry-run"
     assert [p[0] for p in plan("pip install x && fourdthinker demo --out d", slow=False)] == ["skip", "parse"]
     assert _parse(["demo", "--quick", "--out", "x"]) is None and "No such option" in _parse(["demo", "--bogus"])
+    # in-process runs: the CLI's exit codes and messages, global flags handled, nothing left behind
+    code, out = run_fourdthinker(["world", "--out", "w", "--videos", "-2"], tmp_path)
+    assert code == 2 and "--videos must be > 0" in out and not (tmp_path / "w").exists(), out
+    code, out = run_fourdthinker(["--debug", "--version"], tmp_path)
+    assert code == 0 and out.startswith("fourdthinker ") and "FOURDTHINKER_DEBUG" not in os.environ, out
     examples = collect_help_examples()
     assert any(c.text.startswith("fourdthinker train rl ") for c in examples)
     assert any(c.text.startswith("fourdthinker world ") for c in examples)

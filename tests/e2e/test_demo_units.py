@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
+from pathlib import Path
 
 import pytest
+import yaml
 
 from fourdthinker.data.records import DiftRecord
 from fourdthinker.demo.config import FULL, QUICK, DemoConfig
@@ -12,6 +15,8 @@ from fourdthinker.demo.records import answer_as_text, compact_cot, prepare_recor
 from fourdthinker.demo.report import paired_delta_ci, slug_key
 from fourdthinker.demo.stages import ConfigMismatchError, Stage, marker_path, pin_config, run_stages
 from fourdthinker.io import read_jsonl, write_jsonl
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 OPTS = {"A": "Pan Left", "B": "Tilt Up", "C": "Move Left", "D": "Pan Right"}
 
@@ -63,6 +68,31 @@ def test_config_presets_and_overrides():
     with pytest.raises(ValueError, match="answer_style"):
         DemoConfig(answer_style="emoji")
     assert json.loads(json.dumps(FULL.to_dict()))["tasks"] == list(FULL.tasks)
+
+
+def test_demo_yaml_is_the_embedded_defaults():
+    """configs/demo.yaml holds DemoConfig's defaults (so it cannot drift), has a launch-command header,
+    and is what `fourdthinker demo --config configs/demo.yaml` runs with (--quick and flags on top)."""
+    from fourdthinker.config import load_yaml_config
+    from fourdthinker.demo.commands import _config
+
+    path = CONFIGS / "demo.yaml"
+    assert load_yaml_config(DemoConfig, path, {}, what="DemoConfig fields") == FULL == DemoConfig()
+    raw = yaml.safe_load(path.read_text())
+    assert list(raw) == [f.name for f in fields(DemoConfig)], "configs/demo.yaml: one key per field, in field order"
+    header = [ln for ln in path.read_text().splitlines() if ln.startswith("#")]
+    assert any("fourdthinker demo --config configs/demo.yaml" in ln for ln in header)
+    assert _config(False, str(path), {}) == FULL
+    assert _config(True, str(path), {}) == QUICK  # --quick over the file: the smallest sizes
+    assert _config(True, str(path), {"seed": 5, "sft_steps": 7}) == QUICK.with_overrides(seed=5, sft_steps=7)
+
+
+def test_configs_have_launch_headers():
+    """Every training/demo YAML in configs/ starts with comments that include the command that uses it."""
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        lines = path.read_text().splitlines()
+        head = "\n".join(ln for ln in lines[: next(i for i, ln in enumerate(lines) if not ln.startswith("#"))])
+        assert head and f"--config{'_file' if path.name.startswith('accelerate') else ''} configs/{path.name}" in head, path
 
 
 # ----------------------------------------------------------------------------- records

@@ -12,9 +12,9 @@ import typer
 from typer.testing import CliRunner
 
 from fourdthinker.data.records import BenchItem, Prediction
+from fourdthinker.eval.commands_probe import probe
 from fourdthinker.eval.evaluate import EvalResult
 from fourdthinker.eval.probe import ProbeRow, answer_change_rate, probe_table, verdict
-from fourdthinker.eval.probe_command import probe
 
 OPTS = {"A": "Pan Left", "B": "Pan Right", "C": "Tilt Up", "D": "Tilt Down"}
 

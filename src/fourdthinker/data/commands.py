@@ -8,36 +8,15 @@ from __future__ import annotations
 
 import typer
 
+from fourdthinker.cli_config import config_command, option
+from fourdthinker.data.config import BuildConfig
+
 app = typer.Typer(help="Annotation-free 4D reasoning data: build, audit, show, import.", no_args_is_help=True)
 
 
-@app.command("build")
-def build(
-    videos: str = typer.Option(..., "--videos", help="Folder of clip folders: the world's output (`fourdthinker world`) "
-                               "or SpatialVID-style clips (video + poses.npy + intrinsics.npy)."),
-    out: str = typer.Option(..., "--out", help="Dataset root to write (dift.jsonl, rl.jsonl, clips/...). Rerun the same "
-                            "command to resume after a crash."),
-    oracle: str = typer.Option("rule", "--oracle", help="rule: offline, uses the world's truth for landmark names. "
-                               "openai: any OpenAI-compatible endpoint (key from $OPENAI_API_KEY or --oracle-api-key-env)."),
-    segmenter: str = typer.Option("gt", "--segmenter", help="gt: the world's masks. sam3: text-prompted SAM3 (--sam3-model)."),
-    camera_labels: str = typer.Option("auto", "--camera-labels", help="poses: SpatialVID rule on camera poses; frames: "
-                                      "estimate camera motion from the pixels (no poses needed); auto: poses when present."),
-    fps: float = typer.Option(1.0, "--fps", help="Frame sampling rate for masks, overlays and questions (paper: 1)."),
-    workers: int | None = typer.Option(None, "--workers", help="Parallel clip workers (default: all cores)."),
-    executor: str = typer.Option("process", "--executor", help="process (local pool) or ray (cluster; needs `pip install ray`)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for option order and reasoning templates."),
-    limit: int | None = typer.Option(None, "--limit", help="Only the first N clips (sorted by name)."),
-    sam3_model: str | None = typer.Option(None, "--sam3-model", help="SAM3 weights folder or hub id (facebook/sam3)."),
-    oracle_base_url: str | None = typer.Option(None, "--oracle-base-url", help="Endpoint base URL, e.g. http://localhost:8000/v1 "
-                                                  "(default $FOURDTHINKER_ORACLE_BASE_URL or OpenAI's)."),
-    oracle_model: str | None = typer.Option(None, "--oracle-model", help="Model name (default $FOURDTHINKER_ORACLE_MODEL or gpt-4.1)."),
-    oracle_api_key_env: str = typer.Option("OPENAI_API_KEY", "--oracle-api-key-env", help="NAME of the env var holding the key "
-                                           "(the key itself is never accepted as a flag, logged or cached)."),
-    price_in: float = typer.Option(0.0, "--price-in", help="USD per 1M prompt tokens, for the cost line of the summary."),
-    price_out: float = typer.Option(0.0, "--price-out", help="USD per 1M completion tokens."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Rebuild a folder built with other settings."),
-    retry_quarantined: bool = typer.Option(False, "--retry-quarantined", help="Try quarantined clips again on this run."),
-) -> None:
+def _build(config: str | None = None, videos: str = "", out: str = "", workers: int | None = None,
+           executor: str = "process", limit: int | None = None, overwrite: bool = False, retry_quarantined: bool = False,
+           **flags) -> None:
     """Build DIFT (imagery CoT) and RL (QA) records from a folder of clips.
 
     Example: fourdthinker world --out data/world --videos 200 && fourdthinker data build --videos data/world --out data/dift
@@ -46,35 +25,43 @@ def build(
 
     from rich.console import Console
 
-    from fourdthinker.data.config import BuildConfig
+    from fourdthinker.cli_config import config_from_flags
     from fourdthinker.data.runner import build as run_build
     from fourdthinker.data.runner import summary_table
     from fourdthinker.errors import UserFileNotFoundError, require_out_dir, require_positive
 
     # Checked before any work: numbers, folders, and the oracle's key variable.
-    require_positive("--fps", fps)
     require_positive("--workers", workers)
     require_positive("--limit", limit)
-    require_positive("--price-in", price_in, allow_zero=True)
-    require_positive("--price-out", price_out, allow_zero=True)
     if not Path(videos).is_dir():
         raise UserFileNotFoundError(f"--videos {videos}: no such folder",
                                     "pass a folder of clips (e.g. `fourdthinker world --out data/world` first)")
     require_out_dir(out, "--out")
-    cfg = BuildConfig(fps=fps, camera_labels=camera_labels, oracle=oracle, segmenter=segmenter, sam3_model=sam3_model,
-                      seed=seed, oracle_base_url=oracle_base_url, oracle_model=oracle_model,
-                      oracle_api_key_env=oracle_api_key_env, price_in=price_in, price_out=price_out)
-    if oracle == "openai":
+    cfg = config_from_flags(BuildConfig, config, flags)  # bounds and checks: BuildConfig (data/config.py)
+    if cfg.oracle == "openai":
         import os
 
         from fourdthinker.endpoints import require_api_key
 
-        base = oracle_base_url or os.environ.get("FOURDTHINKER_ORACLE_BASE_URL") or "https://api.openai.com/v1"
-        require_api_key(oracle_api_key_env, base, "--oracle-api-key-env")
+        base = cfg.oracle_base_url or os.environ.get("FOURDTHINKER_ORACLE_BASE_URL") or "https://api.openai.com/v1"
+        require_api_key(cfg.oracle_api_key_env, base, "--oracle-api-key-env")
     s = run_build(videos, out, cfg, workers=workers, executor=executor, overwrite=overwrite,
                   retry_quarantined=retry_quarantined, limit=limit)
     Console().print(summary_table(s))
     typer.echo(f"wrote {out}/dift.jsonl, {out}/rl.jsonl ({sum(s.records.values())} records); quarantine: {out}/quarantine.jsonl")
+
+
+app.command("build")(config_command(BuildConfig, _build, name="build", doc=_build.__doc__, extra=[
+    option("videos", str, ..., "--videos", help="Folder of clip folders: the world's output (`fourdthinker world`) or "
+           "SpatialVID-style clips (video + poses.npy + intrinsics.npy)."),
+    option("out", str, ..., "--out", help="Dataset root to write (dift.jsonl, rl.jsonl, clips/...). Rerun the same "
+           "command to resume after a crash."),
+    option("workers", int | None, None, "--workers", help="Parallel clip workers (default: all cores)."),
+    option("executor", str, "process", "--executor", help="process (local pool) or ray (cluster; needs `pip install ray`)."),
+    option("limit", int | None, None, "--limit", help="Only the first N clips (sorted by name)."),
+    option("overwrite", bool, False, "--overwrite", help="Rebuild a folder built with other settings."),
+    option("retry_quarantined", bool, False, "--retry-quarantined", help="Try quarantined clips again on this run."),
+]))
 
 
 @app.command("audit")

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from fourdthinker.config import config_field as _f
+from fourdthinker.config import field_problems
 
 
 @dataclass(frozen=True)
@@ -19,13 +20,13 @@ class DemoConfig:
     model: str = _f("qwen2.5-vl-tiny", "Base VLM: a tiny preset (random init, offline) or a local folder / hub id.")
     # world
     train_clips: int = _f(600, "Synthetic clips for training data (~4 questions each). The tiny model needs hundreds of "
-                                "examples per label to learn the visual task: 240 clips left it at chance, 600 did not.")
-    bench_clips: int = _f(100, "Held-out clips for the benchmark (2 questions each). More = tighter CIs, slower evaluation.")
-    width: int = _f(112, "Frame width of the synthetic videos. The tiny model sees <= 112x112 per frame anyway.")
-    height: int = _f(84, "Frame height of the synthetic videos.")
-    world_fps: int = _f(4, "Video frame rate of the synthetic world (rendering cost grows with it).")
-    max_segments: int = _f(1, "Camera segments per clip (1..3). 1 = no temporal grounding needed, learnable by a tiny model.")
-    workers: int = _f(2, "Processes for world rendering and the data build.")
+                                "examples per label to learn the visual task: 240 clips left it at chance, 600 did not.", gt=0)
+    bench_clips: int = _f(100, "Held-out clips for the benchmark (2 questions each). More = tighter CIs, slower evaluation.", gt=0)
+    width: int = _f(112, "Frame width of the synthetic videos. The tiny model sees <= 112x112 per frame anyway.", gt=0)
+    height: int = _f(84, "Frame height of the synthetic videos.", gt=0)
+    world_fps: int = _f(4, "Video frame rate of the synthetic world (rendering cost grows with it).", gt=0)
+    max_segments: int = _f(1, "Camera segments per clip (1..3). 1 = no temporal grounding needed, learnable by a tiny model.", gt=0)
+    workers: int = _f(2, "Processes for world rendering and the data build.", gt=0)
     # data -> training records
     answer_style: str = _f("text", "text: train on <answer>Pan Left</answer> (the option's text; the parser maps it to its letter). "
                                    "letter: <answer>B</answer> as the oracle writes it (tiny models stay at chance: "
@@ -33,30 +34,30 @@ class DemoConfig:
     cot: str = _f("compact", "compact: keep the oracle CoT's imagery sentences and its conclusion (~4x fewer tokens, "
                              "faster training and decoding). full: the oracle's whole reasoning.")
     rl_clips: int = _f(100, "Training clips whose questions are kept for RL only (the SFT rows never see them), so "
-                            "the RL rows learn on questions the SFT model has not fitted. 0 = RL on the SFT questions.")
+                            "the RL rows learn on questions the SFT model has not fitted. 0 = RL on the SFT questions.", ge=0)
     tasks: tuple[str, ...] = _f(("camera", "direction", "distance", "speed"),
                                 "Training tasks kept (the benchmark asks camera, direction, distance, speed).")
-    max_frames: int = _f(8, "Frames per video prompt (1 FPS, evenly capped), the same for training and evaluation.")
+    max_frames: int = _f(8, "Frames per video prompt (1 FPS, evenly capped), the same for training and evaluation.", gt=0)
     # SFT stages (Raw QA SFT, CoT SFT, DIFT)
-    sft_steps: int = _f(200, "Optimizer steps of each SFT run (Raw QA, CoT, DIFT).")
-    sft_batch: int = _f(16, "SFT micro-batch size.")
-    sft_lr: float = _f(1e-3, "SFT learning rate (tiny random-init models need ~1e-3).")
-    latent_size: int = _f(4, "K latent vectors per imagery image (Eq. 5; Table 5 ablates it).")
+    sft_steps: int = _f(200, "Optimizer steps of each SFT run (Raw QA, CoT, DIFT).", gt=0)
+    sft_batch: int = _f(16, "SFT micro-batch size.", gt=0)
+    sft_lr: float = _f(1e-3, "SFT learning rate (tiny random-init models need ~1e-3).", gt=0)
+    latent_size: int = _f(4, "K latent vectors per imagery image (Eq. 5; Table 5 ablates it).", gt=0)
     l_ce: float = _f(1.0, "DIFT weight of L_ce (Eq. 7). The paper uses 0.1 on a pretrained 3B; a random-init model must "
-                          "learn the language too, so the demo weighs text fully.")
-    l_sim: float = _f(1.0, "DIFT weight of L_sim (Eq. 7).")
+                          "learn the language too, so the demo weighs text fully.", ge=0)
+    l_sim: float = _f(1.0, "DIFT weight of L_sim (Eq. 7).", ge=0)
     # RL stages (GRPO, CoT SFT + GRPO, DIFT + 4DRL)
-    rl_steps: int = _f(16, "GRPO steps of each RL run.")
-    rl_questions: int = _f(6, "Questions per GRPO step.")
-    rl_generations: int = _f(4, "G, sampled responses per question.")
+    rl_steps: int = _f(16, "GRPO steps of each RL run.", gt=0)
+    rl_questions: int = _f(6, "Questions per GRPO step.", gt=0)
+    rl_generations: int = _f(4, "G, sampled responses per question.", ge=2)
     rl_lr: float = _f(2e-5, "GRPO learning rate. Measured on the demo's DIFT model: 1e-4 drifted it down (30.8 -> 23.9%), "
-                               "1e-5 left it unchanged (30.0%), 2e-5 gave 33.9%.")
-    rl_beta: float = _f(0.0, "KL weight to the initial model (0 = no reference forward; faster).")
-    rl_max_new_tokens: int = _f(128, "Response budget per rollout (latent slots included).")
+                               "1e-5 left it unchanged (30.0%), 2e-5 gave 33.9%.", gt=0)
+    rl_beta: float = _f(0.0, "KL weight to the initial model (0 = no reference forward; faster).", ge=0)
+    rl_max_new_tokens: int = _f(128, "Response budget per rollout (latent slots included).", gt=0)
     # evaluation
-    eval_max_new_tokens: int = _f(160, "Response budget per benchmark question.")
-    eval_batch: int = _f(32, "Questions decoded together (32 decodes ~1.5-2x faster than 16 on 2 cores, same answers).")
-    threads: int = _f(2, "torch CPU threads.")
+    eval_max_new_tokens: int = _f(160, "Response budget per benchmark question.", gt=0)
+    eval_batch: int = _f(32, "Questions decoded together (32 decodes ~1.5-2x faster than 16 on 2 cores, same answers).", gt=0)
+    threads: int = _f(2, "torch CPU threads.", gt=0)
 
     def __post_init__(self) -> None:
         problems = []
@@ -64,9 +65,7 @@ class DemoConfig:
             problems.append(f"answer_style must be text or letter, got {self.answer_style!r}")
         if self.cot not in ("compact", "full"):
             problems.append(f"cot must be compact or full, got {self.cot!r}")
-        for name in ("train_clips", "bench_clips", "sft_steps", "rl_steps", "max_frames", "latent_size"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        problems += field_problems(self)  # the bounds declared on the fields (gt= / ge=)
         if not 0 <= self.rl_clips < self.train_clips:
             problems.append(f"rl_clips must be in [0, train_clips), got {self.rl_clips} of {self.train_clips}")
         if problems:

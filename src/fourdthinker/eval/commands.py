@@ -9,66 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
-import typer
+from fourdthinker.cli_config import config_command, option
+from fourdthinker.eval.config import EvalConfig
+from fourdthinker.names import slug
 
 
 def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
+    """A model row's output folder name: ``DIFT=runs/dift`` -> ``DIFT_runs_dift`` (the one slug helper)."""
+    return slug(name, "_", lower=False, keep="._-", default="model")
 
 
-def eval_cmd(
-    model: list[str] = typer.Option(
-        ..., "--model", "-m",
-        help="Model to evaluate; repeat for side-by-side tables. A tiny preset (qwen2.5-vl-tiny), a checkpoint "
-             "folder or hub id (latent decoder if it has latent tokens, else plain generate), 'plain:PATH', "
-             "'latent:PATH', 'api:MODEL' (OpenAI-compatible endpoint) or 'random' (chance). Name a row with "
-             "NAME=SPEC, e.g. --model 'DIFT=runs/dift'."),
-    bench: str = typer.Option(..., "--bench", "-b", help="dsr-bench | dyn-bench | vlm4d | synthetic | jsonl"),
-    data: str = typer.Option(
-        ..., "--data", "-d",
-        help="Local benchmark path: DSR-Bench folder or benchmark.parquet; Dyn-Bench root (frames/, multi_json/); "
-             "VLM4D root (QA/*_mc.json); synthetic: a world folder from `fourdthinker world` or a bench.jsonl. "
-             "A hub dataset id is tried only when the hub is reachable."),
-    out: str = typer.Option(..., "--out", "-o", help="Output folder; results go to OUT/BENCH/ (rerun the same command to resume)."),
-    samples: int = typer.Option(1, "--samples", help="1 = greedy (default). N > 1 = N sampled runs (seeds SEED..SEED+N-1); "
-                                                     "tables show the mean and the spread across seeds."),
-    seed: int = typer.Option(0, "--seed", help="First seed for sampled runs (and the seed sent to APIs)."),
-    temperature: float = typer.Option(0.7, help="Sampling temperature when --samples > 1 (reference: 0.7)."),
-    top_p: float = typer.Option(0.9, help="Nucleus sampling when --samples > 1 (reference: 0.9)."),
-    prefix_sharing: bool = typer.Option(True, "--prefix-sharing/--no-prefix-sharing",
-                                        help="--samples > 1 on latent models: decode an item's N samples together from "
-                                             "ONE prefill (vision + prompt) instead of N (docs/rl_speed.md)."),
-    max_new_tokens: int = typer.Option(256, help="Response budget (latent slots included). The reference used 2048 "
-                                                 "for full-size models; more tokens = slower."),
-    max_frames: int = typer.Option(8, help="Frames per video (sampled at --fps, then spread uniformly). The reference "
-                                           "caps at 50; fewer = faster and cheaper."),
-    fps: float = typer.Option(1.0, help="Video sampling rate (paper: 1 FPS)."),
-    max_pixels: int = typer.Option(448 * 448, "--max-pixels", help="Pixel cap per frame before the processor (DIFT's and "
-                                   "RL's default 448*448, so a model is evaluated on what it was trained on; 0 = no cap)."),
-    batch_size: int = typer.Option(4, help="Items per batch for local models (more = faster, more memory)."),
-    limit: int = typer.Option(None, help="Evaluate only the first N items (smoke tests)."),
-    video_root: str = typer.Option(None, help="DSR-Bench: folder with {videoID}.mp4 if not beside the parquet."),
-    api_base: str = typer.Option(None, help="api: models: endpoint root ending in /v1 (default $OPENAI_BASE_URL)."),
-    api_key_env: str = typer.Option("OPENAI_API_KEY", help="api: models: NAME of the env var holding the key (never logged)."),
-    concurrency: int = typer.Option(4, help="api: models: requests in flight at once."),
-    retries: int = typer.Option(5, help="api: models: attempts per request on 429/5xx/network errors."),
-    latents: str = typer.Option(
-        "normal", "--latents",
-        help="What latent models are fed at latent positions: normal (their own hidden states, Eq. 10) | zero | "
-             "noise | shuffle (another item's latents) | pad (the latent-pad embedding, as the reference RL code) | "
-             "drop (no latent block). `fourdthinker probe` runs them all."),
-    latent_norm: float = typer.Option(None, "--latent-norm", help="Rescale fed-back hidden states to this L2 norm "
-                                      "(e.g. the training targets' mean norm); 0 = never. Default: the model's own "
-                                      "setting (a `train dift --feed-norm` model is fed at its training norm, others as they are)."),
-    frames: str = typer.Option("normal", "--frames", help="Video intervention (only the frames change): normal | first (the "
-                               "first frame repeated) | reversed | shuffled | blank. `fourdthinker probe --frames` runs them all."),
-    baseline: str = typer.Option(None, help="Row name that Avg. gains are measured against (default: the first model)."),
-    html: bool = typer.Option(True, "--html/--no-html", help="Write OUT/BENCH/report.html with plots and examples."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Discard earlier predictions in the output folders."),
-) -> None:
+def _eval(config: str | None = None, overwrite: bool = False, **flags) -> None:
     """Evaluate models on DSR-Bench, Dyn-Bench, VLM4D or the synthetic benchmark.
 
     Prints the paper-layout table (Table 1 for DSR-Bench, Table 2 for Dyn-Bench) with 95% bootstrap CIs and compares every model with the first (McNemar exact test). Writes OUT/BENCH/: table.md, table.csv, comparisons.json, report.html, and one folder per model (predictions.jsonl, summary.json). Rerun the same command to resume: finished items are skipped. Latent models also get a 'latent health' line (mean norm of the fed-back latents vs the token embeddings; stored as latent_health in summary.json).
@@ -77,13 +30,23 @@ def eval_cmd(
     """
     from rich.console import Console
 
+    from fourdthinker.cli_config import config_from_flags
+
     # Errors (bad input, a model that cannot load, an endpoint that is down) reach the CLI's one
-    # error boundary (fourdthinker.cli): one line `error: <what> — <fix>`, exit code 2.
-    _run(Console(), model, bench, data, out, samples=samples, seed=seed, temperature=temperature, top_p=top_p,
-         max_new_tokens=max_new_tokens, max_frames=max_frames, fps=fps, batch_size=batch_size, limit=limit,
-         video_root=video_root, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
-         retries=retries, baseline=baseline, html=html, overwrite=overwrite, latents=latents,
-         latent_norm=latent_norm, max_pixels=max_pixels or None, prefix_sharing=prefix_sharing, frames=frames)
+    # error boundary (fourdthinker.cli): one line `error: <what> — <fix>`, exit code 2. The numbers
+    # are checked against the bounds declared on EvalConfig's fields (eval/config.py).
+    c = config_from_flags(EvalConfig, config, flags)
+    _run(Console(), list(c.model), c.bench, c.data, c.out, samples=c.samples, seed=c.seed, temperature=c.temperature,
+         top_p=c.top_p, max_new_tokens=c.max_new_tokens, max_frames=c.max_frames, fps=c.fps, batch_size=c.batch_size,
+         limit=c.limit, video_root=c.video_root, api_base=c.api_base, api_key_env=c.api_key_env,
+         concurrency=c.concurrency, retries=c.retries, baseline=c.baseline, html=c.html, overwrite=overwrite,
+         latents=c.latents, latent_norm=c.latent_norm, max_pixels=c.max_pixels or None,
+         prefix_sharing=c.prefix_sharing, frames=c.frames)
+
+
+eval_cmd = config_command(EvalConfig, _eval, name="eval", doc=_eval.__doc__, extra=[
+    option("overwrite", bool, False, "--overwrite", help="Discard earlier predictions in the output folders."),
+])
 
 
 def check_model_spec(spec: str, *, api_base: str | None, api_key_env: str) -> None:
@@ -113,7 +76,7 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
          baseline: str | None, html: bool, overwrite: bool, latents: str = "normal",
          latent_norm: float | None = None, max_pixels: int | None = 448 * 448, prefix_sharing: bool = True,
          frames: str = "normal") -> None:
-    from fourdthinker.errors import UserError, require_out_dir, require_positive
+    from fourdthinker.errors import UserError, require_out_dir
     from fourdthinker.eval.evaluate import evaluate
     from fourdthinker.eval.loaders import load_benchmark
     from fourdthinker.eval.metrics import paired_compare
@@ -121,13 +84,8 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
     from fourdthinker.eval.tables import bench_table
     from fourdthinker.io import atomic_write_json, atomic_write_text, write_jsonl
 
-    # Everything checked before any work (and before anything is written under --out).
-    for flag, v in (("--samples", samples), ("--max-new-tokens", max_new_tokens), ("--max-frames", max_frames),
-                    ("--fps", fps), ("--batch-size", batch_size), ("--limit", limit), ("--concurrency", concurrency),
-                    ("--retries", retries), ("--temperature", temperature), ("--top-p", top_p)):
-        require_positive(flag, v)
-    if top_p > 1:
-        raise UserError(f"--top-p must be in (0, 1], got {top_p:g}", "pass e.g. --top-p 0.9")
+    # Everything checked before any work (and before anything is written under --out); the numbers
+    # were checked by EvalConfig.
     require_out_dir(out, "--out")
     # data-parallel (accelerate launch / torchrun): evaluate() shards the items; only rank 0 prints and writes
     main = int(os.environ.get("RANK", "0") or 0) == 0

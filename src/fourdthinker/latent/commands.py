@@ -23,7 +23,9 @@ from pathlib import Path
 
 import typer
 
+from fourdthinker.cli_config import config_command
 from fourdthinker.labels import OPTION_LETTERS
+from fourdthinker.latent.config import InferConfig
 from fourdthinker.models.inputs import (  # the one input builder; InputError: one line naming the file/argument
     FrameSettings,
     InputError,
@@ -144,35 +146,7 @@ def _fail(console, msg: str) -> None:
 # ------------------------------------------------------------------------------------- command
 
 
-def infer(
-    model: str = typer.Option(..., "--model", "-m", help="Model: a trained run folder (runs/dift), a hub id, or a tiny preset (qwen2.5-vl-tiny, qwen3-vl-tiny, internvl3.5-tiny)."),
-    video: str = typer.Option(None, "--video", "-v", help="Video file, clip folder (with video.mp4) or folder of frame images."),
-    question: str = typer.Option(None, "--question", "-q", help="The question about the video."),
-    options: list[str] = typer.Option(None, "--options", "-o", help="Answer options A-D: repeat 4 times (-o 'Pan Left' -o ...), or one 'x|y|z|w' string; 'A=...' also accepted. Omit for a free answer."),
-    batch: Path = typer.Option(None, "--batch", help="JSONL file, one {id, video, question, options} per line (video relative to the file's folder). Needs --out."),
-    out: Path = typer.Option(None, "--out", help="Predictions JSONL for --batch; appended as answers come, reruns skip ids already there. Bad items go to <out>.quarantine.jsonl."),
-    json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of the rich view."),
-    latents: str = typer.Option("normal", "--latents", help="What to feed at latent positions: normal (the model's own hidden state, Eq. 10), zero, noise, shuffle (another sample's state; batch >= 2), pad (the <|latent_pad|> embedding) or drop (no imagery block at all)."),
-    latent_size: int = typer.Option(None, "--latent-size", help="K latent steps per imagery block; default: the model config's latent_size, else 4. Use the K the model was trained with."),
-    latent_norm: str = typer.Option("auto", "--latent-norm", help="auto: the model's own setting (a model trained with `train dift --feed-norm` is fed at its training norm; others as they are). none: feed hidden states as they are (paper). match: rescale each to the mean norm of the DIFT targets (config latent_target_norm or measured on --bank). Or a number."),
-    max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Token budget per answer, latent slots included."),
-    max_latent_blocks: int = typer.Option(None, "--max-latent-blocks", help="Cap on imagery blocks per answer (default: no cap)."),
-    sample: bool = typer.Option(False, "--sample/--greedy", help="Sample (with --temperature/--top-p) instead of greedy decoding."),
-    temperature: float = typer.Option(0.7, "--temperature", help="Sampling temperature (with --sample)."),
-    top_p: float = typer.Option(0.9, "--top-p", help="Nucleus sampling mass (with --sample)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for sampling and the noise intervention."),
-    fps: float = typer.Option(1.0, "--fps", help="Frames per second sampled from the video (the paper uses 1)."),
-    max_frames: int = typer.Option(16, "--max-frames", help="At most this many frames, spread evenly over the video (DIFT's default)."),
-    max_pixels: int = typer.Option(448 * 448, "--max-pixels", help="Pixel cap per frame before the processor (DIFT's and RL's default 448*448; 0 = no cap)."),
-    batch_size: int = typer.Option(4, "--batch-size", help="Questions decoded together in --batch mode."),
-    explain: Path = typer.Option(None, "--explain", help="Folder for 'what the model imagined': per imagery block, the nearest overlay images of --bank (PNG strip + HTML)."),
-    bank: Path = typer.Option(None, "--bank", help="Folder of overlay images, or a dataset root from `data build` (its clips/*/img overlays are used), for --explain and --latent-norm match."),
-    top: int = typer.Option(3, "--top", help="Images shown per imagery block with --explain."),
-    force_imagery: list[int] = typer.Option(None, "--force-imagery", help="Diagnostic: open an imagery block at this response step (repeatable), e.g. to inspect an untrained model's latents with --explain."),
-    add_latent_tokens: bool = typer.Option(False, "--add-latent-tokens", help="Run a model that has no latent tokens (a base checkpoint) by adding untrained ones. Tiny presets always get them."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 | float16."),
-) -> None:
+def _infer(config: str | None = None, **flags) -> None:
     """Answer a question about a video, thinking with latent imagery (Eq. 10).
 
     After the model writes <|latent_start|>, its own last hidden state is fed back as the next input for exactly K steps (shown as <imagery:K>), then text resumes; the answer letter is parsed from <answer>...</answer>. Use --latents to test whether the imagery matters, and --explain to see which overlay images the imagined latents are closest to. When latent steps were fed, a 'latent health' line compares their mean norm with the token embeddings' (warning when the ratio leaves [1/4, 4]; in --json output: the latent_health field).
@@ -181,15 +155,17 @@ def infer(
     """
     from rich.console import Console
 
-    from fourdthinker.errors import require_out_dir, require_out_file, require_positive
+    from fourdthinker.cli_config import config_from_flags
+    from fourdthinker.errors import require_out_dir, require_out_file
 
+    # Numbers checked against InferConfig's declared bounds, and paths, before any work (a model load
+    # takes seconds to minutes).
+    c = config_from_flags(InferConfig, config, flags)
+    model, video, question, latents, latent_norm, seed = c.model, c.video, c.question, c.latents, c.latent_norm, c.seed
+    options, force_imagery, json_out, top = list(c.options) or None, list(c.force_imagery), c.json_out, c.top
+    batch, out, explain, bank = (Path(p) if p else None for p in (c.batch, c.out, c.explain, c.bank))
+    fps, max_frames, max_pixels, batch_size = c.fps, c.max_frames, c.max_pixels, c.batch_size
     console = Console(stderr=json_out)
-    # Numbers and paths checked before any work (a model load takes seconds to minutes).
-    for flag, v in (("--max-new-tokens", max_new_tokens), ("--max-frames", max_frames), ("--fps", fps),
-                    ("--batch-size", batch_size), ("--top", top), ("--latent-size", latent_size),
-                    ("--temperature", temperature), ("--top-p", top_p)):
-        require_positive(flag, v)
-    require_positive("--max-latent-blocks", max_latent_blocks, allow_zero=True)
     require_out_file(out, "--out")
     require_out_dir(explain, "--explain")
     try:
@@ -238,16 +214,17 @@ def infer(
         _fail(console, str(e))
     with console.status(f"loading {model} ..."):
         try:
-            adapter = load(resolved, dtype=dtype, device=device, add_latent_tokens=add_latent_tokens or model in PRESETS)
+            adapter = load(resolved, dtype=c.dtype, device=c.device, add_latent_tokens=c.add_latent_tokens or model in PRESETS)
         except (OSError, ValueError) as e:
             _fail(console, f"{model}: cannot load model ({str(e).splitlines()[0]})")
+    from fourdthinker.latent.blocks import resolve_latent_size
     from fourdthinker.latent.decode import latent_ids
 
     try:
         latent_ids(adapter)
     except ValueError as e:
         _fail(console, f"{e}; or pass --add-latent-tokens to run it with untrained ones")
-    K = latent_size or getattr(adapter.model.config, "latent_size", None) or 4
+    K = resolve_latent_size(adapter, c.latent_size)  # the one K rule: --latent-size, else the model's, else 4
     bank_obj = None
     if bank is not None:
         from fourdthinker.latent.explain import build_bank
@@ -261,8 +238,8 @@ def infer(
         norm = resolve_latent_norm(latent_norm, adapter, bank_obj)
     except InputError as e:
         _fail(console, str(e))
-    gen_kw = dict(latent_size=K, max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature, top_p=top_p,
-                  max_latent_blocks=max_latent_blocks, latents=latents, latent_norm=norm)
+    gen_kw = dict(latent_size=K, max_new_tokens=c.max_new_tokens, do_sample=c.sample, temperature=c.temperature,
+                  top_p=c.top_p, max_latent_blocks=c.max_latent_blocks, latents=latents, latent_norm=norm)
 
     if batch is not None:
         _run_batch(console, adapter, batch, out, gen_kw, seed=seed, settings=FrameSettings(fps, max_frames, max_pixels or None),
@@ -299,6 +276,9 @@ def infer(
     print_decode_health(console, health, latents=latents)
     if "explain" in info:
         console.print(f"what the model imagined: [bold]{info['explain']['png']}[/] and {info['explain']['html']}", soft_wrap=True)
+
+
+infer = config_command(InferConfig, _infer, name="infer", doc=_infer.__doc__)
 
 
 def _run_batch(console, adapter, batch_file: Path, out: Path, gen_kw: dict, *, seed: int, settings: FrameSettings,

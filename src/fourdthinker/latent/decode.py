@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 
+from fourdthinker.latent.blocks import resolve_latent_size
 from fourdthinker.latent.interventions import (
     apply_intervention,
     check_intervention,
@@ -369,7 +370,7 @@ def latent_generate(
         adapter: ``fourdthinker.models`` adapter (``model``, ``tokenizer``, latent token ids).
         batch: ``adapter.encode_prompts(...)`` output: ``input_ids``/``attention_mask`` [B, L]
             (left-padded) plus the family's vision tensors, passed to the model unchanged.
-        latent_size: K, latent steps per block (default: ``adapter.latent_size`` or 4).
+        latent_size: K, latent steps per block (default: the model's own, else 4: ``resolve_latent_size``).
         max_new_tokens: budget for all response tokens, latent slots included.
         do_sample, temperature, top_p: sampling (greedy when ``do_sample`` is False).
         max_latent_blocks: cap on latent blocks per answer (None: no cap; 0: never open one).
@@ -395,7 +396,7 @@ def latent_generate(
     check_intervention(latents)
     model, tok = adapter.model, adapter.tokenizer
     lid = latent_ids(adapter)
-    K = int(latent_size if latent_size is not None else getattr(adapter, "latent_size", None) or 4)
+    K = resolve_latent_size(adapter, latent_size)  # the one K rule (latent/blocks.py)
     if K < 1:
         raise ValueError(f"latent_size must be >= 1, got {K}")
     if max_new_tokens < 1:

@@ -35,7 +35,8 @@ from fourdthinker.latent.blocks import (
     response_labels,
     strip_imagery,
 )
-from fourdthinker.models.base import LATENT_END, LATENT_PAD, LATENT_START, left_pad_batch
+from fourdthinker.models.base import left_pad_batch
+from fourdthinker.qa import IMAGERY, LATENT_END, LATENT_PAD, LATENT_START
 
 MODES = ("dift", "cot", "raw-qa")
 _ANSWER_RE = re.compile(r"<answer>.*?</answer>", re.DOTALL)
@@ -90,9 +91,9 @@ def build_sample(adapter, record, root: str | os.PathLike, *, mode: str = "dift"
             images = [load_image(p) for p in img_paths]
     except (InputError, OSError, ValueError) as e:
         raise SampleError(f"record {record.id}: {e}") from None
-    n_img = record.reasoning.count("<imagery>")
+    n_img = record.reasoning.count(IMAGERY)
     if mode == "dift" and n_img != len(images):
-        raise SampleError(f"record {record.id}: {n_img} <imagery> placeholders but {len(images)} imagery images")
+        raise SampleError(f"record {record.id}: {n_img} {IMAGERY} placeholders but {len(images)} imagery images")
     enc = encode_inputs(adapter, [prompt])  # the one input builder (models/inputs.py), as RL, infer and eval
     end = "<|im_end|>" if "<|im_end|>" in tok.get_vocab() else tok.eos_token
     resp = tok(response_text(record.reasoning, record.answer, mode, k) + end, add_special_tokens=False,
@@ -173,7 +174,7 @@ def _schema_reason(e) -> str:
     loc = ".".join(str(x) for x in err["loc"])
     msg = str(err["msg"]).removeprefix("Value error, ")
     if not loc:  # a model-level check: the only one on DiftRecord ties reasoning to imagery
-        loc = "reasoning/imagery" if "<imagery>" in msg else "record"
+        loc = "reasoning/imagery" if IMAGERY in msg else "record"
     return f"field {loc}: {msg}"
 
 

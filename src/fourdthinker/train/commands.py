@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from fourdthinker.train.dift_command import dift
-from fourdthinker.train.rl_command import rl
+from fourdthinker.train.commands_dift import dift
+from fourdthinker.train.commands_rl import rl
 
 app = typer.Typer(help="Training: `dift` (dynamic-imagery fine-tuning) and `rl` (4DRL, GRPO).", no_args_is_help=True)
 app.command("dift")(dift)

@@ -1,4 +1,4 @@
-"""DIFT: dynamic-imagery fine-tuning (Eq. 7-9, docs/method.md#dift) — pure losses, config, trainer, entry point.
+"""DIFT: dynamic-imagery fine-tuning (Eq. 7-9, docs/method.md#dift) — pure losses, trainer, entry point (config: train/dift_config.py).
 
 Losses (pure functions; tensors in, ``(value, stats)`` out):
 
@@ -17,7 +17,6 @@ batch to the adapter forward and these functions. Modes ``dift | cot | raw-qa`` 
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from fourdthinker.latent.blocks import IGNORE_INDEX, latent_mask, scatter_latents
+from fourdthinker.train.dift_config import DiftConfig
 from fourdthinker.train.trainer import StatsTrainer
 
 
@@ -77,104 +77,7 @@ def dift_loss(ce: torch.Tensor, sim: torch.Tensor, *, l_ce: float = 0.1, l_sim: 
     return loss, {"loss": float(loss.detach())}
 
 
-# ----------------------------------------------------------------------------- config
-@dataclass
-class DiftConfig:
-    """Settings of one DIFT run (``fourdthinker train dift``; YAML via ``--config``)."""
-
-    data: str = field(default="", metadata={"help": "folder holding dift.jsonl (or the file)"})
-    model: str = field(default="qwen2.5-vl-tiny", metadata={"help": "preset, hub id or local folder"})
-    out: str = field(default="runs/dift", metadata={"help": "output folder (checkpoints, final model, logs)"})
-    mode: str = field(default="dift", metadata={"help": "dift | cot (placeholders removed) | raw-qa (answer only)"})
-    latent_size: int = field(default=4, metadata={"help": "K latent vectors per imagery image (Eq. 5; Table 5)"})
-    l_ce: float = field(default=0.1, metadata={"help": "weight of L_ce (Eq. 7)"})
-    l_sim: float = field(default=1.0, metadata={"help": "weight of L_sim (Eq. 7)"})
-    use_ce: bool = field(default=True, metadata={"help": "False = --no-ce ablation"})
-    use_sim: bool = field(default=True, metadata={"help": "False = --no-sim ablation"})
-    max_steps: int = field(default=-1, metadata={"help": "optimizer steps; -1 = run --epochs"})
-    epochs: float = field(default=1.0, metadata={"help": "passes over the data (paper: 1)"})
-    lr: float = field(default=1e-5, metadata={"help": "AdamW learning rate (reference 1e-5; tiny models need ~1e-3)"})
-    batch_size: int = field(default=1, metadata={"help": "per-device micro-batch (paper: 1)"})
-    grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
-    warmup_steps: int = field(default=10, metadata={"help": "linear warm-up steps"})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
-    scheduler: str = field(default="linear", metadata={"help": "HF lr scheduler: linear | cosine | constant ..."})
-    grad_checkpointing: bool = field(default=False, metadata={"help": "recompute activations: less memory, ~30% slower"})
-    bf16: bool | None = field(default=None, metadata={"help": "None = bf16 where the GPU supports it"})
-    dtype: str = field(default="float32", metadata={"help": "load dtype of the weights"})
-    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa | eager | flash_attention_2"})
-    lora: bool = field(default=False, metadata={"help": "train LoRA adapters (merged at the end) instead of all LM weights"})
-    lora_r: int = 16
-    lora_alpha: int = 32
-    seed: int = 42
-    save_steps: int = field(default=500, metadata={"help": "checkpoint every N steps (resume point)"})
-    save_total_limit: int = 2
-    max_length: int = field(default=4096, metadata={"help": "longer samples are skipped with a reason"})
-    max_frames: int = field(default=16, metadata={"help": "video frames per sample (evenly spread)"})
-    max_pixels: int = field(default=448 * 448, metadata={"help": "pixel cap per frame before the processor"})
-    target_cache: str | None = field(default="auto", metadata={"help": "latent-target cache dir; auto = <cache>/latent_targets; none = a private one for this run"})
-    dataloader_workers: int = field(default=0, metadata={"help": "DataLoader worker processes that decode and encode samples while the model trains (0 = in the training process)"})
-    deepspeed: str | None = field(default=None, metadata={"help": "DeepSpeed JSON (configs/ds_zero2.json ...)"})
-    resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint in --out"})
-    progress: bool = True
-    health_heldout: int = field(default=2, metadata={"help": "records kept aside (not trained on) for the held-out latent cosine; used only when the data has more than 4x as many; 0 = off"})
-    health_every: int = field(default=10, metadata={"help": "held-out latent health every N steps (one no-grad forward of the held-out batch)"})
-    health_factor: float = field(default=4.0, metadata={"help": "warn when a latent norm ratio (fed-back h vs target z vs token embeddings) leaves [1/f, f]; smaller = earlier, noisier warnings"})
-    latent_feed: str = field(default="target", metadata={"help": "what the latent slots hold in training: target (the paper: teacher forcing with z) | self (the model's own h_{t-1}, step by step as at inference; ~K+1 forwards per block) | mixed (scheduled sampling from target to self); train/latent_feed.py"})
-    mix_start: float = field(default=0.0, metadata={"help": "mixed: share of self-fed slots at the first step"})
-    mix_end: float = field(default=1.0, metadata={"help": "mixed: share of self-fed slots at the last step (linear in between)"})
-    mix_unit: str = field(default="slot", metadata={"help": "mixed: draw self vs target per slot or per whole block"})
-    feed_norm: bool = field(default=False, metadata={"help": "rescale every fed latent (z or h) to the targets' mean norm; stored in the model config (latent_feed_norm) so infer/eval rescale the same way"})
-    latent_feed_norm: float | None = field(default=None, metadata={"help": "the norm feed_norm rescales to; None = measured on the training targets (mean ||z||)"})
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> DiftConfig:
-        """Defaults < YAML < overrides (non-None); unknown keys are an error."""
-        from fourdthinker.config import load_yaml_config
-
-        return load_yaml_config(cls, path, overrides, what="DiftConfig fields")
-
-    def validate(self) -> None:
-        from fourdthinker.train.collate import MODES
-
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.latent_size < 1:
-            raise ValueError(f"latent_size must be >= 1, got {self.latent_size}")
-        if self.max_steps == 0 or self.max_steps < -1:
-            raise ValueError(f"max_steps must be >= 1 (or -1 = run epochs), got {self.max_steps}")
-        if self.max_steps == -1 and not self.epochs > 0:
-            raise ValueError(f"epochs must be > 0, got {self.epochs}")
-        for name in ("batch_size", "grad_accum", "save_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not (self.use_ce or self.use_sim):
-            raise ValueError("--no-ce and --no-sim together leave no loss")
-        if self.mode != "dift" and not self.use_ce:
-            raise ValueError(f"mode {self.mode} has no latents: --no-ce would leave no loss")
-        if self.health_heldout < 0:
-            raise ValueError(f"health_heldout must be >= 0 (0 = off), got {self.health_heldout}")
-        if self.health_every < 0:
-            raise ValueError(f"health_every must be >= 0 (steps between held-out checks; 0 = none), got {self.health_every}")
-        if self.dataloader_workers < 0:
-            raise ValueError(f"dataloader_workers must be >= 0 (0 = encode in the training process), got {self.dataloader_workers}")
-        if not self.health_factor > 1:
-            raise ValueError(f"health_factor must be > 1 (warn outside [1/f, f]), got {self.health_factor}")
-        from fourdthinker.train.latent_feed import FEEDS, MIX_UNITS
-
-        if self.latent_feed not in FEEDS:
-            raise ValueError(f"latent_feed must be one of {FEEDS}, got {self.latent_feed!r}")
-        if self.mix_unit not in MIX_UNITS:
-            raise ValueError(f"mix_unit must be one of {MIX_UNITS}, got {self.mix_unit!r}")
-        if not (0 <= self.mix_start <= 1 and 0 <= self.mix_end <= 1):
-            raise ValueError(f"mix_start and mix_end must lie in [0, 1], got {self.mix_start} and {self.mix_end}")
-        if self.latent_feed != "target" and self.grad_checkpointing:
-            raise ValueError(f"--latent-feed {self.latent_feed} needs the KV cache, which gradient checkpointing turns off: "
-                             "drop --grad-checkpointing")
-
-
+# ----------------------------------------------------------------------------- config (train/dift_config.py)
 @dataclass
 class DiftResult:
     out_dir: Path
