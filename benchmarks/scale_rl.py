@@ -55,30 +55,6 @@ from pathlib import Path
 CHILD_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "OMP_WAIT_POLICY": "PASSIVE"}
 
 
-def _make_records(root: Path, n: int, frames: int, size: int) -> Path:
-    """``n`` RL records of ``frames`` random ``size`` x ``size`` PNG frames each."""
-    import numpy as np
-    from PIL import Image
-
-    from fourdthinker.labels import CAMERA_MOTIONS
-
-    rng = np.random.default_rng(0)
-    (root / "frames").mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i in range(n):
-        fr = []
-        for t in range(frames):
-            p = f"frames/{i}_{t}.png"
-            Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / p)
-            fr.append(p)
-        rows.append({"id": f"q{i}", "video": fr[0], "frames": fr, "question": "What is the camera movement?",
-                     "options": dict(zip("ABCD", CAMERA_MOTIONS[i : i + 4], strict=True)), "answer": "ABCD"[i % 4],
-                     "task": "camera"})
-    path = root / "rl.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
 def _rss() -> int:
     import psutil
 
@@ -103,13 +79,16 @@ def child(spec: dict) -> dict:
 
     torch.set_num_threads(spec["threads"])
     tmp = Path(spec["tmp"])
-    data = _make_records(tmp / "data", 2, spec["frames"], spec["size"])
+    from fourdthinker.train.rl_data import synthetic_rl_records
+
+    data = synthetic_rl_records(tmp / "data", n=2, frames=spec["frames"], size=spec["size"])
     ad = models.load(spec["model"])
     ad.model.get_input_embeddings().weight.requires_grad_(False)  # memory plan (docstring): tied lm_head too
     cfg = RLConfig(data=str(data), init=spec["model"], out=str(tmp / f"out{spec['micro']}"), steps=1,
                    questions_per_step=2, num_generations=8, lr=1e-6, beta=spec["beta"], max_new_tokens=spec["tokens"],
                    max_frames=spec["frames"], max_pixels=spec["size"] ** 2, max_grad_norm=0.0, save_every=0,
-                   micro_batch_size=spec["micro"], threads=spec["threads"], device="cpu", dtype="float32", seed=0)
+                   micro_batch_size=spec["micro"], threads=spec["threads"], device="cpu", dtype="float32", seed=0,
+                   prefix_sharing=spec.get("sharing", True))
     def even_ids(completions, completion_ids, **kw):  # varies at init, so no group has zero advantage
         return [sum(t % 2 == 0 for t in ids) / max(1, len(ids)) for ids in completion_ids]
 
@@ -189,6 +168,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--frames", type=int, default=2, help="frames per prompt video")
     ap.add_argument("--size", type=int, default=224, help="frame side in pixels (prompt length grows with its square)")
     ap.add_argument("--tokens", type=int, default=16, help="response budget (max_new_tokens)")
+    ap.add_argument("--prefix-sharing", action=argparse.BooleanOptionalAction, default=True,
+                    help="replay each question's prompt once for its G responses (train rl's default); "
+                         "--no-prefix-sharing: every response with its own prompt copy")
     ap.add_argument("--micro", type=int, default=2, help="micro-batch size compared with the whole batch (16)")
     ap.add_argument("--beta", type=float, default=0.0, help="KL weight; 0 (default) = no reference model: one model copy less on this 24 GB box")
     ap.add_argument("--threads", type=int, default=2)
@@ -200,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         return {}
     with tempfile.TemporaryDirectory(prefix="scale_rl_") as tmp:
         base = {"model": a.model, "frames": a.frames, "size": a.size, "tokens": a.tokens, "threads": a.threads,
-                "beta": a.beta}
+                "beta": a.beta, "sharing": a.prefix_sharing}
         whole = _run_child({**base, "micro": 0, "tmp": tmp, "grads": f"{tmp}/whole.safetensors"}, a.min_free_gb)
         micro = _run_child({**base, "micro": a.micro, "tmp": tmp, "grads": f"{tmp}/micro.safetensors"}, a.min_free_gb)
         maxdiff = _grad_maxdiff(f"{tmp}/whole.safetensors", f"{tmp}/micro.safetensors")
@@ -211,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
               f"process peak {m['maxrss'] / gb:.2f} GB")
     print(f"# {a.model}: {whole['params'] / 1e6:.0f} M params ({whole['trainable'] / 1e6:.0f} M trained), "
           f"prompt {whole['prompt_len']} tokens ({a.frames} frames of {a.size}x{a.size}), responses "
-          f"{whole['response_len']:.0f} tokens, 16 per update")
+          f"{whole['response_len']:.0f} tokens, 16 per update, prefix sharing {'on' if a.prefix_sharing else 'off'}")
     res = {
         "rl_replay_peak_ratio": round(micro["added"] / whole["added"], 4),
         "rl_microbatch_grad_maxdiff": float(f"{maxdiff:.3g}"),
