@@ -32,11 +32,18 @@ parameters), so the trained parameters are the two LM layers and norms (154 M), 
 reference copy (beta 0). That keeps weights + AdamW state near 4 GB. The activations measured are
 those of a full fine-tune of those layers; the float32 gradient buffer (0.62 GB) is in both
 configurations' "added" memory and is what keeps the ratio above the activations' own ratio.
-Prompt size (``--frames`` x ``--size``): 2 frames of 224 x 224 (257 tokens) is what fitted on the
-day (an 8-frame run was OOM-killed at 6.8 GB while other jobs held ~14 GB); on a quieter machine
-raise ``--frames`` for a longer prompt. Measured numbers: docs/rl_full_size.md.
 
-    python benchmarks/scale_rl.py [--model qwen2.5-vl-3b-shallow] [--frames 8] [--size 224] [--tokens 24]
+What grows with a step's size. With prefix sharing (``train rl``'s default), a question's prompt
+runs once for its G responses, and a micro-batch smaller than G still holds its question's whole
+prompt. So what micro-batching bounds is the RESPONSES' share: the default shape is 2 frames of
+224 x 224 (a 257-token prompt) and 192-token responses (16 x 192 response tokens against 2 prompts),
+where the whole batch adds ~7 GB and fits this 24 GB machine. With 16-token responses the update's
+memory is the two prompts plus constants (the gradient buffer) in both configurations and the
+ratio is ~1 (measured 1.09 with 8-frame, 689-token prompts). ``--no-prefix-sharing`` gives every
+response its own prompt copy (the setting where the prompt length is what grows the whole batch).
+Measured numbers: docs/rl_full_size.md.
+
+    python benchmarks/scale_rl.py [--model qwen2.5-vl-3b-shallow] [--frames 2] [--size 224] [--tokens 192] [--no-prefix-sharing]
 
 Headline lines (last), one per line: ``name: value``. ``main()`` returns them as a dict.
 """
@@ -167,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--model", default="qwen2.5-vl-3b-shallow")
     ap.add_argument("--frames", type=int, default=2, help="frames per prompt video")
     ap.add_argument("--size", type=int, default=224, help="frame side in pixels (prompt length grows with its square)")
-    ap.add_argument("--tokens", type=int, default=16, help="response budget (max_new_tokens)")
+    ap.add_argument("--tokens", type=int, default=192, help="response budget (max_new_tokens); the responses are what micro-batches divide")
     ap.add_argument("--prefix-sharing", action=argparse.BooleanOptionalAction, default=True,
                     help="replay each question's prompt once for its G responses (train rl's default); "
                          "--no-prefix-sharing: every response with its own prompt copy")
