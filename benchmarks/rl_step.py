@@ -19,7 +19,8 @@ vision excluded), optimizer. bf16 (as on GPUs; this CPU has AMX, fp32 is ~3x slo
 Part 2 (``batched_rollout_speedup``): on the tiny Qwen2.5-VL preset, the batched-group rollout
 (all G responses of a question in ONE decode batch) vs generating them one by one.
 
-Run: ``python benchmarks/rl_step.py [--g 8] [--q 1] [--tokens 48] [--frames 2] [--estimate]``.
+Run: ``python benchmarks/rl_step.py [--g 8] [--q 2] [--tokens 48] [--frames 2] [--estimate]``. Q = 2 questions
+per step is ``train rl``'s default; the replay runs one question per micro-batch.
 Headline lines are printed last, one per line, ``name: value``.
 """
 
@@ -310,7 +311,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=SHALLOW, help="model for the prefix-sharing step (a preset or a folder)")
     ap.add_argument("--g", type=int, default=8, help="responses per question (G)")
-    ap.add_argument("--q", type=int, default=1, help="questions per step (Q)")
+    ap.add_argument("--q", type=int, default=2, help="questions per step (Q; 2 = train rl's default questions_per_step)")
     ap.add_argument("--tokens", type=int, default=48, help="response budget (latent slots included); 150 = the target shape")
     ap.add_argument("--frames", type=int, default=2, help="video frames per prompt (8 at 448x448: a 1,143-token prompt)")
     ap.add_argument("--size", type=int, default=448, help="frame side in pixels")
