@@ -28,7 +28,8 @@ class RLConfig:
     questions_per_step: int = _f(2, "Questions per rollout batch PER PROCESS (reference: 8 per GPU; N processes train on N x this many). More = steadier gradient, slower step.", gt=0)
     num_generations: int = _f(8, "G, responses per question (reference 8). Bigger G = better advantage baseline, fewer zero-variance groups.", ge=2)
     mu: int = _f(1, "Optimisation steps per rollout batch. 1 = on-policy (ratio 1, clipping inert, as the reference); >1 reuses rollouts and makes the clip matter.", gt=0)
-    lr: float = _f(1e-6, "AdamW learning rate (reference 1e-6 for 3B). Tiny CPU models need ~1e-4..1e-3 to move within minutes.", gt=0)
+    lr: float = _f(1e-6, "AdamW learning rate (reference 1e-6 for 3B). Tiny CPU models need ~1e-4..1e-3 to move within "
+                         "minutes. 0 runs every step without changing the weights (to measure or check a setup).", ge=0)
     weight_decay: float = _f(0.0, "AdamW weight decay.", ge=0)
     max_grad_norm: float = _f(1.0, "Gradient-norm clip (0 = off).", ge=0)
     beta: float = _f(0.01, "KL weight to the frozen init model (reference 0.01). 0 skips the reference forward (faster, no anchor).", ge=0)
