@@ -59,7 +59,7 @@ def main() -> None:
         cfg = cfg.with_overrides(sft_steps=a.sft_steps)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    pin_config(out, {"kind": "latent-feed-study", "quick": a.quick, **cfg.to_dict()})
+    pin_config(out, {"kind": "latent-feed-study", "quick": a.quick, **cfg.to_dict()}, defaults=type(cfg)().to_dict())
     demo = Demo(cfg, out, progress=False, shared=a.demo)
     torch.set_num_threads(cfg.threads)
     reuse = Path(a.demo) / "runs" if a.demo else None

@@ -34,6 +34,36 @@ def test_answer_slots_balanced():
     assert max(c.values()) - min(c.values()) <= 3, c
 
 
+def _hub_rule_accuracy(style: str, n: int = 400) -> float:
+    """An options-only rule: pick the option whose two most related labels are also offered (ties
+    split). It needs no video; its accuracy is what the option sets give away."""
+    rng = random.Random(0)
+    hits = 0.0
+    for i in range(n):
+        task = ("camera", "direction")[i % 2]
+        label = LABELS_BY_TASK[task][i % len(LABELS_BY_TASK[task])]
+        opts, ans = build_mcq(label, task, position=i, rng=rng, style=style)
+        vals = set(opts.values())
+        score = {k: len(set(related_distractors(v, task)[:2]) & vals) for k, v in opts.items()}
+        best = [k for k, v in score.items() if v == max(score.values())]
+        hits += (ans in best) / len(best)
+    return hits / n
+
+
+def test_uniform_distractors_do_not_reveal_the_answer():
+    """The paper's recipe (opposite, then analog) makes the answer the options' hub: the rule above
+    scores far above chance on it, and at chance (1/4) with uniform distractors."""
+    assert _hub_rule_accuracy("paper") > 0.6
+    assert abs(_hub_rule_accuracy("uniform") - 0.25) < 0.07
+    rng = random.Random(1)
+    for task in TASKS:
+        for label in LABELS_BY_TASK[task]:
+            opts, ans = build_mcq(label, task, position=3, rng=rng, style="uniform")
+            assert opts[ans] == label and len(set(opts.values())) == 4
+    with pytest.raises(ValueError, match="mcq style"):
+        build_mcq("Pan Left", "camera", position=0, rng=rng, style="hub")
+
+
 def test_validator_accepts_and_rejects():
     good = "<think>first <imagery> then <imagery> so pan right</think><answer>B</answer>"
     assert validate_cot(good, OPTS, 2, [0.0, 2.0], expected="B") == (True, "ok")

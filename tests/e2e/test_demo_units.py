@@ -58,6 +58,10 @@ def test_pin_config_refuses_other_settings(tmp_path):
     pin_config(tmp_path, {"kind": "quick", "seed": 0})  # same settings: fine
     with pytest.raises(ConfigMismatchError, match=r"config.json.*differs in seed"):
         pin_config(tmp_path, {"kind": "quick", "seed": 1})
+    # a setting added later (absent from the pinned file) at its default: the old folder resumes
+    pin_config(tmp_path, {"kind": "quick", "seed": 0, "mcq_style": "paper"}, defaults={"mcq_style": "paper"})
+    with pytest.raises(ConfigMismatchError, match=r"differs in mcq_style"):
+        pin_config(tmp_path, {"kind": "quick", "seed": 0, "mcq_style": "uniform"}, defaults={"mcq_style": "paper"})
 
 
 def test_config_presets_and_overrides():

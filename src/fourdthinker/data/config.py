@@ -25,6 +25,9 @@ class BuildConfig:
     segmenter: str = _f("gt", "gt: the world's masks. sam3: text-prompted SAM3 (--sam3-model).")
     sam3_model: str | None = _f(None, "SAM3 weights: local folder or hub id (facebook/sam3).")
     max_regen: int = _f(3, "CoT regenerations after a validator failure before the sample is dropped (App. F: 3).", ge=0)
+    mcq_style: str = _f("paper", "Distractors: paper (the opposite motion, then the analogous one, then the rest: "
+                                 "the paper's recipe, which lets the options reveal the answer) | uniform (drawn "
+                                 "uniformly from the task's other labels). data/mcq.py.")
     seed: int = _f(0, "Seed for option order and reasoning templates. Same seed, same dataset.")
     oracle_base_url: str | None = _f(None, "Oracle endpoint base URL, e.g. http://localhost:8000/v1 (unset: "
                                            "$FOURDTHINKER_ORACLE_BASE_URL or OpenAI's).")
@@ -38,6 +41,8 @@ class BuildConfig:
     def __post_init__(self) -> None:
         if self.camera_labels not in ("auto", "poses", "frames"):
             raise ValueError(f"camera_labels must be auto|poses|frames, got {self.camera_labels!r}")
+        if self.mcq_style not in ("paper", "uniform"):
+            raise ValueError(f"mcq_style must be paper|uniform, got {self.mcq_style!r}")
         problems = field_problems(self)  # the bounds declared on the fields (gt= / ge=)
         if problems:
             raise ValueError("; ".join(problems))

@@ -6,6 +6,12 @@ neighbours for object directions), then the rest of the vocabulary in a seeded o
 position is ``(offset + index) % 4`` with a per-clip seeded offset and the record's index in
 the clip, so letters are balanced by construction (not just in expectation); the distractors
 fill the other slots in seeded order.
+
+That recipe makes the answer recognisable from the options alone: it is the one option whose most
+related labels (its opposite, its analog) are also offered. On the demo's benchmark a rule that
+picks it scores ~70% with no video (docs/latent_feed_study.md#results). ``style="uniform"`` draws
+the three distractors uniformly from the task's other labels instead, so the option set says
+nothing about which option is the answer.
 """
 
 from __future__ import annotations
@@ -74,15 +80,26 @@ def clip_offset(clip_id: str, seed: int) -> int:
     return int(sha256_json([clip_id, seed])[:8], 16) % 4
 
 
-def build_mcq(label: str, task: str, *, position: int, rng: random.Random, n_related: int = 2) -> tuple[dict[str, str], str]:
-    """Options A-D and the answer letter for ``label``. ``position`` in 0..3 is the answer slot;
-    the first ``n_related`` most-related distractors are always used, the last slot is drawn
-    from the remaining related/vocabulary candidates with ``rng``."""
+MCQ_STYLES = ("paper", "uniform")
+
+
+def build_mcq(label: str, task: str, *, position: int, rng: random.Random, n_related: int = 2,
+              style: str = "paper") -> tuple[dict[str, str], str]:
+    """Options A-D and the answer letter for ``label``. ``position`` in 0..3 is the answer slot.
+    ``style="paper"``: the first ``n_related`` most-related distractors are always used, the last
+    slot is drawn from the remaining related/vocabulary candidates with ``rng``. ``"uniform"``: the
+    three distractors are drawn with ``rng`` uniformly from the task's other labels (distance: plus
+    the two two-phase labels, as its vocabulary has only 3)."""
+    if style not in MCQ_STYLES:
+        raise ValueError(f"mcq style must be one of {MCQ_STYLES}, got {style!r}")
     cands = related_distractors(label, task)
-    picked = cands[:n_related]
-    rest = cands[n_related:]
-    while len(picked) < 3:
-        picked.append(rest.pop(rng.randrange(len(rest))))
+    if style == "uniform":
+        picked = rng.sample(cands, 3)
+    else:
+        picked = cands[:n_related]
+        rest = cands[n_related:]
+        while len(picked) < 3:
+            picked.append(rest.pop(rng.randrange(len(rest))))
     rng.shuffle(picked)
     slots = picked[:]
     slots.insert(position % 4, label)

@@ -285,7 +285,7 @@ def process_clip(clip: Clip, cfg: BuildConfig, oracle: Oracle, segmenter: Segmen
         task = it["task"]
         rid = f"{clip.clip_id}_{i:02d}_{task}"
         rng = _rng(cfg.seed, rid)
-        options, letter = build_mcq(it["label"], task, position=off + i, rng=rng)
+        options, letter = build_mcq(it["label"], task, position=off + i, rng=rng, style=cfg.mcq_style)
         q = rng.choice(QUESTION_TEMPLATES[task]).format(ts=it["ts"], te=it["te"], d=lm.dynamic.name, box=it.get("box", ""))
         ks = it["ks"]
         ims = [it["overlays"][k] for k in ks]

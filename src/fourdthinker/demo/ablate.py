@@ -149,7 +149,7 @@ def run_ablation(what: str, cfg: DemoConfig, out: str | Path, *, console=None, q
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sizes = sizes or ((1, 4) if quick else LATENT_SIZES)
-    pin_config(out, {"kind": f"ablate-{what}", "sizes": list(sizes), **cfg.to_dict()})
+    pin_config(out, {"kind": f"ablate-{what}", "sizes": list(sizes), **cfg.to_dict()}, defaults=type(cfg)().to_dict())
     demo = Demo(cfg, out, progress=progress, shared=out.parent)  # world + data shared by the ablations
     stages, _ = ablation_stages(what, demo, sizes)
     on_start, on_done = console_progress(console, stages)

@@ -33,6 +33,9 @@ class DemoConfig:
                                    "binding letters to shuffled options is hard, docs/results.md).")
     cot: str = _f("compact", "compact: keep the oracle CoT's imagery sentences and its conclusion (~4x fewer tokens, "
                              "faster training and decoding). full: the oracle's whole reasoning.")
+    mcq_style: str = _f("paper", "Distractors of the training and benchmark questions: paper (the opposite motion, then "
+                                 "the analogous one: the paper's recipe; the options then reveal the answer to an "
+                                 "options-only rule 70% of the time) | uniform (drawn uniformly from the task's labels).")
     rl_clips: int = _f(100, "Training clips whose questions are kept for RL only (the SFT rows never see them), so "
                             "the RL rows learn on questions the SFT model has not fitted. 0 = RL on the SFT questions.", ge=0)
     tasks: tuple[str, ...] = _f(("camera", "direction", "distance", "speed"),
@@ -63,6 +66,8 @@ class DemoConfig:
         problems = []
         if self.answer_style not in ("text", "letter"):
             problems.append(f"answer_style must be text or letter, got {self.answer_style!r}")
+        if self.mcq_style not in ("paper", "uniform"):
+            problems.append(f"mcq_style must be paper or uniform, got {self.mcq_style!r}")
         if self.cot not in ("compact", "full"):
             problems.append(f"cot must be compact or full, got {self.cot!r}")
         problems += field_problems(self)  # the bounds declared on the fields (gt= / ge=)

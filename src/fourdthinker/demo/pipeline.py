@@ -81,7 +81,7 @@ class Demo:
         from fourdthinker.data.runner import build
         from fourdthinker.demo.records import prepare_records
 
-        s = build(self.world_train, self.data, BuildConfig(seed=self.cfg.seed), workers=self.cfg.workers,
+        s = build(self.world_train, self.data, BuildConfig(seed=self.cfg.seed, mcq_style=self.cfg.mcq_style), workers=self.cfg.workers,
                   progress=self.progress)
         counts = prepare_records(self.data, answer_style=self.cfg.answer_style, cot=self.cfg.cot,
                                  tasks=tuple(self.cfg.tasks), rl_clips=self.cfg.rl_clips)
@@ -91,7 +91,7 @@ class Demo:
     def stage_bench(self) -> dict:
         from fourdthinker.eval.synthetic import load_synthetic_bench, write_bench_jsonl
 
-        res = load_synthetic_bench(self.world_bench, seed=self.cfg.seed)
+        res = load_synthetic_bench(self.world_bench, seed=self.cfg.seed, mcq_style=self.cfg.mcq_style)
         write_bench_jsonl(res)  # world/bench/bench.jsonl: item paths are relative to the bench world
         by: dict[str, int] = {}
         for it in res.items:
@@ -223,7 +223,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, *, progress: bool = True, console
     console = console or Console()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    pin_config(out, {"kind": kind, **cfg.to_dict()})
+    pin_config(out, {"kind": kind, **cfg.to_dict()}, defaults=type(cfg)().to_dict())
     stages = stages if stages is not None else build_stages(cfg, out, progress=progress)
     on_start, on_done = console_progress(console, stages)
     return run_stages(out, stages, on_start=on_start, on_done=on_done)

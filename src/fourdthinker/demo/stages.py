@@ -44,8 +44,10 @@ def marker_path(out: str | Path, name: str) -> Path:
     return Path(out) / MARKER_DIR / f"{name}.json"
 
 
-def pin_config(out: str | Path, config: dict[str, Any]) -> None:
-    """Record ``config`` in ``out/config.json``; refuse to reuse ``out`` with a different one."""
+def pin_config(out: str | Path, config: dict[str, Any], defaults: dict[str, Any] | None = None) -> None:
+    """Record ``config`` in ``out/config.json``; refuse to reuse ``out`` with a different one.
+    A setting added to the package after the folder was made (absent from its config.json) counts
+    as unchanged when ``config`` has it at its value in ``defaults``, so old folders still resume."""
     import json
 
     path = Path(out) / "config.json"
@@ -54,6 +56,7 @@ def pin_config(out: str | Path, config: dict[str, Any]) -> None:
             old = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise ConfigMismatchError(f"{path}: not valid JSON ({e.msg}); delete the folder or use another --out") from None
+        old = {**{k: v for k, v in (defaults or {}).items() if k in config and k not in old}, **old}
         if sha256_json(old) != sha256_json(config):
             diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
             raise ConfigMismatchError(

@@ -45,10 +45,11 @@ def _clip_dirs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.glob("*/truth.json"))
 
 
-def build_synthetic_items(world_dir: str | os.PathLike, *, seed: int = 0, check_media: bool = True
-                          ) -> tuple[list[BenchItem], list[dict]]:
+def build_synthetic_items(world_dir: str | os.PathLike, *, seed: int = 0, check_media: bool = True,
+                          mcq_style: str = "paper") -> tuple[list[BenchItem], list[dict]]:
     """BenchItems (camera + object questions, balanced) for every clip folder under ``world_dir``.
-    Clips with a missing video or a broken truth/meta file are skipped with a reason."""
+    Clips with a missing video or a broken truth/meta file are skipped with a reason.
+    ``mcq_style``: the distractors (``data.mcq.build_mcq``: paper | uniform)."""
     root = Path(world_dir)
     clips = _clip_dirs(root)
     if not clips:
@@ -86,7 +87,7 @@ def build_synthetic_items(world_dir: str | os.PathLike, *, seed: int = 0, check_
         label = labels[task]
         questions.append((task, label, QUESTIONS[task].format(ts=ts, te=te, obj=obj), f"{cid}/{task}"))
         for task, label, q, iid in questions:
-            options, answer = build_mcq(label, task, position=counters[task], rng=rng)
+            options, answer = build_mcq(label, task, position=counters[task], rng=rng, style=mcq_style)
             counters[task] += 1
             items.append(BenchItem(id=iid, video=f"{cid}/video.mp4", question=q, options=options, answer=answer,
                                    subtask=task, bench="synthetic", meta={"label": label, "clip": cid}))
@@ -105,13 +106,14 @@ def _balanced_task(n_obj: int, labels: dict[str, str], seen: dict[str, Counter])
     return next((t for t in order if excess(t) <= 0), min(order, key=excess))
 
 
-def load_synthetic_bench(data: str | os.PathLike, *, check_media: bool = True, seed: int = 0) -> LoadResult:
+def load_synthetic_bench(data: str | os.PathLike, *, check_media: bool = True, seed: int = 0,
+                         mcq_style: str = "paper") -> LoadResult:
     """A world folder (clip folders with truth.json) -> items built on the fly (deterministic in
     ``seed``); or a ``bench.jsonl`` (file, or a folder holding one) written earlier."""
     path = Path(data)
     if path.is_file() or (path / "bench.jsonl").is_file():
         return load_jsonl_bench(path, check_media=check_media, bench="synthetic")
-    items, skipped = build_synthetic_items(path, seed=seed, check_media=check_media)
+    items, skipped = build_synthetic_items(path, seed=seed, check_media=check_media, mcq_style=mcq_style)
     return LoadResult("synthetic", path, items, skipped)
 
 
