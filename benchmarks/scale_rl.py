@@ -15,9 +15,10 @@ default for memory, see below):
 * ``shallow_rl_step_s`` / ``shallow_rl_peak_rss_gb``: wall time of one whole RL step (rollout +
   update) with micro-batches of 2, and that process's peak RSS.
 
-Method (memory). Each configuration runs in a FRESH subprocess (``--child``), so no allocator
-cache or earlier peak carries over, with glibc's mmap threshold fixed at 128 KiB
-(``MALLOC_MMAP_THRESHOLD_``): every tensor buffer is its own mapping and is returned to the OS
+Method (memory). One FRESH subprocess (``--child``) rolls out once and runs both updates on that
+rollout (micro-batched first, then the whole batch; lr 0, so the weights and the rollouts are the
+same for both), so no allocator cache or earlier peak carries over from other work, with glibc's
+mmap threshold fixed at 128 KiB (``MALLOC_MMAP_THRESHOLD_``): every tensor buffer is its own mapping and is returned to the OS
 when freed, so the resident set follows the live tensors. In the child: set up the recipe, make
 AdamW's state exist (one step on zero gradients, which leaves the weights as they are: the state
 is "held before" an update in any run after the first), roll out, then ``held`` = RSS (psutil)
@@ -75,7 +76,9 @@ def _maxrss() -> int:
 
 
 def child(spec: dict) -> dict:
-    """One configuration in this (fresh) process; returns the measurements."""
+    """Both configurations in this (fresh) process, on ONE rollout: the micro-batched update first,
+    then the whole-batch one (lr 0: the weights stay, so both updates see the same model and the
+    same rollouts). Each update's memory is measured from what the process holds just before it."""
     import gc
     import threading
 
@@ -83,19 +86,19 @@ def child(spec: dict) -> dict:
 
     from fourdthinker import models
     from fourdthinker.train.rl import RLConfig, RLRecipe
+    from fourdthinker.train.rl_data import synthetic_rl_records
 
     torch.set_num_threads(spec["threads"])
     tmp = Path(spec["tmp"])
-    from fourdthinker.train.rl_data import synthetic_rl_records
-
     data = synthetic_rl_records(tmp / "data", n=2, frames=spec["frames"], size=spec["size"])
     ad = models.load(spec["model"])
     ad.model.get_input_embeddings().weight.requires_grad_(False)  # memory plan (docstring): tied lm_head too
-    cfg = RLConfig(data=str(data), init=spec["model"], out=str(tmp / f"out{spec['micro']}"), steps=1,
-                   questions_per_step=2, num_generations=8, lr=1e-6, beta=spec["beta"], max_new_tokens=spec["tokens"],
+    cfg = RLConfig(data=str(data), init=spec["model"], out=str(tmp / "out"), steps=1,
+                   questions_per_step=2, num_generations=8, lr=0.0, beta=spec["beta"], max_new_tokens=spec["tokens"],
                    max_frames=spec["frames"], max_pixels=spec["size"] ** 2, max_grad_norm=0.0, save_every=0,
                    micro_batch_size=spec["micro"], threads=spec["threads"], device="cpu", dtype="float32", seed=0,
                    prefix_sharing=spec.get("sharing", True))
+
     def even_ids(completions, completion_ids, **kw):  # varies at init, so no group has zero advantage
         return [sum(t % 2 == 0 for t in ids) / max(1, len(ids)) for ids in completion_ids]
 
@@ -108,36 +111,47 @@ def child(spec: dict) -> dict:
     t0 = time.perf_counter()
     traj = r.generate_trajectory(1)
     t_roll = time.perf_counter() - t0
-    gc.collect()
-    held, maxrss_before = _rss(), _maxrss()
-    peak, done = [held], threading.Event()
+    out = {"t_rollout_s": t_roll, "prompt_len": int(traj.chunks[0].batch["input_ids"].shape[1]),
+           "response_len": sum(len(x.token_ids) for x in traj.results) / len(traj.results),
+           "trainable": sum(p.numel() for p in r.params), "params": sum(p.numel() for p in r.adapter.model.parameters())}
+    grads = {}
+    for name, micro in (("micro", spec["micro"]), ("whole", 0)):  # the smaller peak first
+        r.cfg.micro_batch_size = micro
+        r.opt.zero_grad(set_to_none=True)
+        gc.collect()
+        held, maxrss_before = _rss(), _maxrss()
+        peak, done = [held], threading.Event()
 
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss())
-            time.sleep(0.002)
+        def sample(peak=peak, done=done):
+            while not done.is_set():
+                peak[0] = max(peak[0], _rss())
+                time.sleep(0.002)
 
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
-    t1 = time.perf_counter()
-    upd = r.grpo_step(traj)
-    t_upd = time.perf_counter() - t1
-    if upd.skipped:
-        raise RuntimeError("the update was skipped (no advantage, beta 0): nothing was measured")
-    done.set()
-    th.join()
-    maxrss_after = _maxrss()
-    top = max(peak[0], maxrss_after if maxrss_after > maxrss_before else 0)
-    if spec.get("grads"):
-        from safetensors.torch import save_file
+        th = threading.Thread(target=sample, daemon=True)
+        th.start()
+        t1 = time.perf_counter()
+        upd = r.grpo_step(traj)
+        t_upd = time.perf_counter() - t1
+        done.set()
+        th.join()
+        if upd.skipped:
+            raise RuntimeError("the update was skipped (no advantage, beta 0): nothing was measured")
+        maxrss_after = _maxrss()
+        top = max(peak[0], maxrss_after if maxrss_after > maxrss_before else 0)
+        grads[name] = {n: p.grad.detach().clone() for n, p in r.adapter.model.named_parameters() if p.grad is not None}
+        if name == "micro":  # kept on disk, not in memory, while the whole batch is measured
+            from safetensors.torch import save_file
 
-        save_file({n: p.grad.contiguous() for n, p in r.adapter.model.named_parameters() if p.grad is not None},
-                  spec["grads"])
-    return {"held": held, "peak": top, "added": top - held, "t_rollout_s": t_roll, "t_update_s": t_upd,
-            "maxrss": maxrss_after, "prompt_len": int(traj.chunks[0].batch["input_ids"].shape[1]),
-            "response_len": sum(len(x.token_ids) for x in traj.results) / len(traj.results),
-            "trainable": sum(p.numel() for p in r.params), "params": sum(p.numel() for p in r.adapter.model.parameters()),
-            "loss": float(upd.loss)}
+            save_file(grads.pop(name), str(tmp / "micro.safetensors"))
+        out[name] = {"held": held, "peak": top, "added": top - held, "t_update_s": t_upd, "maxrss": maxrss_after,
+                     "loss": float(upd.loss)}
+    from safetensors.torch import load_file
+
+    micro_g = load_file(str(tmp / "micro.safetensors"))
+    if set(micro_g) != set(grads["whole"]):
+        raise RuntimeError("the two updates have different trainable parameters")
+    out["grad_maxdiff"] = max(float((micro_g[k] - grads["whole"][k]).abs().max()) for k in micro_g)
+    return out
 
 
 def _run_child(spec: dict, min_free_gb: float) -> dict:
@@ -152,21 +166,9 @@ def _run_child(spec: dict, min_free_gb: float) -> dict:
                          text=True, check=False)
     if out.returncode != 0:
         why = " (killed: out of memory?)" if out.returncode < 0 else ""
-        raise RuntimeError(f"scale_rl child (micro-batch {spec['micro']}) exited {out.returncode}{why}:\n"
+        raise RuntimeError(f"scale_rl child exited {out.returncode}{why}:\n"
                            f"{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _grad_maxdiff(a: str, b: str) -> float:
-    from safetensors import safe_open
-
-    worst = 0.0
-    with safe_open(a, "pt") as fa, safe_open(b, "pt") as fb:
-        if set(fa.keys()) != set(fb.keys()):
-            raise RuntimeError("the two runs have different trainable parameters")
-        for k in fa.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
-            worst = max(worst, float((fa.get_tensor(k) - fb.get_tensor(k)).abs().max()))
-    return worst
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -188,24 +190,23 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         print(json.dumps(child(json.loads(a.child))))
         return {}
     with tempfile.TemporaryDirectory(prefix="scale_rl_") as tmp:
-        base = {"model": a.model, "frames": a.frames, "size": a.size, "tokens": a.tokens, "threads": a.threads,
-                "beta": a.beta, "sharing": a.prefix_sharing}
-        whole = _run_child({**base, "micro": 0, "tmp": tmp, "grads": f"{tmp}/whole.safetensors"}, a.min_free_gb)
-        micro = _run_child({**base, "micro": a.micro, "tmp": tmp, "grads": f"{tmp}/micro.safetensors"}, a.min_free_gb)
-        maxdiff = _grad_maxdiff(f"{tmp}/whole.safetensors", f"{tmp}/micro.safetensors")
+        spec = {"model": a.model, "frames": a.frames, "size": a.size, "tokens": a.tokens, "threads": a.threads,
+                "beta": a.beta, "sharing": a.prefix_sharing, "micro": a.micro, "tmp": tmp}
+        r = _run_child(spec, a.min_free_gb)
     gb = 2**30
+    whole, micro = r["whole"], r["micro"]
+    print(f"# one rollout ({r['t_rollout_s']:.1f} s), then two updates on it:")
     for name, m in (("whole batch", whole), (f"micro-batch {a.micro}", micro)):
         print(f"# {name}: held {m['held'] / gb:.2f} GB, update peak {m['peak'] / gb:.2f} GB, added "
-              f"{m['added'] / gb:.2f} GB; rollout {m['t_rollout_s']:.1f} s, update {m['t_update_s']:.1f} s; "
-              f"process peak {m['maxrss'] / gb:.2f} GB")
-    print(f"# {a.model}: {whole['params'] / 1e6:.0f} M params ({whole['trainable'] / 1e6:.0f} M trained), "
-          f"prompt {whole['prompt_len']} tokens ({a.frames} frames of {a.size}x{a.size}), responses "
-          f"{whole['response_len']:.0f} tokens, 16 per update, prefix sharing {'on' if a.prefix_sharing else 'off'}")
+              f"{m['added'] / gb:.2f} GB; update {m['t_update_s']:.1f} s")
+    print(f"# {a.model}: {r['params'] / 1e6:.0f} M params ({r['trainable'] / 1e6:.0f} M trained), "
+          f"prompt {r['prompt_len']} tokens ({a.frames} frames of {a.size}x{a.size}), responses "
+          f"{r['response_len']:.0f} tokens, 16 per update, prefix sharing {'on' if a.prefix_sharing else 'off'}")
     res = {
         "rl_replay_peak_ratio": round(micro["added"] / whole["added"], 4),
-        "rl_microbatch_grad_maxdiff": float(f"{maxdiff:.3g}"),
-        "shallow_rl_step_s": round(micro["t_rollout_s"] + micro["t_update_s"], 2),
-        "shallow_rl_peak_rss_gb": round(micro["maxrss"] / gb, 3),
+        "rl_microbatch_grad_maxdiff": float(f"{r['grad_maxdiff']:.3g}"),
+        "shallow_rl_step_s": round(r["t_rollout_s"] + micro["t_update_s"], 2),
+        "shallow_rl_peak_rss_gb": round(micro["maxrss"] / gb, 3),  # the process peak up to the micro-batched update
     }
     for k, v in res.items():
         print(f"{k}: {v}")
