@@ -15,6 +15,10 @@ world/data/benchmark and its trained models (runs/sft-cot, runs/sft-raw-qa, runs
 training them again. ``--quick`` uses the demo's quick sizes (a pipeline check: nothing learns).
 
     PYTHONPATH=src nice -n 10 python scripts/latent_feed_study.py --out study_out --variants target self mixed
+    PYTHONPATH=src python scripts/latent_feed_study.py --demo demo_uniform --mcq-style uniform --out study_uniform
+
+(``demo_uniform``: ``fourdthinker demo --mcq-style uniform --out demo_uniform``, a benchmark whose
+options do not reveal the answer.)
 
 Ends with ``study.md`` / ``study.json`` in ``--out`` and headline lines ``name: value``.
 """
@@ -45,6 +49,8 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=["target", "self", "mixed"], choices=list(VARIANTS))
     ap.add_argument("--sft-steps", type=int, default=None, help="override the demo's SFT steps (all models alike)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N benchmark items")
+    ap.add_argument("--mcq-style", default=None, choices=("paper", "uniform"),
+                    help="the demo's distractor style (give the one the --demo folder was made with)")
     a = ap.parse_args()
 
     import torch
@@ -57,6 +63,8 @@ def main() -> None:
     cfg = preset(a.quick)
     if a.sft_steps:
         cfg = cfg.with_overrides(sft_steps=a.sft_steps)
+    if a.mcq_style:
+        cfg = cfg.with_overrides(mcq_style=a.mcq_style)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     pin_config(out, {"kind": "latent-feed-study", "quick": a.quick, **cfg.to_dict()}, defaults=type(cfg)().to_dict())
