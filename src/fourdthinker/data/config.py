@@ -41,8 +41,10 @@ class BuildConfig:
     def __post_init__(self) -> None:
         if self.camera_labels not in ("auto", "poses", "frames"):
             raise ValueError(f"camera_labels must be auto|poses|frames, got {self.camera_labels!r}")
-        if self.mcq_style not in ("paper", "uniform"):
-            raise ValueError(f"mcq_style must be paper|uniform, got {self.mcq_style!r}")
+        from fourdthinker.data.mcq import MCQ_STYLES
+
+        if self.mcq_style not in MCQ_STYLES:
+            raise ValueError(f"mcq_style must be one of {'|'.join(MCQ_STYLES)}, got {self.mcq_style!r}")
         problems = field_problems(self)  # the bounds declared on the fields (gt= / ge=)
         if problems:
             raise ValueError("; ".join(problems))

@@ -66,8 +66,10 @@ class DemoConfig:
         problems = []
         if self.answer_style not in ("text", "letter"):
             problems.append(f"answer_style must be text or letter, got {self.answer_style!r}")
-        if self.mcq_style not in ("paper", "uniform"):
-            problems.append(f"mcq_style must be paper or uniform, got {self.mcq_style!r}")
+        from fourdthinker.data.mcq import MCQ_STYLES
+
+        if self.mcq_style not in MCQ_STYLES:
+            problems.append(f"mcq_style must be one of {'|'.join(MCQ_STYLES)}, got {self.mcq_style!r}")
         if self.cot not in ("compact", "full"):
             problems.append(f"cot must be compact or full, got {self.cot!r}")
         problems += field_problems(self)  # the bounds declared on the fields (gt= / ge=)
