@@ -55,7 +55,8 @@ def _demo(config: str | None = None, quick: bool = False, out: str = "demo_out",
 
     Ends with the paper's Table 3 layout (7 training strategies, Avg. accuracy with 95% CIs) on a
     held-out synthetic benchmark, paired comparisons, and an HTML report in OUT/report/.
-    Full run: ~18 min on 2 CPU cores (measured 17 min 50 s; the models learn the visual task); --quick: ~40 s.
+    Full run: ~15 min on 2 CPU cores (measured 13 min 5 s); --quick: ~40 s. With the default (the paper's)
+    distractors the options reveal the answer; --mcq-style uniform removes that (docs/latent_feed_study.md).
     Ctrl-C is safe: rerun to resume.
     """
     from rich.console import Console
