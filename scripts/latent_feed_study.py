@@ -49,7 +49,9 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=["target", "self", "mixed"], choices=list(VARIANTS))
     ap.add_argument("--sft-steps", type=int, default=None, help="override the demo's SFT steps (all models alike)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N benchmark items")
-    ap.add_argument("--mcq-style", default=None, choices=("paper", "uniform"),
+    from fourdthinker.data.mcq import MCQ_STYLES
+
+    ap.add_argument("--mcq-style", default=None, choices=MCQ_STYLES,
                     help="the demo's distractor style (give the one the --demo folder was made with)")
     a = ap.parse_args()
 
