@@ -40,6 +40,16 @@ Task = Literal["camera", "direction", "bbox", "distance", "speed"]
 assert set(TASKS) == {"camera", "direction", "bbox", "distance", "speed"}
 
 
+def _check_window(v: tuple[float, float] | None) -> tuple[float, float] | None:
+    if v is not None and not 0.0 <= v[0] < v[1]:
+        raise ValueError(f"window_s must be [start, end] seconds with 0 <= start < end, got {list(v)}")
+    return v
+
+
+WINDOW_HELP = ("[start, end] seconds of the video the question asks about; frames come from this span "
+               "only when a stage runs with span='window' (docs/models.md#frame-span-the-whole-video-or-the-asked-window)")
+
+
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -75,8 +85,14 @@ class RLRecord(_Options):
     frames: list[str] | None = Field(default=None, description="optional pre-extracted frame PNGs")
     answer_text: str | None = Field(default=None, description="options[answer], the answer in words")
     meta: dict = Field(default_factory=dict, description="provenance: times, label source, segment, objects")
+    window_s: tuple[float, float] | None = Field(default=None, description=WINDOW_HELP)
     source: str = "synthetic"
     schema_version: int = SCHEMA_VERSION
+
+    @field_validator("window_s")
+    @classmethod
+    def _window(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        return _check_window(v)
 
     @field_validator("question")
     @classmethod
@@ -127,6 +143,12 @@ class BenchItem(_Options):
     subtask: str
     bench: str
     meta: dict = Field(default_factory=dict)
+    window_s: tuple[float, float] | None = Field(default=None, description=WINDOW_HELP)
+
+    @field_validator("window_s")
+    @classmethod
+    def _window(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        return _check_window(v)
 
 
 class Prediction(BaseModel):

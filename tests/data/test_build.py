@@ -30,12 +30,13 @@ def test_build_end_to_end(world3, tmp_path):
         ok, why = validate_cot(rec.reasoning, rec.options, len(rec.imagery), rec.meta["times_s"], expected=rec.answer)
         assert ok, (rec.id, why)
         assert rec.options[rec.answer] == rec.answer_text
+        assert rec.window_s == (rec.meta["start_s"], rec.meta["end_s"])  # the seconds the question asks about
         video, imgs = rec.resolve(out)
         assert video.is_file() and all(p.is_file() for p in imgs)
         assert all(resolve_inside(out, f).is_file() for f in rec.frames)
         assert rec.reasoning.index("<imagery>") < rec.reasoning.index("</think>")
-    for r in rl:
-        RLRecord(**r)
+    for r, d in zip(rl, dift, strict=True):
+        assert RLRecord(**r).window_s == DiftRecord(**d).window_s
     import datasets
 
     ds = datasets.load_dataset("json", data_files=str(out / "dift.jsonl"), split="train")

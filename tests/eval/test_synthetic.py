@@ -27,6 +27,8 @@ def test_balanced_tasks_and_letters(world_root):
         truth = json.loads((world_root / it.meta["clip"] / "truth.json").read_text())
         label = it.options[it.answer]
         assert label == it.meta["label"]
+        # the seconds the question names are the item's window_s (what span="window" samples)
+        assert it.question.startswith(f"Between {it.window_s[0]:.1f}s and {it.window_s[1]:.1f}s,")
         if it.subtask == "camera":
             assert label in [s["label"] for s in truth["camera_segments"]]
             if label in OPPOSITE:

@@ -20,8 +20,10 @@ from fourdthinker.models.inputs import (
     build_prompt_batch,
     cap_frame,
     load_frames,
+    record_frames,
     record_inputs,
     spread,
+    trained_span,
 )
 from fourdthinker.models.testing import tiny
 
@@ -145,3 +147,49 @@ def test_builder_caps_and_errors(tmp_path):
         load_frames(tmp_path, "../outside.mp4")
     with pytest.raises(ValueError, match="max_frames"):
         FrameSettings(max_frames=0)
+
+
+def test_frame_span_window_takes_the_asked_seconds_only(tmp_path):
+    """span="window": a record's frames come from its window_s only -- listed frames by their time
+    (k / frames_fps), a frame folder by k / fps, a video sampled from the window's start; span="video"
+    (the default) and a record without window_s keep the whole video."""
+    from fourdthinker.records import BenchItem, DiftRecord
+
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 255, (32, 48, 3), dtype=np.uint8) for _ in range(6)]  # t = 0..5 s at 1 FPS
+    (tmp_path / "f").mkdir()
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(tmp_path / "f" / f"{i:03d}.png")
+    from fourdthinker.video.write import write_video
+
+    write_video(tmp_path / "v.mp4", frames, fps=1.0, gop=1)
+    win = FrameSettings(fps=1.0, max_frames=8, max_pixels=None, span="window")
+    listed = [f"f/{i:03d}.png" for i in range(6)]
+    rec = DiftRecord(id="r", video="v.mp4", frames=listed, frames_fps=1.0, question="q", options=OPTIONS, answer="A",
+                     reasoning="<answer>A</answer>", imagery=[], window_s=(2.0, 4.0))
+    got = record_frames(rec, tmp_path, win)
+    assert len(got) == 3 and all(np.array_equal(g, frames[i]) for g, i in zip(got, (2, 3, 4), strict=True))
+    assert len(record_frames(rec, tmp_path, FrameSettings(max_frames=8, max_pixels=None))) == 6  # span video
+    half = rec.model_copy(update={"frames_fps": 2.0})  # listed at 2 FPS: frame k at k / 2 s -> k = 4, 5 in [2, 4]
+    assert [g.tobytes() for g in record_frames(half, tmp_path, win)] == [frames[4].tobytes(), frames[5].tobytes()]
+    item = BenchItem(id="b", video="f", question="q", options=OPTIONS, answer="A", subtask="camera", bench="synthetic",
+                     window_s=(1.0, 2.0))
+    assert [g.tobytes() for g in record_frames(item, tmp_path, win)] == [frames[1].tobytes(), frames[2].tobytes()]
+    vid = item.model_copy(update={"video": "v.mp4", "window_s": (3.0, 5.0)})
+    assert len(record_frames(vid, tmp_path, win)) == 3  # decoded: t = 3, 4, 5 (lossy codec: not byte-equal)
+    assert len(record_frames(item.model_copy(update={"window_s": None}), tmp_path, win)) == 6
+    with pytest.raises(ValueError, match="no frame in the window"):
+        load_frames(tmp_path, "f", settings=win, window=(1.2, 1.8))
+    with pytest.raises(ValueError, match="span must be one of"):
+        FrameSettings(span="segment")
+    with pytest.raises(ValueError, match="0 <= start < end"):
+        BenchItem(id="b", video="f", question="q", options=OPTIONS, answer="A", subtask="camera", bench="s",
+                  window_s=(3.0, 1.0))
+
+
+def test_trained_span_reads_the_model_config(tmp_path):
+    assert trained_span("qwen2.5-vl-tiny") == "video"  # a preset / hub name: no folder
+    (tmp_path / "config.json").write_text(json.dumps({"frame_span": "window"}))
+    assert trained_span(tmp_path) == "window"
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl"}))
+    assert trained_span(tmp_path) == "video"

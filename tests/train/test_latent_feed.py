@@ -187,7 +187,8 @@ def test_train_self_feed_norm_end_to_end(tmp_path):
     make_toy_dift(tmp_path / "toy", 4, size=56)
     cfg = DiftConfig(data=str(tmp_path / "toy"), out=str(tmp_path / "run"), lr=2e-3, warmup_steps=1, batch_size=2,
                      max_steps=2, save_steps=100, target_cache=str(tmp_path / "lt"), progress=False, max_frames=2,
-                     latent_feed="mixed", mix_start=1.0, mix_end=1.0, feed_norm=True, health_heldout=0)
+                     latent_feed="mixed", mix_start=1.0, mix_end=1.0, feed_norm=True, health_heldout=0,
+                     frame_span="window")
     res = train_dift(cfg)
     assert [r["self_fed"] for r in res.losses] == [1.0, 1.0]
     nu = cfg.latent_feed_norm
@@ -196,6 +197,12 @@ def test_train_self_feed_norm_end_to_end(tmp_path):
     assert ad.model.config.latent_feed == "mixed"
     assert ad.model.config.latent_feed_norm == pytest.approx(nu) == pytest.approx(ad.model.config.latent_target_norm)
     assert resolve_feed_norm(None, ad) == pytest.approx(nu)  # infer/eval/probe default
+    # the frame span is stored too: eval/probe load frames as training did unless told otherwise
+    from fourdthinker.eval.runners.model import LatentModelRunner
+
+    assert ad.model.config.frame_span == "window"
+    assert LatentModelRunner(str(tmp_path / "run")).settings()["span"] == "window"
+    assert LatentModelRunner(str(tmp_path / "run"), span="video").span == "video"
     assert resolve_feed_norm(0, ad) is None and resolve_feed_norm(2.0, ad) == 2.0
     paper = load("qwen2.5-vl-tiny")
     assert resolve_feed_norm(None, paper) is None  # a model trained without --feed-norm is fed as it is

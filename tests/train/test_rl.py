@@ -175,6 +175,8 @@ def test_rl_quick_end_to_end_and_resume(adapter, tmp_path):
     assert m["ratio_mean"] == pytest.approx(1.0) and m["clip_frac"] == 0.0, "mu=1: on-policy, ratio 1"
     assert res.curve_png.exists() and res.curve_png.stat().st_size > 10_000
     assert (res.final_dir / "model.safetensors").exists()
+    # the frame span RL ran with (unset: the init model's, else video) is saved for eval/probe
+    assert json.loads((res.final_dir / "config.json").read_text())["frame_span"] == "video"
     assert (tmp_path / "run" / "checkpoints" / "step-1" / "trainer_state.json").exists()
     changed = [n for n, p in adapter.model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])]
     frozen_moved = [n for n, p in adapter.model.named_parameters() if not p.requires_grad

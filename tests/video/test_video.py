@@ -124,6 +124,27 @@ def test_target_times():
     assert target_times(5.0, 12, 2.0)[:3] == [0, 0.5, 1.0]
 
 
+def test_target_times_in_a_window():
+    # 9 s at 4 fps: last frame at 8.75 s. window (2, 5): t = 2 + k / fps up to 5
+    assert target_times(9.0, 4, 1.0, window=(2, 5)) == [2, 3, 4, 5]
+    assert target_times(9.0, 4, 2.0, window=(2, 4)) == [2, 2.5, 3, 3.5, 4]
+    assert target_times(9.0, 4, 2.0, max_frames=3, window=(2, 5)) == [2, 3.5, 5]  # linspace(0, 6, 3) = 0, 3, 6
+    assert target_times(9.0, 4, 1.0, window=(7.5, 20)) == [7.5, 8.5]  # clipped at the last frame (8.75)
+    with pytest.raises(ValueError, match="after the video's last frame"):
+        target_times(9.0, 4, 1.0, window=(8.9, 12))
+    with pytest.raises(ValueError, match="0 <= start < end"):
+        target_times(9.0, 4, 1.0, window=(3, 3))
+
+
+def test_sample_frames_in_a_window(videos):
+    # numbered frames: frame i carries its index; 12 fps, so t = 1.5 s is frame 18
+    sf = sample_frames(videos["short_gop"], 2.0, window=(1.5, 3.0))
+    assert sf.times_s == [1.5, 2.0, 2.5, 3.0] and sf.frame_indices == [18, 24, 30, 36]
+    whole = sample_frames(videos["short_gop"], 2.0)
+    by_t = dict(zip(whole.times_s, whole.frames, strict=True))
+    assert all(np.array_equal(f, by_t[t]) for f, t in zip(sf.frames, sf.times_s, strict=True))
+
+
 @pytest.mark.parametrize("name", ["short_gop", "long_gop", "mpeg4"])
 @pytest.mark.parametrize("fps", [1.0, 2.0, 3.0])
 def test_seek_and_sequential_pick_the_same_right_frames(videos, name, fps):

@@ -310,9 +310,9 @@ def process_clip(clip: Clip, cfg: BuildConfig, oracle: Oracle, segmenter: Segmen
             meta["segment"] = it["facts"]["segment"]
         rec = DiftRecord(id=rid, video=video_rel, frames=frame_rel, frames_fps=cfg.fps, question=q, options=options,
                          answer=letter, answer_text=it["label"], task=task, reasoning=text, imagery=img_rel,
-                         source=clip.source, meta=meta)
+                         source=clip.source, meta=meta, window_s=(it["ts"], it["te"]))
         rl = RLRecord(id=rid, video=video_rel, frames=frame_rel, question=q, options=options, answer=letter,
-                      answer_text=it["label"], task=task, source=clip.source)
+                      answer_text=it["label"], task=task, source=clip.source, window_s=(it["ts"], it["te"]))
         res.dift.append(rec.model_dump())
         res.rl.append(rl.model_dump())
         res.images += [ImageOut(r, im) for r, im in zip(img_rel, ims, strict=True)]

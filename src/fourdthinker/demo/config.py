@@ -42,6 +42,8 @@ class DemoConfig:
     tasks: tuple[str, ...] = _f(("camera", "direction", "distance", "speed"),
                                 "Training tasks kept (the benchmark asks camera, direction, distance, speed).")
     max_frames: int = _f(8, "Frames per video prompt (1 FPS, evenly capped), the same for training and evaluation.", gt=0)
+    frame_span: str = _f("video", "video: each prompt's frames spread over the whole clip (the paper) | window: only the "
+                                  "seconds the question asks about (the record's window_s), in training and evaluation.")
     # SFT stages (Raw QA SFT, CoT SFT, DIFT)
     sft_steps: int = _f(200, "Optimizer steps of each SFT run (Raw QA, CoT, DIFT).", gt=0)
     sft_batch: int = _f(16, "SFT micro-batch size.", gt=0)
@@ -69,6 +71,10 @@ class DemoConfig:
             problems.append(f"answer_style must be text or letter, got {self.answer_style!r}")
         from fourdthinker.data.mcq import MCQ_STYLES
 
+        from fourdthinker.models.inputs import SPANS
+
+        if self.frame_span not in SPANS:
+            problems.append(f"frame_span must be one of {'|'.join(SPANS)}, got {self.frame_span!r}")
         if self.mcq_style not in MCQ_STYLES:
             problems.append(f"mcq_style must be one of {'|'.join(MCQ_STYLES)}, got {self.mcq_style!r}")
         if self.cot not in ("compact", "full"):

@@ -131,7 +131,7 @@ class Demo:
         dc = DiftConfig(data=str(self.data / "demo_dift.jsonl"), model=c.model, out=str(out), mode=mode,
                         latent_size=c.latent_size, l_ce=c.l_ce, l_sim=c.l_sim, max_steps=c.sft_steps, lr=c.sft_lr,
                         batch_size=c.sft_batch, warmup_steps=max(1, c.sft_steps // 10), scheduler="cosine",
-                        seed=c.seed, save_steps=10**9, max_frames=c.max_frames,
+                        seed=c.seed, save_steps=10**9, max_frames=c.max_frames, frame_span=c.frame_span,
                         target_cache=str(self.out / "cache" / "latent_targets"), progress=self.progress)
         for k, v in over.items():
             setattr(dc, k, v)
@@ -149,7 +149,7 @@ class Demo:
         rc = RLConfig(data=str(self.data / "demo_rl.jsonl"), init=self.model_dir(init_stage), out=str(out), mode=mode,
                       steps=c.rl_steps, questions_per_step=c.rl_questions, num_generations=c.rl_generations,
                       lr=c.rl_lr, beta=c.rl_beta, max_new_tokens=c.rl_max_new_tokens, latent_size=None,
-                      max_frames=c.max_frames, seed=c.seed, save_every=0, threads=c.threads)
+                      max_frames=c.max_frames, frame_span=c.frame_span, seed=c.seed, save_every=0, threads=c.threads)
         for k, v in over.items():
             setattr(rc, k, v)
         r = train_rl(rc, progress=self.progress)
@@ -169,7 +169,8 @@ class Demo:
         torch.set_num_threads(self.cfg.threads)
         c = self.cfg
         runner = LatentModelRunner(self.model_dir(model_stage), batch_size=c.eval_batch,
-                                   max_new_tokens=c.eval_max_new_tokens, max_frames=c.max_frames, threads=c.threads)
+                                   max_new_tokens=c.eval_max_new_tokens, max_frames=c.max_frames, threads=c.threads,
+                                   span=c.frame_span)
         res = evaluate(runner, self.bench_items(), self.evals / (folder or slug(row)), root=self.world_bench, bench="synthetic",
                        name=row, progress=self.progress)
         lo, hi = res.ci()

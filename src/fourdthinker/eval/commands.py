@@ -41,7 +41,7 @@ def _eval(config: str | None = None, overwrite: bool = False, **flags) -> None:
          limit=c.limit, video_root=c.video_root, api_base=c.api_base, api_key_env=c.api_key_env,
          concurrency=c.concurrency, retries=c.retries, baseline=c.baseline, html=c.html, overwrite=overwrite,
          latents=c.latents, latent_norm=c.latent_norm, max_pixels=c.max_pixels or None,
-         prefix_sharing=c.prefix_sharing, frames=c.frames)
+         prefix_sharing=c.prefix_sharing, frames=c.frames, span=c.frame_span)
 
 
 eval_cmd = config_command(EvalConfig, _eval, name="eval", doc=_eval.__doc__, extra=[
@@ -75,7 +75,7 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
          video_root: str | None, api_base: str | None, api_key_env: str, concurrency: int, retries: int,
          baseline: str | None, html: bool, overwrite: bool, latents: str = "normal",
          latent_norm: float | None = None, max_pixels: int | None = 448 * 448, prefix_sharing: bool = True,
-         frames: str = "normal") -> None:
+         frames: str = "normal", span: str | None = None) -> None:
     from fourdthinker.errors import UserError, require_out_dir
     from fourdthinker.eval.evaluate import evaluate
     from fourdthinker.eval.loaders import load_benchmark
@@ -118,7 +118,8 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
         runner = make_runner(spec, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
                              cache_dir=Path(out) / "api_cache", batch_size=batch_size, max_new_tokens=max_new_tokens,
                              max_frames=max_frames, fps=fps, max_pixels=max_pixels, temperature=temperature, top_p=top_p, retries=retries,
-                             latents=latents, latent_norm=latent_norm, prefix_sharing=prefix_sharing, frames=frames)
+                             latents=latents, latent_norm=latent_norm, prefix_sharing=prefix_sharing, frames=frames,
+                             span=span)
         res = evaluate(runner, lr.items, bench_out / _slug(runner.name), root=lr.root, bench=bench, samples=samples,
                        seed=seed, skipped=lr.skipped, overwrite=overwrite, limit=limit)
         n_answered = sum(len(r) for r in res.runs) if hasattr(res, "runs") else None

@@ -38,6 +38,9 @@ class EvalConfig:
     max_frames: int = _f(8, "Frames per video (sampled at --fps, then spread uniformly). The reference caps at 50; "
                             "fewer = faster and cheaper.", gt=0)
     fps: float = _f(1.0, "Video sampling rate (paper: 1 FPS).", gt=0)
+    frame_span: str | None = _f(None, "video (frames over the whole video) or window (only the seconds each question "
+                                      "asks about, the item's window_s); unset = what the model was trained with "
+                                      "(its config's frame_span), else video.")
     max_pixels: int = _f(448 * 448, "Pixel cap per frame before the processor (DIFT's and RL's default 448*448, so a "
                                     "model is evaluated on what it was trained on; 0 = no cap).", ge=0)
     batch_size: int = _f(4, "Items per batch for local models (more = faster, more memory).", gt=0)
@@ -60,7 +63,11 @@ class EvalConfig:
     html: bool = _f(True, "Write OUT/BENCH/report.html with plots and examples.")
 
     def __post_init__(self) -> None:
+        from fourdthinker.models.inputs import SPANS
+
         problems = field_problems(self)  # the bounds declared on the fields (gt= / ge= / le=)
+        if self.frame_span is not None and self.frame_span not in SPANS:
+            problems.append(f"frame_span must be one of {'|'.join(SPANS)}, got {self.frame_span!r}")
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -77,7 +77,7 @@ def build_synthetic_items(world_dir: str | os.PathLike, *, seed: int = 0, check_
             si = rng.randrange(len(truth.camera_segments))
             seg = truth.camera_segments[si]
             questions.append(("camera", seg.label, QUESTIONS["camera"].format(ts=seg.start_s, te=seg.end_s),
-                              f"{cid}/camera/{si}"))
+                              f"{cid}/camera/{si}", (seg.start_s, seg.end_s)))
         om = truth.object_motion
         labels = {"direction": om.direction, "distance": om.distance, "speed": om.speed}
         task = _balanced_task(n_obj, labels, seen)
@@ -85,12 +85,13 @@ def build_synthetic_items(world_dir: str | os.PathLike, *, seed: int = 0, check_
         seen[task][labels[task]] += 1
         ts, te = om.active_start_frame / meta.fps, om.active_end_frame / meta.fps
         label = labels[task]
-        questions.append((task, label, QUESTIONS[task].format(ts=ts, te=te, obj=obj), f"{cid}/{task}"))
-        for task, label, q, iid in questions:
+        questions.append((task, label, QUESTIONS[task].format(ts=ts, te=te, obj=obj), f"{cid}/{task}", (ts, te)))
+        for task, label, q, iid, window in questions:
             options, answer = build_mcq(label, task, position=counters[task], rng=rng, style=mcq_style)
             counters[task] += 1
             items.append(BenchItem(id=iid, video=f"{cid}/video.mp4", question=q, options=options, answer=answer,
-                                   subtask=task, bench="synthetic", meta={"label": label, "clip": cid}))
+                                   subtask=task, bench="synthetic", meta={"label": label, "clip": cid},
+                                   window_s=window))
     return items, skipped
 
 

@@ -41,6 +41,7 @@ VIDEO_NAMES = ("video.mp4", "video.mkv", "video.avi", "video.webm", "video.mov")
 DEFAULT_FPS = 1.0
 DEFAULT_MAX_FRAMES = 16
 DEFAULT_MAX_PIXELS = 448 * 448
+SPANS = ("video", "window")
 
 
 class InputError(ValueError):
@@ -58,8 +59,13 @@ class FrameSettings:
     fps: float = DEFAULT_FPS
     max_frames: int | None = DEFAULT_MAX_FRAMES
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    span: str = "video"
+    """``video``: frames over the whole video (the paper). ``window``: a record with ``window_s``
+    (the seconds its question asks about) gets frames from that span only (docs/models.md#frame-span-the-whole-video-or-the-asked-window)."""
 
     def __post_init__(self):
+        if self.span not in SPANS:
+            raise ValueError(f"span must be one of {'|'.join(SPANS)}, got {self.span!r}")
         if not self.fps or self.fps <= 0:
             raise ValueError(f"fps must be > 0, got {self.fps}")
         if self.max_frames is not None and self.max_frames < 1:
@@ -120,13 +126,45 @@ def _path(root: str | os.PathLike | None, rel: str | os.PathLike) -> Path:
     return Path(rel) if root is None else resolve_inside(root, rel)
 
 
+def trained_span(model: str | os.PathLike) -> str:
+    """The frame span a model was trained with (``frame_span`` in its folder's ``config.json``, written
+    by ``train dift`` / ``train rl``); ``video`` for a hub name or a model without it. Read without
+    loading the weights, so a finished eval rerun stays cheap."""
+    import json
+
+    cfg = Path(model) / "config.json"
+    if not cfg.is_file():
+        return "video"
+    try:
+        span = json.loads(cfg.read_text(encoding="utf-8")).get("frame_span")
+    except (OSError, ValueError):
+        return "video"
+    return span if span in SPANS else "video"
+
+
+def in_window(items: Sequence, rate: float, window: tuple[float, float] | None) -> list:
+    """The ``items`` (frame ``k`` at ``k / rate`` seconds) whose time lies in ``window = (a, b)``
+    (all of them when ``window`` is None). An empty span is an error naming it."""
+    if window is None:
+        return list(items)
+    a, b = float(window[0]), float(window[1])
+    kept = [x for k, x in enumerate(items) if a - 1e-6 <= k / rate <= b + 1e-6]
+    if not kept:
+        raise InputError(f"no frame in the window {a:g}s-{b:g}s ({len(items)} frames at {rate:g} FPS)")
+    return kept
+
+
 def load_frames(root: str | os.PathLike | None, video: str | os.PathLike, frames: Sequence[str] | None = None, *,
-                settings: FrameSettings | None = None) -> list[np.ndarray]:
+                settings: FrameSettings | None = None, window: tuple[float, float] | None = None,
+                frames_fps: float | None = None) -> list[np.ndarray]:
     """Frames of one video (see the module docstring). ``root``: the dataset root the paths are
-    inside (None: ``video`` is a path the user gave)."""
+    inside (None: ``video`` is a path the user gave). ``window = (a, b)``: only the frames in those
+    seconds (listed ``frames`` are at ``frames_fps``, a folder's images at ``settings.fps``, a video
+    is sampled at ``settings.fps`` from ``a``), then at most ``max_frames`` spread over them."""
     s = settings or FrameSettings()
     if frames:
-        return [load_image(_path(root, f), max_pixels=s.max_pixels) for f in spread(list(frames), s.max_frames)]
+        listed = in_window(list(frames), frames_fps or s.fps, window)
+        return [load_image(_path(root, f), max_pixels=s.max_pixels) for f in spread(listed, s.max_frames)]
     vp = _path(root, video)
     if vp.is_dir():
         for name in VIDEO_NAMES:
@@ -137,6 +175,7 @@ def load_frames(root: str | os.PathLike | None, video: str | os.PathLike, frames
             imgs = sorted(p for p in vp.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not imgs:
                 raise MissingMediaError(f"{vp}: folder holds no video.mp4 and no frame images")
+            imgs = in_window(imgs, s.fps, window)
             return [load_image(p, max_pixels=s.max_pixels) for p in spread(imgs, s.max_frames)]
     if not vp.exists():
         raise MissingMediaError(f"{vp}: video not found")
@@ -144,11 +183,13 @@ def load_frames(root: str | os.PathLike | None, video: str | os.PathLike, frames
     from fourdthinker.video.errors import VideoNotFoundError
 
     try:
-        sf = sample_frames(vp, s.fps, max_pixels=s.max_pixels, max_frames=s.max_frames)
+        sf = sample_frames(vp, s.fps, max_pixels=s.max_pixels, max_frames=s.max_frames, window=window)
     except VideoNotFoundError as e:
         raise MissingMediaError(str(e).splitlines()[0] if str(e) else f"{vp}: video not found") from None
     except VideoError as e:
         raise InputError(str(e).splitlines()[0] if str(e) else f"{vp}: unreadable video") from None
+    except ValueError as e:  # a window outside the video (target_times)
+        raise InputError(f"{vp}: {e}") from None
     except Exception as e:  # noqa: BLE001 - any decoder failure is an unreadable file to the user
         first = str(e).splitlines()[0] if str(e) else ""
         raise InputError(f"{vp}: unreadable video ({type(e).__name__}: {first})") from None
@@ -183,7 +224,15 @@ def record_frames(record, root: str | os.PathLike | None, settings: FrameSetting
     s = settings or FrameSettings()
     if allow_absolute and os.path.isabs(str(record.video)):
         root = None
-    return load_frames(root, record.video, getattr(record, "frames", None), settings=s)
+    return load_frames(root, record.video, getattr(record, "frames", None), settings=s, window=record_window(record, s),
+                       frames_fps=getattr(record, "frames_fps", None))
+
+
+def record_window(record, settings: FrameSettings) -> tuple[float, float] | None:
+    """The span a record's frames come from: its ``window_s`` when ``settings.span == "window"``,
+    else None (the whole video; also for a record without ``window_s``)."""
+    w = getattr(record, "window_s", None)
+    return (float(w[0]), float(w[1])) if settings.span == "window" and w is not None else None
 
 
 def record_inputs(record, root: str | os.PathLike | None, settings: FrameSettings | None = None, *,
@@ -219,14 +268,18 @@ __all__ = [
     "InputError",
     "MissingMediaError",
     "PromptInputs",
+    "SPANS",
     "build_prompt_batch",
     "cap_frame",
     "encode_inputs",
+    "in_window",
     "load_frames",
     "load_image",
     "prompt_text",
     "record_frames",
     "record_inputs",
+    "record_window",
     "record_prompt",
     "spread",
+    "trained_span",
 ]

@@ -69,8 +69,9 @@ def response_text(reasoning: str, answer: str, mode: str, k: int) -> str:
 
 def build_sample(adapter, record, root: str | os.PathLike, *, mode: str = "dift", k: int = 4, targets=None,
                  max_length: int = 4096, fps: float | None = None, max_frames: int | None = 16,
-                 max_pixels: int | None = 448 * 448) -> Sample:
-    """Encode one ``DiftRecord`` (see the module docstring). Raises ``SampleError`` on bad input."""
+                 max_pixels: int | None = 448 * 448, span: str = "video") -> Sample:
+    """Encode one ``DiftRecord`` (see the module docstring). Raises ``SampleError`` on bad input.
+    ``span``: ``video`` or ``window`` (``models.inputs.FrameSettings.span``)."""
     from fourdthinker.models.inputs import (
         DEFAULT_FPS,
         FrameSettings,
@@ -84,7 +85,7 @@ def build_sample(adapter, record, root: str | os.PathLike, *, mode: str = "dift"
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     tok = adapter.tokenizer
     try:
-        prompt = record_inputs(record, root, FrameSettings(fps or DEFAULT_FPS, max_frames, max_pixels))
+        prompt = record_inputs(record, root, FrameSettings(fps or DEFAULT_FPS, max_frames, max_pixels, span))
         images = []
         if mode == "dift":
             _, img_paths = record.resolve(root)

@@ -296,7 +296,7 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
         ds = DiftDataset(cfg.data, ad, mode=cfg.mode, k=cfg.latent_size, targets=targets,
                          quarantine=out / "quarantine.jsonl" if main else None, load_errors=out / "load_errors.jsonl",
                          progress=cfg.progress and main, max_length=cfg.max_length, max_frames=cfg.max_frames,
-                         max_pixels=cfg.max_pixels)
+                         max_pixels=cfg.max_pixels, span=cfg.frame_span)
     train_ds, heldout, n_held = ds, None, 0
     if cfg.mode == "dift" and cfg.health_heldout > 0 and len(ds) > 4 * cfg.health_heldout:
         # the last records are kept aside (deterministic, so --resume sees the same split)
@@ -332,7 +332,8 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
     extra = {"latent_size": cfg.latent_size, "latent_start_id": ad.latent_start_id, "latent_end_id": ad.latent_end_id,
              "latent_token_id": ad.latent_pad_id, "dift_mode": cfg.mode, "ce_loss_weight": cfg.l_ce,
              "sim_loss_weight": cfg.l_sim, "latent_feed": cfg.latent_feed if cfg.mode == "dift" else None,
-             "latent_target_norm": target_norm, "latent_feed_norm": cfg.latent_feed_norm if cfg.feed_norm else None}
+             "latent_target_norm": target_norm, "latent_feed_norm": cfg.latent_feed_norm if cfg.feed_norm else None,
+             "frame_span": cfg.frame_span}
     if main:  # one writer; every rank holds the same (full) weights under DDP and ZeRO-1/2
         ad.model = save_final(ad.model, ad.processor, out, extra_config=extra)
         png = plot_losses(log_cb.rows, out / "loss.png", title=f"{cfg.mode} on {cfg.model}")

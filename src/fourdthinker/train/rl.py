@@ -251,7 +251,9 @@ class RLRecipe:
             adapter = load_adapter(cfg.init, self.device)
         self.lid = latent_ids(adapter) if cfg.latents_enabled else maybe_latent_ids(adapter)
         self.K = int(cfg.latent_size or model_latent_size(adapter))
-        self.cfg = cfg = dataclasses.replace(cfg, latent_size=self.K)
+        span = cfg.frame_span or getattr(adapter.model.config, "frame_span", None) or "video"
+        adapter.model.config.frame_span = span  # saved with the policy: eval/probe load frames the same way
+        self.cfg = cfg = dataclasses.replace(cfg, latent_size=self.K, frame_span=span)
         if adapter.model.device != self.device:
             adapter.model.to(self.device)  # a passed-in adapter; several processes: one GPU each
 

@@ -89,14 +89,15 @@ def load_rl_records(path: str | Path) -> tuple[list[RLRecord], Path, list[dict]]
 
 
 def load_prompt_frames(rec: RLRecord, root: Path, *, fps: float = 1.0, max_frames: int | None = 16,
-                       max_pixels: int | None = 448 * 448) -> list:
+                       max_pixels: int | None = 448 * 448, span: str = "video") -> list:
     """Frames of a record's video through the ONE input builder DIFT, infer and eval use
     (``fourdthinker.models.inputs.record_frames``: pre-extracted PNGs, a frame folder, or the video
-    sampled at ``fps``; capped at ``max_frames`` evenly and ``max_pixels``). Encoded with
+    sampled at ``fps``; over the record's ``window_s`` only with ``span="window"``; capped at
+    ``max_frames`` evenly and ``max_pixels``). Encoded with
     ``encode_prompts(..., fps=fps)``, this is ``models.inputs.build_prompt_batch`` of the records."""
     from fourdthinker.models.inputs import FrameSettings, record_frames
 
-    return record_frames(rec, root, FrameSettings(fps, max_frames, max_pixels))
+    return record_frames(rec, root, FrameSettings(fps, max_frames, max_pixels, span))
 
 
 class QuestionSchedule:
@@ -140,7 +141,7 @@ def usable_record(records: list[RLRecord], i: int, bad: set[int], cache: dict, r
             cache.clear()
         try:
             cache[rec.id] = load_prompt_frames(rec, root, fps=cfg.fps, max_frames=cfg.max_frames,
-                                               max_pixels=cfg.max_pixels)
+                                               max_pixels=cfg.max_pixels, span=cfg.frame_span or "video")
             return rec
         except (InputError, VideoError, OSError, ValueError) as e:
             bad.add(j)
@@ -165,7 +166,7 @@ def pick_probe_records(records: list[RLRecord], root: Path, cfg) -> tuple[list[R
             break
         try:
             probe_frames[records[i].id] = load_prompt_frames(records[i], root, fps=cfg.fps, max_frames=cfg.max_frames,
-                                                             max_pixels=cfg.max_pixels)
+                                                             max_pixels=cfg.max_pixels, span=cfg.frame_span or "video")
             probe_recs.append(records[i])
         except (InputError, VideoError, OSError, ValueError):
             continue

@@ -51,15 +51,25 @@ class SampledFrames:
         return len(self.frames)
 
 
-def target_times(duration_s: float, video_fps: float, fps: float = 1.0, max_frames: int | None = None) -> list[float]:
+def target_times(duration_s: float, video_fps: float, fps: float = 1.0, max_frames: int | None = None,
+                 window: tuple[float, float] | None = None) -> list[float]:
     """``t_k = k / fps`` for every ``t_k`` at or before the last frame's time (``duration - 1/video_fps``).
-    With ``max_frames``, keep ``max_frames`` of them evenly spread (``linspace`` over the list,
-    first and last always kept)."""
+    With ``window = (a, b)`` (seconds), only the span asked about: ``t_k = a + k / fps`` for every
+    ``t_k <= min(b, last)``. With ``max_frames``, keep ``max_frames`` of them evenly spread
+    (``linspace`` over the list, first and last always kept)."""
     if fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
     last = max(0.0, duration_s - (1.0 / video_fps if video_fps else 0.0))
-    n = int(math.floor(last * fps + 1e-6)) + 1
-    times = [k / fps for k in range(n)]
+    a = 0.0
+    if window is not None:
+        a, b = float(window[0]), float(window[1])
+        if not 0.0 <= a < b:
+            raise ValueError(f"window must be (start, end) seconds with 0 <= start < end, got {tuple(window)}")
+        if a > last + 1e-6:
+            raise ValueError(f"window starts at {a:g}s, after the video's last frame ({last:.2f}s)")
+        last = min(last, b)
+    n = int(math.floor((last - a) * fps + 1e-6)) + 1
+    times = [a + k / fps for k in range(n)]
     if max_frames is not None:
         if max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {max_frames}")
@@ -82,16 +92,18 @@ def sample_frames(
     max_pixels: int | None = None,
     max_frames: int | None = None,
     method: str = "auto",
+    window: tuple[float, float] | None = None,
 ) -> SampledFrames:
     """Sample ``path`` at ``fps`` frames per second (see the module docstring for which frames and
     how). ``max_pixels`` caps each frame's H*W keeping the aspect ratio (``overlay.capped_size``);
-    ``max_frames`` spreads at most that many samples evenly over the video. ``method``: ``"auto"``,
+    ``max_frames`` spreads at most that many samples evenly over the video (over ``window = (a, b)``
+    seconds when given: only that span is sampled, see ``target_times``). ``method``: ``"auto"``,
     ``"seek"`` or ``"sequential"``. Raises a ``VideoError`` subclass for a bad file."""
     if method not in ("auto", "seek", "sequential"):
         raise ValueError(f"method must be auto|seek|sequential, got {method!r}")
     info = probe(path)
     vfps = info.fps or 30.0
-    targets = target_times(info.duration_s, vfps, fps, max_frames)
+    targets = target_times(info.duration_s, vfps, fps, max_frames, window)
     size = capped_size(info.height, info.width, max_pixels) if max_pixels else None
     if method == "auto":
         interval = (targets[1] - targets[0]) if len(targets) > 1 else 1.0 / fps

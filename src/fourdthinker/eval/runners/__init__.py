@@ -55,8 +55,10 @@ def make_runner(spec: str, *, api_base: str | None = None, api_key_env: str = "O
                 cache_dir=None, batch_size: int = 4, max_new_tokens: int = 256, max_frames: int = 8, fps: float = 1.0,
                 max_pixels: int | None = DEFAULT_MAX_PIXELS, temperature: float = 0.7, top_p: float = 0.9, latent_size: int | None = None, retries: int = 5,
                 latents: str = "normal", latent_norm: float | None = None, prefix_sharing: bool = True,
-                frames: str = "normal") -> Runner:
-    """Build the runner a ``--model`` spec names (see the module docstring); its ``name`` is the display name."""
+                frames: str = "normal", span: str | None = None) -> Runner:
+    """Build the runner a ``--model`` spec names (see the module docstring); its ``name`` is the display name.
+    ``span``: frames over the whole ``video`` or the question's ``window`` (local models: unset = what
+    the model was trained with, ``models.inputs.trained_span``)."""
     name, target = split_spec(spec)
     if target == "random":
         r: Runner = RandomRunner()
@@ -71,7 +73,7 @@ def make_runner(spec: str, *, api_base: str | None = None, api_key_env: str = "O
         from fourdthinker.models.locate import resolve_model
 
         kw = dict(batch_size=batch_size, max_new_tokens=max_new_tokens, fps=fps, max_frames=max_frames,
-                  max_pixels=max_pixels, temperature=temperature, top_p=top_p, frames=frames)
+                  max_pixels=max_pixels, temperature=temperature, top_p=top_p, frames=frames, span=span)
         # a run folder resolves to its final model (runs/rl -> runs/rl/final); a missing path fails now
         kind, _, path = target.partition(":") if target.startswith(("plain:", "latent:")) else ("", "", target)
         target = (f"{kind}:" if kind else "") + resolve_model(path)

@@ -41,7 +41,9 @@ class _LocalRunner:
 
     def __init__(self, name_or_path: str, *, adapter=None, batch_size: int = 4, max_new_tokens: int = 256,
                  fps: float = 1.0, max_frames: int = 8, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                 temperature: float = 0.7, top_p: float = 0.9, threads: int | None = None, frames: str = "normal"):
+                 temperature: float = 0.7, top_p: float = 0.9, threads: int | None = None, frames: str = "normal",
+                 span: str | None = None):
+        from fourdthinker.models.inputs import trained_span
         from fourdthinker.video.interventions import check_frames
 
         self._adapter = adapter
@@ -51,6 +53,8 @@ class _LocalRunner:
         self.batch_size = batch_size
         self.max_new_tokens, self.fps, self.max_frames, self.max_pixels = max_new_tokens, fps, max_frames, max_pixels
         self.temperature, self.top_p = temperature, top_p
+        # frames over the whole video or the question's window: what the model was trained with unless set
+        self.span = FrameSettings(span=span).span if span else trained_span(name_or_path)
 
     @property
     def adapter(self):
@@ -77,7 +81,9 @@ class _LocalRunner:
         s = {"runner": self.kind, "model": self.path, "max_new_tokens": self.max_new_tokens, "fps": self.fps,
              "max_frames": self.max_frames, "max_pixels": self.max_pixels, "temperature": self.temperature,
              "top_p": self.top_p}
-        return s | ({"frames": self.frames} if self.frames != "normal" else {})  # old run folders stay resumable
+        # old run folders stay resumable: a setting at its default is not written
+        return s | ({"frames": self.frames} if self.frames != "normal" else {}) | (
+            {"span": self.span} if self.span != "video" else {})
 
     def _batch(self, items: Sequence[BenchItem], root: Path):
         from dataclasses import replace
@@ -87,7 +93,7 @@ class _LocalRunner:
 
         # the one input builder (models/inputs.py): the frames, caps and prompt DIFT, 4DRL and infer use;
         # a video intervention (--frames) then changes only the frames
-        settings = FrameSettings(self.fps, self.max_frames, self.max_pixels)
+        settings = FrameSettings(self.fps, self.max_frames, self.max_pixels, self.span)
         inputs = [record_inputs(it, root, settings, allow_absolute=True) for it in items]
         inputs = [replace(x, frames=intervene_frames(x.frames, self.frames, key=it.id)) for x, it in zip(inputs, items, strict=True)]
         return encode_inputs(self.adapter, inputs)
