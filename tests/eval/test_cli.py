@@ -57,3 +57,29 @@ def test_eval_cli_clear_errors(tmp_path, make):
     assert r.exit_code == 2 and "/no/such/model: no such model folder" in r.output  # decided before any work
     r = runner.invoke(app, ["eval", "--help"])
     assert r.exit_code == 0 and "--samples" in r.output and "api:MODEL" in r.output
+
+
+def test_eval_builds_uniform_options_and_windowed_frames_from_a_world(world_root, tmp_path):
+    """--mcq-style uniform builds a world's questions with uniform distractors (the options the HTML
+    examples show are those of build_synthetic_items(mcq_style="uniform")); --frame-span window runs
+    (the examples' frame strips come from each item's window_s); bad values are refused before any work."""
+    import html
+
+    from fourdthinker.eval.synthetic import build_synthetic_items
+
+    out = tmp_path / "o"
+    r = runner.invoke(app, ["eval", "--model", "random", "--bench", "synthetic", "--data", str(world_root),
+                            "--out", str(out), "--mcq-style", "uniform", "--frame-span", "window"])
+    assert r.exit_code == 0, r.output
+    page = (out / "synthetic" / "report.html").read_text()
+    uniform, _ = build_synthetic_items(world_root, seed=0, mcq_style="uniform")
+    paper, _ = build_synthetic_items(world_root, seed=0, mcq_style="paper")
+    shown = [it for it in uniform if f"<b>{html.escape(it.id)}</b>" in page]
+    assert shown, "the report shows examples"
+    for it in shown:
+        assert all(f"{k}. {html.escape(v)}" in page for k, v in it.options.items())
+    assert any(u.options != p.options for u, p in zip(uniform, paper, strict=True))
+    for bad, msg in ((["--mcq-style", "odd"], "mcq_style must be one of"), (["--frame-span", "clip"], "frame_span must be")):
+        r = runner.invoke(app, ["eval", "--model", "random", "--bench", "synthetic", "--data", str(world_root),
+                                "--out", str(tmp_path / "bad"), *bad])
+        assert r.exit_code == 2 and msg in r.output, r.output

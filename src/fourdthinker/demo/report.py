@@ -141,7 +141,8 @@ def write_demo_report(demo: Any, results: Mapping[str, Any], *, title: str = "fo
     atomic_write_json(out / "paired.json", paired)
     plot_table3(table.numbers, out / "demo_table3.png")
     train_png = plot_training(Path(demo.runs), out / "demo_training.png")
-    html = write_report(results, out, bench="synthetic", root=demo.world_bench, title=title, table=table)
+    html = write_report(results, out, bench="synthetic", root=demo.world_bench, title=title, table=table,
+                        span=demo.cfg.frame_span)
     _add_demo_section(Path(html), paired, [out / "demo_table3.png", train_png])
     summary = {
         "rows": {r["strategy"]: {"accuracy": r["accuracy"], "ci": [r["ci_lo"], r["ci_hi"]], "n": r["n"]}

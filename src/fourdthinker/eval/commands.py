@@ -41,7 +41,7 @@ def _eval(config: str | None = None, overwrite: bool = False, **flags) -> None:
          limit=c.limit, video_root=c.video_root, api_base=c.api_base, api_key_env=c.api_key_env,
          concurrency=c.concurrency, retries=c.retries, baseline=c.baseline, html=c.html, overwrite=overwrite,
          latents=c.latents, latent_norm=c.latent_norm, max_pixels=c.max_pixels or None,
-         prefix_sharing=c.prefix_sharing, frames=c.frames, span=c.frame_span)
+         prefix_sharing=c.prefix_sharing, frames=c.frames, span=c.frame_span, mcq_style=c.mcq_style)
 
 
 eval_cmd = config_command(EvalConfig, _eval, name="eval", doc=_eval.__doc__, extra=[
@@ -75,7 +75,7 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
          video_root: str | None, api_base: str | None, api_key_env: str, concurrency: int, retries: int,
          baseline: str | None, html: bool, overwrite: bool, latents: str = "normal",
          latent_norm: float | None = None, max_pixels: int | None = 448 * 448, prefix_sharing: bool = True,
-         frames: str = "normal", span: str | None = None) -> None:
+         frames: str = "normal", span: str | None = None, mcq_style: str = "paper") -> None:
     from fourdthinker.errors import UserError, require_out_dir
     from fourdthinker.eval.evaluate import evaluate
     from fourdthinker.eval.loaders import load_benchmark
@@ -103,6 +103,8 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
     for spec in models:
         check_model_spec(spec, api_base=api_base, api_key_env=api_key_env)
     kw = {"video_root": video_root} if video_root and bench == "dsr-bench" else {}
+    if bench == "synthetic":
+        kw["mcq_style"] = mcq_style  # used when --data is a world folder (the items are built now)
     lr = load_benchmark(bench, data, **kw)
     bench = lr.bench
     bench_out = Path(out) / bench
@@ -114,6 +116,7 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
     if not lr.items:
         raise ValueError(f"{data}: no usable items in this benchmark (see {bench_out / 'skipped.jsonl'})")
     results = {}
+    shown_span = span  # the report's frame strips: --frame-span, else a local model's own span
     for spec in models:
         runner = make_runner(spec, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
                              cache_dir=Path(out) / "api_cache", batch_size=batch_size, max_new_tokens=max_new_tokens,
@@ -137,6 +140,7 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
             console.print(f"[yellow]{runner.name}: {len(res.failed)} item(s) quarantined[/yellow] "
                           f"{res.summary()['failure_reasons']} -> {res.out_dir / 'quarantine.jsonl'}", highlight=False)
         results[runner.name] = res
+        shown_span = shown_span or getattr(runner, "span", None)
     if not main:
         return
     table = bench_table(results, bench, baseline=baseline or (names[0] if len(names) > 1 else None))
@@ -155,6 +159,7 @@ def _run(console, models: list[str], bench: str, data: str, out: str, *, samples
     if html:
         from fourdthinker.eval.report import write_report
 
-        written.append(write_report(results, bench_out, bench=bench, root=lr.root, table=table))
+        written.append(write_report(results, bench_out, bench=bench, root=lr.root, table=table,
+                                    span=shown_span or "video"))
     console.print("wrote " + ", ".join(str(p) for p in written), highlight=False)
     console.print(json.dumps({n: round(100 * r.avg(), 1) for n, r in results.items()}), highlight=False)

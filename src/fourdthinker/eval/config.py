@@ -41,6 +41,10 @@ class EvalConfig:
     frame_span: str | None = _f(None, "video (frames over the whole video) or window (only the seconds each question "
                                       "asks about, the item's window_s); unset = what the model was trained with "
                                       "(its config's frame_span), else video.")
+    mcq_style: str = _f("paper", "--bench synthetic with a world folder as --data: the distractors of the questions "
+                                 "built from its truth: paper (the opposite motion, then the analogous one; they reveal "
+                                 "the answer to an options-only rule) | uniform (drawn uniformly from the task's "
+                                 "labels). A bench.jsonl keeps the options it was written with.")
     max_pixels: int = _f(448 * 448, "Pixel cap per frame before the processor (DIFT's and RL's default 448*448, so a "
                                     "model is evaluated on what it was trained on; 0 = no cap).", ge=0)
     batch_size: int = _f(4, "Items per batch for local models (more = faster, more memory).", gt=0)
@@ -68,6 +72,10 @@ class EvalConfig:
         problems = field_problems(self)  # the bounds declared on the fields (gt= / ge= / le=)
         if self.frame_span is not None and self.frame_span not in SPANS:
             problems.append(f"frame_span must be one of {'|'.join(SPANS)}, got {self.frame_span!r}")
+        from fourdthinker.data.mcq import MCQ_STYLES
+
+        if self.mcq_style not in MCQ_STYLES:
+            problems.append(f"mcq_style must be one of {'|'.join(MCQ_STYLES)}, got {self.mcq_style!r}")
         if problems:
             raise ValueError("; ".join(problems))
 

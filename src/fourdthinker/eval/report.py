@@ -148,7 +148,8 @@ def _pick_examples(first, n: int) -> list[str]:
     return picked
 
 
-def _example_html(iid: str, results: Mapping[str, object], root: Path | None, max_frames: int) -> str:
+def _example_html(iid: str, results: Mapping[str, object], root: Path | None, max_frames: int,
+                  span: str = "video") -> str:
     first = next(iter(results.values()))
     it = first.items[iid]
     opts = "".join(
@@ -160,7 +161,8 @@ def _example_html(iid: str, results: Mapping[str, object], root: Path | None, ma
         try:
             from fourdthinker.models.inputs import FrameSettings, record_frames
 
-            png = frames_strip(record_frames(it, root, FrameSettings(max_frames=max_frames), allow_absolute=True))
+            png = frames_strip(record_frames(it, root, FrameSettings(max_frames=max_frames, span=span),
+                                               allow_absolute=True))
             parts.append(f'<div class="caption">frames the model sees</div><img src="data:image/png;base64,'
                          f'{base64.b64encode(png).decode()}">')
         except Exception as e:  # noqa: BLE001 - a report never dies on one unreadable video
@@ -187,8 +189,9 @@ def _example_html(iid: str, results: Mapping[str, object], root: Path | None, ma
 
 def write_report(results: Mapping[str, object], out_dir: str | os.PathLike, *, bench: str | None = None,
                  root: str | os.PathLike | None = None, title: str | None = None, n_examples: int = 6,
-                 max_frames: int = 6, table: TableData | None = None) -> Path:
-    """Write ``out_dir/report.html`` (+ ``out_dir/plots/*.png``) for ``results`` (name -> EvalResult)."""
+                 max_frames: int = 6, table: TableData | None = None, span: str = "video") -> Path:
+    """Write ``out_dir/report.html`` (+ ``out_dir/plots/*.png``) for ``results`` (name -> EvalResult).
+    ``span``: the frame span the examples' frame strips are drawn from (``models.inputs.FrameSettings``)."""
     out_dir = Path(out_dir)
     plots = out_dir / "plots"
     if not results:
@@ -224,7 +227,7 @@ def write_report(results: Mapping[str, object], out_dir: str | os.PathLike, *, b
             body.append(f"<li class='bad'>{html.escape(w)}</li>")
     body.append("</ul><h2>Examples</h2>")
     for iid in _pick_examples(first, n_examples):
-        body.append(_example_html(iid, results, Path(root) if root else None, max_frames))
+        body.append(_example_html(iid, results, Path(root) if root else None, max_frames, span))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(bench)} report</title>"
             f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>")
     path = out_dir / "report.html"

@@ -67,7 +67,7 @@ def make_runner(spec: str, *, api_base: str | None = None, api_key_env: str = "O
 
         r = ApiRunner(target[4:], base_url=api_base, api_key_env=api_key_env, concurrency=concurrency, cache_dir=cache_dir,
                       max_frames=max_frames, fps=fps, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, max_tokens=max_new_tokens,
-                      temperature=temperature, top_p=top_p, max_retries=retries, frames=frames)
+                      temperature=temperature, top_p=top_p, max_retries=retries, frames=frames, span=span)
     else:
         from fourdthinker.eval.runners.model import LatentModelRunner, PlainModelRunner
         from fourdthinker.models.locate import resolve_model

@@ -80,10 +80,11 @@ class ApiRunner:
                  concurrency: int = 4, max_retries: int = 5, retry_wait_s: float = 1.0, timeout_s: float = 120.0,
                  cache_dir: str | os.PathLike | None = None, max_frames: int = 16, fps: float = 1.0,
                  max_pixels: int = 448 * 448, max_tokens: int = 1024, temperature: float = 0.7, top_p: float = 0.9,
-                 frames: str = "normal"):
+                 frames: str = "normal", span: str | None = None):
         from fourdthinker.video.interventions import check_frames
 
         self.frames = check_frames(frames)
+        self.span = FrameSettings(span=span or "video").span  # whole video, or each item's window_s
         self.model = model
         self.name = f"api:{model}"
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
@@ -106,13 +107,15 @@ class ApiRunner:
     def settings(self) -> dict:
         return {"runner": "api", "model": self.model, "base_url": self.base_url, "max_frames": self.max_frames,
                 "fps": self.fps, "max_pixels": self.max_pixels, "max_tokens": self.max_tokens,
-                "temperature": self.temperature, "top_p": self.top_p} | ({"frames": self.frames} if self.frames != "normal" else {})
+                "temperature": self.temperature, "top_p": self.top_p} | ({"frames": self.frames} if self.frames != "normal" else {}) | (
+                    {"span": self.span} if self.span != "video" else {})
 
     def request_body(self, item: BenchItem, root: Path, *, seed: int, do_sample: bool) -> dict:
         from fourdthinker.video.interventions import intervene_frames
 
         # the one input builder (models/inputs.py): the frames local models see, capped the same way
-        frames = record_frames(item, root, FrameSettings(self.fps, self.max_frames, self.max_pixels), allow_absolute=True)
+        frames = record_frames(item, root, FrameSettings(self.fps, self.max_frames, self.max_pixels, self.span),
+                              allow_absolute=True)
         frames = intervene_frames(frames, self.frames, key=item.id)
         content = [{"type": "text", "text": VIDEO_PREAMBLE.format(fps=self.fps)}]
         content += [{"type": "image_url", "image_url": {"url": frame_to_data_url(f, self.max_pixels)}} for f in frames]
