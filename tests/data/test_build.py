@@ -158,3 +158,16 @@ def test_record_path_escaping_the_root_is_refused(tmp_path):
         rec.resolve(tmp_path)
     with pytest.raises(UnsafePathError, match="escapes dataset root"):
         render_record(rec.model_dump(), tmp_path, tmp_path / "x.png")
+
+
+def test_an_object_active_for_under_two_seconds_drops_only_its_speed_question(world3, tmp_path, monkeypatch):
+    """choose_active may keep just two 1-FPS frames of the object's motion (met 8 times in a 6,000-clip
+    build): one speed step, so no speed profile can be judged. That quarantined the whole clip; now
+    only the speed question is dropped, with its reason, and the clip's other questions stay."""
+    from fourdthinker.data import objects
+
+    monkeypatch.setattr(objects, "choose_active", lambda active, *a, **k: list(active[:2]))
+    s = build(world3, tmp_path / "d", BuildConfig(), workers=1, progress=False)
+    assert s.clips_ok == 3 and s.clips_quarantined == 0
+    assert "speed" not in s.records and s.records["camera"] >= 3 and s.records["direction"] == 3
+    assert s.drops["speed: fewer than 2 one-second steps"] + s.drops.get("speed: stationary object", 0) == 3

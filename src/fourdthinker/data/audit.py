@@ -74,7 +74,7 @@ def audit(videos: str | Path, data: str | Path) -> dict[str, TaskAudit]:
             om = truth.object_motion
             out["direction"].pairs.append((om.direction, ob["direction"]))
             out["distance"].pairs.append((om.distance, ob["distance"]))
-            if getattr(om, "speed_defined", om.direction != "Stationary"):
+            if getattr(om, "speed_defined", om.direction != "Stationary") and ob.get("speed") is not None:
                 out["speed"].pairs.append((om.speed, ob["speed"]))
     return out
 

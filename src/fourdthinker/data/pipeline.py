@@ -250,7 +250,8 @@ def process_clip(clip: Clip, cfg: BuildConfig, oracle: Oracle, segmenter: Segmen
         d_lab, d_info = obj.direction_label(track, K)
         r_lab, r_info = obj.distance_label(track, K)
         speeds = obj.step_speeds(track, K)
-        s_lab, s_info = obj.speed_label(speeds)
+        # a speed profile needs two one-second steps: with fewer, only the speed question is dropped
+        s_lab, s_info = obj.speed_label(speeds) if len(speeds) >= 2 else (None, {"speeds": list(speeds)})
         labels["object"] = {"active_frames": [fidx[k] for k in active], "direction": d_lab, "distance": r_lab,
                             "speed": s_lab, "direction_info": d_info, "distance_info": r_info, "speed_info": s_info,
                             "speeds": speeds, "camera_shift": track.camera_shift}
@@ -273,10 +274,12 @@ def process_clip(clip: Clip, cfg: BuildConfig, oracle: Oracle, segmenter: Segmen
             box = f"[{bx[0]}, {bx[1]}, {bx[2]}, {bx[3]}]"
             items.append({"task": "bbox", "label": d_lab, "facts": base | {"observation": obs_dir, "bbox": box}, "box": box, **common})
         items.append({"task": "distance", "label": r_lab, "facts": base | {"observation": obs_dist}, **common})
-        if d_lab != "Stationary":
-            items.append({"task": "speed", "label": s_lab, "facts": base | {"observation": obs_speed}, **common})
-        else:
+        if d_lab == "Stationary":
             res.drops["speed: stationary object"] += 1
+        elif s_lab is None:
+            res.drops["speed: fewer than 2 one-second steps"] += 1
+        else:
+            items.append({"task": "speed", "label": s_lab, "facts": base | {"observation": obs_speed}, **common})
     res.labels = labels
 
     # 8-10. MCQ, CoT, records
