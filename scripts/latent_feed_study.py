@@ -53,6 +53,12 @@ def main() -> None:
 
     ap.add_argument("--mcq-style", default=None, choices=MCQ_STYLES,
                     help="the demo's distractor style (give the one the --demo folder was made with)")
+    from fourdthinker.models.inputs import SPANS
+
+    ap.add_argument("--frame-span", default=None, choices=SPANS,
+                    help="frames over the whole clip (video, the demo's default) or the question's window")
+    ap.add_argument("--train-clips", type=int, default=None, help="the demo's training clips (give the --demo folder's)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (the demo's 2)")
     a = ap.parse_args()
 
     import torch
@@ -65,8 +71,9 @@ def main() -> None:
     cfg = preset(a.quick)
     if a.sft_steps:
         cfg = cfg.with_overrides(sft_steps=a.sft_steps)
-    if a.mcq_style:
-        cfg = cfg.with_overrides(mcq_style=a.mcq_style)
+    for key in ("mcq_style", "frame_span", "train_clips", "threads"):
+        if getattr(a, key):
+            cfg = cfg.with_overrides(**{key: getattr(a, key)})
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     pin_config(out, {"kind": "latent-feed-study", "quick": a.quick, **cfg.to_dict()}, defaults=type(cfg)().to_dict())
@@ -83,7 +90,8 @@ def main() -> None:
     if a.demo is None:
         stages += [Stage("world", "world", demo.stage_world), Stage("data", "data", demo.stage_data),
                    Stage("bench", "bench", demo.stage_bench)]
-    models = {"CoT SFT": "sft-cot", **{f"DIFT {v}": f"dift-{v}" for v in a.variants}, "Raw QA SFT": "sft-raw-qa"}
+    # DIFT first: a partial run then already answers the study's question for the paper's variant
+    models = {**{f"DIFT {v}": f"dift-{v}" for v in a.variants}, "CoT SFT": "sft-cot", "Raw QA SFT": "sft-raw-qa"}
     train: dict[str, Stage] = {}
     for name, stage in models.items():
         if reuse is not None and (reuse / stage / "config.json").exists():
