@@ -97,6 +97,15 @@ def test_configs_check_their_declared_bounds():
         BuildConfig(camera_fps=0)
     with pytest.raises(ValueError, match="top_p must be <= 1"):
         EvalConfig(top_p=1.5)
+    # choices= declares the values a string field may take, checked the same way on flags and configs
+    with pytest.raises(ValueError, match=r"mcq_style must be one of paper\|uniform, got 'odd'"):
+        BuildConfig(mcq_style="odd")
+    with pytest.raises(ValueError, match=r"frame_span must be one of video\|window, got 'clip'"):
+        RLConfig(frame_span="clip")
+    RLConfig(frame_span=None)  # unset: the init model's span
+    with pytest.raises(UserValueError, match=r"--frame-span must be one of video\|window, got 'clip' — pass "
+                                             r"--frame-span with a value one of video\|window"):
+        check_flags(DiftConfig, {"frame_span": "clip"})
 
 
 def test_required_fields():

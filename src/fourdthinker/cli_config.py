@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from fourdthinker.config import bound_problem
+from fourdthinker.config import bound_problem, shown
 
 T = TypeVar("T")
 
@@ -88,6 +88,8 @@ def config_params(cls: type, *, exclude: Iterable[str] = (), presets: dict[str, 
                 if getattr(inst, f.name) != default) + "]"
         if meta.get("required"):
             help_ += " \\[required]"
+        if meta.get("choices"):
+            help_ += " \\[one of: " + "|".join(meta["choices"]) + "]"
         kw: dict[str, Any] = {}
         if "ge" in meta and typ in (int, float):
             kw["min"] = meta["ge"]
@@ -109,7 +111,7 @@ def check_flags(cls: type, flags: dict[str, Any]) -> None:
         why = bound_problem(f, v)
         if why:
             name = flag_name(f.name)
-            raise UserValueError(f"{name} {why}, got {v:g}", f"pass {name} with a value {why.removeprefix('must be ')}")
+            raise UserValueError(f"{name} {why}, got {shown(v)}", f"pass {name} with a value {why.removeprefix('must be ')}")
 
 
 def config_from_flags(cls: type[T], config: str | None, flags: dict[str, Any], *, base: T | None = None) -> T:

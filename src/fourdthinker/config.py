@@ -1,8 +1,9 @@
 """Stage settings: one field helper, one bounds check and one YAML loader for every stage's config dataclass.
 
-* ``config_field(default, help, gt=..., ge=..., le=..., allow=..., flag=...)`` declares a field with its
-  ``--help`` text and hints: numeric bounds (``gt`` / ``ge`` / ``le``; ``allow`` lists sentinel values exempt
-  from them, e.g. ``-1 = run epochs``) and the CLI spelling of a flag (``flag="--lora/--full"``).
+* ``config_field(default, help, gt=..., ge=..., le=..., allow=..., choices=..., flag=...)`` declares a field
+  with its ``--help`` text and hints: numeric bounds (``gt`` / ``ge`` / ``le``; ``allow`` lists sentinel values
+  exempt from them, e.g. ``-1 = run epochs``), the values a string field may take (``choices``) and the
+  CLI spelling of a flag (``flag="--lora/--full"``).
 * ``field_problems(cfg)`` checks every declared bound (the config's ``validate`` / ``__post_init__``
   calls it); ``fourdthinker.cli_config`` builds the typer flags from the same fields and checks the
   flags given against the same bounds, so a bound is declared once, on the field.
@@ -29,11 +30,14 @@ def config_field(default: Any, help: str, **metadata: Any) -> Any:
 
 
 def bound_problem(f: Field, value: Any) -> str | None:
-    """``"must be > 0"`` / ``"must be >= 2"`` when ``value`` breaks the bound declared on field ``f``
-    (``gt`` / ``ge`` / ``le`` metadata), else None. None values and the field's ``allow`` sentinels pass."""
+    """``"must be > 0"`` / ``"must be >= 2"`` / ``"must be one of a|b"`` when ``value`` breaks the bound
+    declared on field ``f`` (``gt`` / ``ge`` / ``le`` / ``choices`` metadata), else None. None values and
+    the field's ``allow`` sentinels pass."""
     m = f.metadata
     if value is None or isinstance(value, bool) or value in m.get("allow", ()):
         return None
+    if "choices" in m:
+        return None if value in m["choices"] else f"must be one of {'|'.join(m['choices'])}"
     if "gt" in m and not value > m["gt"]:
         return f"must be > {m['gt']:g}" + _allowed(m)
     if "ge" in m and not value >= m["ge"]:
@@ -47,15 +51,20 @@ def _allowed(m) -> str:
     return f" (or {' or '.join(f'{a:g}' for a in m['allow'])})" if m.get("allow") else ""
 
 
+def shown(value: Any) -> str:
+    """A value as bound errors quote it: ``0``, ``1e-05``, ``'clip'``."""
+    return f"{value:g}" if isinstance(value, int | float) else repr(value)
+
+
 def field_problems(cfg: Any) -> list[str]:
-    """``["lr must be > 0, got 0", ...]``: every declared bound (``config_field(gt=/ge=)``) that
-    dataclass instance ``cfg`` breaks. The configs' ``validate`` / ``__post_init__`` report these."""
+    """``["lr must be > 0, got 0", ...]``: every declared bound (``config_field(gt=/ge=/choices=)``)
+    that dataclass instance ``cfg`` breaks. The configs' ``validate`` / ``__post_init__`` report these."""
     out = []
     for f in fields(cfg):
         v = getattr(cfg, f.name)
         why = bound_problem(f, v)
         if why:
-            out.append(f"{f.name} {why}, got {v:g}")
+            out.append(f"{f.name} {why}, got {shown(v)}")
     return out
 
 

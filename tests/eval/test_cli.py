@@ -79,7 +79,8 @@ def test_eval_builds_uniform_options_and_windowed_frames_from_a_world(world_root
     for it in shown:
         assert all(f"{k}. {html.escape(v)}" in page for k, v in it.options.items())
     assert any(u.options != p.options for u, p in zip(uniform, paper, strict=True))
-    for bad, msg in ((["--mcq-style", "odd"], "mcq_style must be one of"), (["--frame-span", "clip"], "frame_span must be")):
+    for bad, msg in ((["--mcq-style", "odd"], "--mcq-style must be one of paper|uniform, got 'odd'"),
+                     (["--frame-span", "clip"], "--frame-span must be one of video|window, got 'clip'")):
         r = runner.invoke(app, ["eval", "--model", "random", "--bench", "synthetic", "--data", str(world_root),
                                 "--out", str(tmp_path / "bad"), *bad])
         assert r.exit_code == 2 and msg in r.output, r.output

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 from fourdthinker.config import config_field as _f
 from fourdthinker.config import field_problems
+from fourdthinker.data.mcq import MCQ_STYLES
 
 
 @dataclass
@@ -27,7 +28,7 @@ class BuildConfig:
     max_regen: int = _f(3, "CoT regenerations after a validator failure before the sample is dropped (App. F: 3).", ge=0)
     mcq_style: str = _f("paper", "Distractors: paper (the opposite motion, then the analogous one, then the rest: "
                                  "the paper's recipe, which lets the options reveal the answer) | uniform (drawn "
-                                 "uniformly from the task's other labels). data/mcq.py.")
+                                 "uniformly from the task's other labels). data/mcq.py.", choices=MCQ_STYLES)
     seed: int = _f(0, "Seed for option order and reasoning templates. Same seed, same dataset.")
     oracle_base_url: str | None = _f(None, "Oracle endpoint base URL, e.g. http://localhost:8000/v1 (unset: "
                                            "$FOURDTHINKER_ORACLE_BASE_URL or OpenAI's).")
@@ -41,11 +42,7 @@ class BuildConfig:
     def __post_init__(self) -> None:
         if self.camera_labels not in ("auto", "poses", "frames"):
             raise ValueError(f"camera_labels must be auto|poses|frames, got {self.camera_labels!r}")
-        from fourdthinker.data.mcq import MCQ_STYLES
-
-        if self.mcq_style not in MCQ_STYLES:
-            raise ValueError(f"mcq_style must be one of {'|'.join(MCQ_STYLES)}, got {self.mcq_style!r}")
-        problems = field_problems(self)  # the bounds declared on the fields (gt= / ge=)
+        problems = field_problems(self)  # the bounds declared on the fields (gt= / ge= / choices=)
         if problems:
             raise ValueError("; ".join(problems))
         if self.k_object < 2:

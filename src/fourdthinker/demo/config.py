@@ -13,6 +13,8 @@ from typing import Any
 
 from fourdthinker.config import config_field as _f
 from fourdthinker.config import field_problems
+from fourdthinker.data.mcq import MCQ_STYLES
+from fourdthinker.models.inputs import SPANS
 
 
 @dataclass(frozen=True)
@@ -36,14 +38,16 @@ class DemoConfig:
                              "faster training and decoding). full: the oracle's whole reasoning.")
     mcq_style: str = _f("paper", "Distractors of the training and benchmark questions: paper (the opposite motion, then "
                                  "the analogous one: the paper's recipe; the options then reveal the answer to an "
-                                 "options-only rule 70% of the time) | uniform (drawn uniformly from the task's labels).")
+                                 "options-only rule 70% of the time) | uniform (drawn uniformly from the task's labels).",
+                        choices=MCQ_STYLES)
     rl_clips: int = _f(100, "Training clips whose questions are kept for RL only (the SFT rows never see them), so "
                             "the RL rows learn on questions the SFT model has not fitted. 0 = RL on the SFT questions.", ge=0)
     tasks: tuple[str, ...] = _f(("camera", "direction", "distance", "speed"),
                                 "Training tasks kept (the benchmark asks camera, direction, distance, speed).")
     max_frames: int = _f(8, "Frames per video prompt (1 FPS, evenly capped), the same for training and evaluation.", gt=0)
     frame_span: str = _f("video", "video: each prompt's frames spread over the whole clip (the paper) | window: only the "
-                                  "seconds the question asks about (the record's window_s), in training and evaluation.")
+                                  "seconds the question asks about (the record's window_s), in training and evaluation.",
+                          choices=SPANS)
     # SFT stages (Raw QA SFT, CoT SFT, DIFT)
     sft_steps: int = _f(200, "Optimizer steps of each SFT run (Raw QA, CoT, DIFT).", gt=0)
     sft_batch: int = _f(16, "SFT micro-batch size.", gt=0)
@@ -69,17 +73,9 @@ class DemoConfig:
         problems = []
         if self.answer_style not in ("text", "letter"):
             problems.append(f"answer_style must be text or letter, got {self.answer_style!r}")
-        from fourdthinker.data.mcq import MCQ_STYLES
-
-        from fourdthinker.models.inputs import SPANS
-
-        if self.frame_span not in SPANS:
-            problems.append(f"frame_span must be one of {'|'.join(SPANS)}, got {self.frame_span!r}")
-        if self.mcq_style not in MCQ_STYLES:
-            problems.append(f"mcq_style must be one of {'|'.join(MCQ_STYLES)}, got {self.mcq_style!r}")
         if self.cot not in ("compact", "full"):
             problems.append(f"cot must be compact or full, got {self.cot!r}")
-        problems += field_problems(self)  # the bounds declared on the fields (gt= / ge=)
+        problems += field_problems(self)  # the bounds declared on the fields (gt= / ge= / choices=)
         if not 0 <= self.rl_clips < self.train_clips:
             problems.append(f"rl_clips must be in [0, train_clips), got {self.rl_clips} of {self.train_clips}")
         if problems:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from fourdthinker.config import config_field as _f
 from fourdthinker.config import field_problems
+from fourdthinker.data.mcq import MCQ_STYLES
+from fourdthinker.models.inputs import SPANS
 
 __all__ = ["EvalConfig", "ProbeConfig"]
 
@@ -40,11 +42,11 @@ class EvalConfig:
     fps: float = _f(1.0, "Video sampling rate (paper: 1 FPS).", gt=0)
     frame_span: str | None = _f(None, "video (frames over the whole video) or window (only the seconds each question "
                                       "asks about, the item's window_s); unset = what the model was trained with "
-                                      "(its config's frame_span), else video.")
+                                      "(its config's frame_span), else video.", choices=SPANS)
     mcq_style: str = _f("paper", "--bench synthetic with a world folder as --data: the distractors of the questions "
                                  "built from its truth: paper (the opposite motion, then the analogous one; they reveal "
                                  "the answer to an options-only rule) | uniform (drawn uniformly from the task's "
-                                 "labels). A bench.jsonl keeps the options it was written with.")
+                                 "labels). A bench.jsonl keeps the options it was written with.", choices=MCQ_STYLES)
     max_pixels: int = _f(448 * 448, "Pixel cap per frame before the processor (DIFT's and RL's default 448*448, so a "
                                     "model is evaluated on what it was trained on; 0 = no cap).", ge=0)
     batch_size: int = _f(4, "Items per batch for local models (more = faster, more memory).", gt=0)
@@ -67,15 +69,7 @@ class EvalConfig:
     html: bool = _f(True, "Write OUT/BENCH/report.html with plots and examples.")
 
     def __post_init__(self) -> None:
-        from fourdthinker.models.inputs import SPANS
-
-        problems = field_problems(self)  # the bounds declared on the fields (gt= / ge= / le=)
-        if self.frame_span is not None and self.frame_span not in SPANS:
-            problems.append(f"frame_span must be one of {'|'.join(SPANS)}, got {self.frame_span!r}")
-        from fourdthinker.data.mcq import MCQ_STYLES
-
-        if self.mcq_style not in MCQ_STYLES:
-            problems.append(f"mcq_style must be one of {'|'.join(MCQ_STYLES)}, got {self.mcq_style!r}")
+        problems = field_problems(self)  # the bounds declared on the fields (gt= / ge= / le= / choices=)
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from fourdthinker.config import config_field as _f
 from fourdthinker.config import field_problems
+from fourdthinker.models.inputs import SPANS
 
 __all__ = ["DiftConfig"]
 
@@ -54,7 +55,8 @@ class DiftConfig:
     max_frames: int = _f(16, "Video frames per sample (evenly spread).", gt=0)
     frame_span: str = _f("video", "Where a sample's frames come from: video (the paper: spread over the whole video) or "
                                   "window (only the seconds its question asks about, the record's window_s). Stored in "
-                                  "the model config, so eval/probe/train rl load frames the same way by default.")
+                                  "the model config, so eval/probe/train rl load frames the same way by default.",
+                            choices=SPANS)
     max_pixels: int = _f(448 * 448, "Pixel cap per frame before the processor.", gt=0)
     target_cache: str | None = _f("auto", "Latent-target cache folder; auto = <cache>/latent_targets; none = a private "
                                           "one for this run.")
@@ -110,10 +112,6 @@ class DiftConfig:
             raise ValueError(f"health_factor must be > 1 (warn outside [1/f, f]), got {self.health_factor}")
         from fourdthinker.train.latent_feed import FEEDS, MIX_UNITS
 
-        from fourdthinker.models.inputs import SPANS
-
-        if self.frame_span not in SPANS:
-            raise ValueError(f"frame_span must be one of {'|'.join(SPANS)}, got {self.frame_span!r}")
         if self.latent_feed not in FEEDS:
             raise ValueError(f"latent_feed must be one of {FEEDS}, got {self.latent_feed!r}")
         if self.mix_unit not in MIX_UNITS:

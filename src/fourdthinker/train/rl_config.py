@@ -9,6 +9,7 @@ from typing import Any
 
 from fourdthinker.config import config_field as _f
 from fourdthinker.config import field_problems
+from fourdthinker.models.inputs import SPANS
 
 __all__ = ["DTYPES", "MODES", "RLConfig", "RLResult"]
 
@@ -53,7 +54,7 @@ class RLConfig:
     max_frames: int | None = _f(16, "Cap on frames per prompt (evenly spread). Keep DIFT's value (16) so RL sees what DIFT saw.", gt=0)
     frame_span: str | None = _f(None, "video (frames over the whole video) or window (only the seconds the question asks "
                                       "about, the record's window_s); unset = what the --init model was trained with "
-                                      "(its config's frame_span), else video.")
+                                      "(its config's frame_span), else video.", choices=SPANS)
     max_pixels: int | None = _f(448 * 448, "Pixel cap per frame before the processor (DIFT's default 448*448).", gt=0)
     lora: bool = _f(False, "Train LoRA adapters on the LM (train/trainer.apply_lora, merged on save) instead of all weights. "
                            "Checkpoints also keep the unmerged trainable tensors + optimiser, so a resume continues exactly.")
@@ -104,10 +105,6 @@ class RLConfig:
             problems.append(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             problems.append(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-        from fourdthinker.models.inputs import SPANS
-
-        if self.frame_span is not None and self.frame_span not in SPANS:
-            problems.append(f"frame_span must be one of {'|'.join(SPANS)}, got {self.frame_span!r}")
         problems += field_problems(self)  # the bounds declared on the fields (gt= / ge=)
         if problems:
             raise ValueError("RLConfig: " + "; ".join(problems))
