@@ -93,7 +93,10 @@ def test_full_demo_beats_base(full_demo):
 @pytest.mark.timeout(3600)
 def test_full_demo_learns_the_visual_task(full_demo):
     """Not only the format: the best SFT row's 95% CI lies above chance (25%, four options; the
-    benchmark's labels are balanced per task, so label priors do not get there)."""
+    benchmark's labels are balanced per task, so label priors do not get there). With the demo's
+    paper-style options this is reached through the option sets, not the motion (an options-only
+    rule scores 70%; docs/results.md): the motion itself is learnt only with more data and the
+    question's window (docs/latent_feed_study.md)."""
     rows = full_demo["report"]["rows"]
     assert max(rows[r]["ci"][0] for r in ("Raw QA SFT", "CoT SFT", "DIFT")) > 0.25, rows
 

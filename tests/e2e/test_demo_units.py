@@ -206,3 +206,27 @@ def test_ablation_stage_plans(tmp_path):
     assert rows == ["Full", "w/o r_fmt", "w/o r_acc"]
     with pytest.raises(ValueError, match="unknown ablation"):
         ablation_stages("dropout", demo)
+
+
+def test_demo_frame_span_window_reaches_training_and_evaluation(tmp_path):
+    """--frame-span window: the demo's records and benchmark items carry window_s, the SFT model is
+    saved with frame_span=window and its evaluation samples the same span (run.json)."""
+    import json
+
+    from fourdthinker.demo.config import QUICK
+    from fourdthinker.demo.pipeline import Demo
+
+    cfg = QUICK.with_overrides(train_clips=4, rl_clips=1, bench_clips=2, sft_steps=1, frame_span="window")
+    d = Demo(cfg, tmp_path, progress=False)
+    d.stage_world()
+    d.stage_data()
+    d.stage_bench()
+    recs = [json.loads(x) for x in (tmp_path / "data" / "demo_dift.jsonl").read_text().splitlines()]
+    items = d.bench_items()
+    assert recs and all(r["window_s"] == [r["meta"]["start_s"], r["meta"]["end_s"]] for r in recs)
+    assert items and all(it.window_s is not None for it in items)
+    d.stage_sft("raw-qa", "sft-raw-qa")
+    assert json.loads((tmp_path / "runs" / "sft-raw-qa" / "config.json").read_text())["frame_span"] == "window"
+    d.stage_eval("Raw QA SFT", "sft-raw-qa")
+    run = json.loads((tmp_path / "eval" / "raw-qa-sft" / "run.json").read_text())
+    assert run["runner"]["span"] == "window"
