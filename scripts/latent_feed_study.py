@@ -36,6 +36,9 @@ VARIANTS = {
     "target-norm": {"latent_feed": "target", "feed_norm": True},
     "self-norm": {"latent_feed": "self", "feed_norm": True},
     "mixed-norm": {"latent_feed": "mixed", "feed_norm": True},
+    # the DIFT target model trained on with its own states fed back (closing the loop after teacher
+    # forcing): 300 steps at lr 3e-4; needs "target" first in --variants
+    "target-self": {"latent_feed": "self", "max_steps": 300, "lr": 3e-4, "warmup_steps": 10},
 }
 LATENT_PROBE = ["normal", "zero", "shuffle"]
 FRAME_PROBE = ["first", "reversed"]
@@ -60,6 +63,9 @@ def main() -> None:
     ap.add_argument("--train-clips", type=int, default=None, help="the demo's training clips (give the --demo folder's)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (the demo's 2)")
     a = ap.parse_args()
+    if "target-self" in a.variants and ("target" not in a.variants or
+                                        a.variants.index("target") > a.variants.index("target-self")):
+        ap.error("--variants target-self fine-tunes the DIFT target model: list target before it")
 
     import torch
     from rich.console import Console
@@ -100,7 +106,9 @@ def main() -> None:
             models[name] = "dift"  # the demo's DIFT is the paper's (target) feed
             continue
         if stage.startswith("dift-"):
-            over = VARIANTS[stage[5:]]
+            over = dict(VARIANTS[stage[5:]])
+            if stage == "dift-target-self":
+                over["model"] = model_dir(models["DIFT target"])  # resolved now: target is trained earlier
             train[name] = Stage(stage, name, lambda s=stage, o=over: demo.stage_sft("dift", s, **o))
         else:
             train[name] = Stage(stage, name, lambda s=stage: demo.stage_sft(s[4:], s))
