@@ -14,7 +14,7 @@ class BuildConfig:
     fps: float = _f(1.0, "Frame sampling rate (paper: 1 FPS). Masks, overlays and questions live on these frames.", gt=0)
     camera_labels: str = _f("auto", "poses: SpatialVID's rule on the clip's camera poses (exact on the world); frames: "
                                     "estimate camera motion from the pixels (raw videos, no poses needed); auto: poses "
-                                    "when present.")
+                                    "when present.", choices=("auto", "poses", "frames"))
     camera_fps: float = _f(2.0, "Frame rate for --camera-labels frames (default 2: thresholds were tuned for 0.5 s steps). "
                                 "Higher = finer bounds but less parallax per step to tell a translation from a rotation.",
                            gt=0)
@@ -40,8 +40,6 @@ class BuildConfig:
     link_video: bool = _f(True, "Hard-link (else copy) each clip's video into the dataset.")
 
     def __post_init__(self) -> None:
-        if self.camera_labels not in ("auto", "poses", "frames"):
-            raise ValueError(f"camera_labels must be auto|poses|frames, got {self.camera_labels!r}")
         problems = field_problems(self)  # the bounds declared on the fields (gt= / ge= / choices=)
         if problems:
             raise ValueError("; ".join(problems))

@@ -33,9 +33,11 @@ class DemoConfig:
     # data -> training records
     answer_style: str = _f("text", "text: train on <answer>Pan Left</answer> (the option's text; the parser maps it to its letter). "
                                    "letter: <answer>B</answer> as the oracle writes it (tiny models stay at chance: "
-                                   "binding letters to shuffled options is hard, docs/results.md).")
+                                   "binding letters to shuffled options is hard, docs/results.md).",
+                           choices=("text", "letter"))
     cot: str = _f("compact", "compact: keep the oracle CoT's imagery sentences and its conclusion (~4x fewer tokens, "
-                             "faster training and decoding). full: the oracle's whole reasoning.")
+                             "faster training and decoding). full: the oracle's whole reasoning.",
+                  choices=("compact", "full"))
     mcq_style: str = _f("paper", "Distractors of the training and benchmark questions: paper (the opposite motion, then "
                                  "the analogous one: the paper's recipe; the options then reveal the answer to an "
                                  "options-only rule 70% of the time) | uniform (drawn uniformly from the task's labels).",
@@ -70,12 +72,7 @@ class DemoConfig:
     threads: int = _f(2, "torch CPU threads.", gt=0)
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.answer_style not in ("text", "letter"):
-            problems.append(f"answer_style must be text or letter, got {self.answer_style!r}")
-        if self.cot not in ("compact", "full"):
-            problems.append(f"cot must be compact or full, got {self.cot!r}")
-        problems += field_problems(self)  # the bounds declared on the fields (gt= / ge= / choices=)
+        problems = field_problems(self)  # the bounds declared on the fields (gt= / ge= / choices=)
         if not 0 <= self.rl_clips < self.train_clips:
             problems.append(f"rl_clips must be in [0, train_clips), got {self.rl_clips} of {self.train_clips}")
         if problems:
