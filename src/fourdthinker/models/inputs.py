@@ -1,9 +1,10 @@
 """The ONE input builder: a record (or a video + question) becomes model inputs the same way in DIFT,
 4DRL, ``infer`` and ``eval`` -- same frames, same frame cap, same pixel cap, same prompt (docs/models.md).
 
-* :class:`FrameSettings` -- ``fps``, ``max_frames``, ``max_pixels``; defaults :data:`DEFAULT_FPS`,
+* :class:`FrameSettings` -- ``fps``, ``max_frames``, ``max_pixels``, ``span``; defaults :data:`DEFAULT_FPS`,
   :data:`DEFAULT_MAX_FRAMES`, :data:`DEFAULT_MAX_PIXELS` (1 FPS, 16 frames, 448x448), which every
-  stage's own defaults point at.
+  stage's own defaults point at, and ``span="video"`` (``"window"``: only the seconds a record's
+  ``window_s`` names; :func:`record_window`, :func:`in_window`).
 * :func:`load_frames` -- a video's frames: the pre-extracted ``frames`` images if listed, else a
   folder (its ``video.mp4`` or its frame images), else a video file sampled at ``fps`` with
   ``fourdthinker.video.sample_frames``. At most ``max_frames`` (evenly spread, first and last kept),
