@@ -2,7 +2,7 @@
 
 On the demo's world, data and benchmark (``fourdthinker demo``; same settings, same seed) this
 trains the DIFT variants of ``train dift --latent-feed target|self|mixed`` (each optionally with
-``--feed-norm``) next to the demo's CoT SFT and Raw QA SFT, then for every model:
+``--feed-norm``, or with ``--imagery-bottleneck``: the ``-bn`` variants) next to the demo's CoT SFT and Raw QA SFT, then for every model:
 
 * accuracy ("Avg." over subtasks, 95% stratified bootstrap CI);
 * paired gain vs CoT SFT and vs DIFT ``target`` (paired stratified bootstrap CI, McNemar p);
@@ -39,6 +39,10 @@ VARIANTS = {
     # the DIFT target model trained on with its own states fed back (closing the loop after teacher
     # forcing): 300 steps at lr 3e-4; needs "target" first in --variants
     "target-self": {"latent_feed": "self", "max_steps": 300, "lr": 3e-4, "warmup_steps": 10},
+    # the imagery bottleneck (latent/bottleneck.py): the video reaches the answer only through the slots
+    "target-bn": {"latent_feed": "target", "imagery_bottleneck": True},
+    "self-bn": {"latent_feed": "self", "imagery_bottleneck": True},
+    "mixed-bn": {"latent_feed": "mixed", "imagery_bottleneck": True},
 }
 LATENT_PROBE = ["normal", "zero", "shuffle"]
 FRAME_PROBE = ["first", "reversed"]

@@ -298,9 +298,12 @@ def _model_kwargs(model: torch.nn.Module, batch: Mapping[str, Any]) -> dict[str,
 
 
 def _prefill(model: torch.nn.Module, batch: Mapping[str, Any], vision: Mapping[str, Any] | None = None,
+             attn4d: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
              ) -> tuple[torch.Tensor, Any, torch.Tensor]:
     """Encode the prompt once. Returns (last hidden [B, D], cache, next position [B]).
-    ``vision``: precomputed ``latent.prefix.encode_vision`` features used instead of the pixels."""
+    ``vision``: precomputed ``latent.prefix.encode_vision`` features used instead of the pixels.
+    ``attn4d`` (a 4-D additive mask, the imagery bottleneck) needs explicit ``position_ids``: the
+    model cannot derive M-RoPE positions from a 4-D mask."""
     base = _base(model)
     mask = batch["attention_mask"]
     kwargs = _model_kwargs(model, batch)
@@ -308,8 +311,14 @@ def _prefill(model: torch.nn.Module, batch: Mapping[str, Any], vision: Mapping[s
     mrope = _uses_mrope(model)
     if mrope:
         base.rope_deltas = None  # stale deltas from the previous batch would shift every position
-    if not (mrope and has_vision):
+    if position_ids is not None:
+        kwargs["position_ids"] = position_ids
+    elif not (mrope and has_vision):
         kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp_min(0)  # left-padding aware 1-D positions
+    if attn4d is not None:
+        if position_ids is None:
+            raise ValueError("_prefill: a 4-D attention mask needs explicit position_ids")
+        kwargs["attention_mask"] = attn4d
     if vision is not None:
         from fourdthinker.latent.prefix import with_vision
 
@@ -317,7 +326,11 @@ def _prefill(model: torch.nn.Module, batch: Mapping[str, Any], vision: Mapping[s
     out = base(**kwargs, use_cache=True)
     n_valid = mask.long().sum(-1)  # [B]
     next_pos = n_valid.clone()
-    if mrope and has_vision and base.rope_deltas is not None:
+    if position_ids is not None:  # max position over the real tokens + 1
+        m = mask.to(position_ids.device).bool()
+        p = position_ids if position_ids.dim() == 3 else position_ids[None]
+        next_pos = p.masked_fill(~m[None], -1).amax(dim=(0, 2)).to(n_valid.device) + 1
+    elif mrope and has_vision and base.rope_deltas is not None:
         next_pos = n_valid + base.rope_deltas.view(-1).to(n_valid.device)  # max position + 1
     return out.last_hidden_state[:, -1], _cache_of(out), next_pos
 
@@ -363,6 +376,7 @@ def latent_generate(
     options: Sequence[Mapping[str, str] | None] | None = None,
     num_return_sequences: int = 1,
     vision: Mapping[str, Any] | None = None,
+    bottleneck: bool | None = None,
 ) -> list[DecodeResult]:
     """Latent-recurrent generation (Eq. 10, docs/method.md#eq-10) for a left-padded prompt batch.
 
@@ -392,6 +406,10 @@ def latent_generate(
             same generator state (docs/rl_speed.md).
         vision: the frozen encoder's features of ``batch`` (``latent.prefix.encode_vision``),
             computed once and reused by the step's replays; None: computed here from the pixels.
+        bottleneck: decode under the imagery-bottleneck attention mask (``latent.bottleneck``:
+            only the frames and ``<|latent_start|>`` rows see the frames; nothing sees a
+            ``<|latent_start|>`` row). None (default) = the model's own setting
+            (``config.imagery_bottleneck``, ``train dift --imagery-bottleneck``).
     """
     check_intervention(latents)
     model, tok = adapter.model, adapter.tokenizer
@@ -420,13 +438,26 @@ def latent_generate(
     pad_embed = embed(torch.tensor([lid.pad], device=dev))[0]  # [D]
     stop_strs = tuple(stop_strings)
 
-    h, cache, next_pos = _prefill(model, batch, vision)  # [B, D], cache, [B]
+    from fourdthinker.latent.bottleneck import bottleneck_mask, check_attention, model_bottleneck, visual_marker_ids, visual_span
+
+    bottleneck = model_bottleneck(adapter) if bottleneck is None else bool(bottleneck)
+    vis = None  # bottleneck: bool [B, L] visual span of the prompt, extended with False per generated token
+    if bottleneck:
+        check_attention(adapter)
+        vis = visual_span(ids, visual_marker_ids(model, tok))
+        dtype = embed.weight.dtype
+        pos0 = adapter.position_ids(batch, input_ids=ids, attention_mask=mask)
+        attn0 = bottleneck_mask(vis, ids == lid.start, mask.bool(), dtype)
+        h, cache, next_pos = _prefill(model, batch, vision, attn4d=attn0, position_ids=pos0)
+    else:
+        h, cache, next_pos = _prefill(model, batch, vision)  # [B, D], cache, [B]
     n_ret = int(num_return_sequences)
     if n_ret < 1:
         raise ValueError(f"num_return_sequences must be >= 1, got {n_ret}")
     if n_ret > 1:  # shared prefix: one prefill per prompt, its cache expanded to the n rows
         h, next_pos = h.repeat_interleave(n_ret, 0), next_pos.repeat_interleave(n_ret, 0)
         ids, mask = ids.repeat_interleave(n_ret, 0), mask.repeat_interleave(n_ret, 0)
+        vis = vis.repeat_interleave(n_ret, 0) if vis is not None else None
         cache.batch_repeat_interleave(n_ret)
         B = B * n_ret
     V = lm_head.out_features if hasattr(lm_head, "out_features") else lm_head.weight.shape[0]
@@ -506,7 +537,12 @@ def latent_generate(
             break
         all_ids = torch.cat([all_ids, tok_next[:, None]], dim=1)
         mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=dev)], dim=1)
-        h, cache = _step(model, emb, mask, next_pos, cache)
+        step_mask = mask
+        if vis is not None:  # the new row of the bottleneck mask (a generated token is never visual)
+            vis = torch.cat([vis, torch.zeros((B, 1), dtype=torch.bool, device=dev)], dim=1)
+            n = mask.shape[1]
+            step_mask = bottleneck_mask(vis, all_ids == lid.start, mask.bool(), dtype, rows=slice(n - 1, n))
+        h, cache = _step(model, emb, step_mask, next_pos, cache)
         next_pos = next_pos + 1
 
     end = time.perf_counter() - t0

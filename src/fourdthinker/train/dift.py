@@ -153,6 +153,15 @@ def self_fed_slots(cfg: DiftConfig, mask: torch.Tensor, batch: dict, step: int |
     return draw_self_slots(mask, ratio, gen, cfg.mix_unit)
 
 
+def imagery_mask(adapter, ids: torch.Tensor, attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The imagery-bottleneck attention mask ``[B, 1, L, L]`` of a training batch (``latent.bottleneck``)."""
+    from fourdthinker.latent.bottleneck import bottleneck_mask, visual_marker_ids, visual_span
+
+    visual = visual_span(ids, visual_marker_ids(adapter.model, adapter.tokenizer))
+    starts = ids == adapter.latent_start_id if adapter.latent_start_id is not None else torch.zeros_like(visual)
+    return bottleneck_mask(visual, starts, attention_mask.bool(), dtype)
+
+
 def dift_forward(adapter, batch: dict, cfg: DiftConfig, *, step: int | None = None, total: int | None = None,
                  record: list | None = None) -> tuple[torch.Tensor, dict, Any]:
     """DIFT forward of one batch -> (loss, stats, model output).
@@ -160,7 +169,8 @@ def dift_forward(adapter, batch: dict, cfg: DiftConfig, *, step: int | None = No
     Teacher-forced (the paper) under ``latent_feed=target``; under ``self``/``mixed`` the self-fed
     slots take h_{t-1} through ``train.latent_feed.chain_forward`` (``step``/``total`` set the
     mixed schedule; ``record`` collects the fed vectors, for tests). ``cfg.latent_feed_norm``
-    (set by ``train_dift`` when ``feed_norm`` is on) rescales every fed vector to that norm."""
+    (set by ``train_dift`` when ``feed_norm`` is on) rescales every fed vector to that norm.
+    ``cfg.imagery_bottleneck`` replaces the padding mask by the bottleneck mask (``latent.bottleneck``)."""
     ids = batch["input_ids"].to(adapter.device)
     emb = adapter.embed_tokens(ids)  # [B, L, D]
     mask = latent_mask(ids, adapter.latent_pad_id) if adapter.latent_pad_id is not None else torch.zeros_like(ids, dtype=torch.bool)
@@ -176,16 +186,18 @@ def dift_forward(adapter, batch: dict, cfg: DiftConfig, *, step: int | None = No
             fed_z = match_norm(fed_z.float(), nu)
         emb = scatter_latents(emb, mask, fed_z)
     pos = adapter.position_ids(batch, input_ids=ids, attention_mask=batch["attention_mask"].to(ids.device))
+    attn = imagery_mask(adapter, ids, batch["attention_mask"].to(ids.device), emb.dtype) if cfg.imagery_bottleneck else None
     self_slots = self_fed_slots(cfg, mask, batch, step, total)
     if self_slots.any():
         from types import SimpleNamespace
 
         from fourdthinker.train.latent_feed import chain_forward
 
-        logits, hidden = chain_forward(adapter, batch, emb, pos, self_slots, feed_norm=nu, record=record)
+        logits, hidden = chain_forward(adapter, batch, emb, pos, self_slots, feed_norm=nu, record=record, attn4d=attn)
         out = SimpleNamespace(logits=logits, hidden_states=(hidden,))
     else:
-        out = adapter.forward(batch, inputs_embeds=emb, position_ids=pos, attention_mask=batch["attention_mask"])
+        out = adapter.forward(batch, inputs_embeds=emb, position_ids=pos,
+                              attention_mask=batch["attention_mask"] if attn is None else attn)
     ce, s_ce = ce_loss(out.logits, batch["labels"].to(out.logits.device))
     hidden = out.hidden_states[-1]
     sim, s_sim = latent_cosine_loss(hidden, latents.to(hidden.device) if latents is not None else None, mask)
@@ -333,7 +345,7 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
              "latent_token_id": ad.latent_pad_id, "dift_mode": cfg.mode, "ce_loss_weight": cfg.l_ce,
              "sim_loss_weight": cfg.l_sim, "latent_feed": cfg.latent_feed if cfg.mode == "dift" else None,
              "latent_target_norm": target_norm, "latent_feed_norm": cfg.latent_feed_norm if cfg.feed_norm else None,
-             "frame_span": cfg.frame_span}
+             "frame_span": cfg.frame_span, "imagery_bottleneck": cfg.imagery_bottleneck}
     if main:  # one writer; every rank holds the same (full) weights under DDP and ZeRO-1/2
         ad.model = save_final(ad.model, ad.processor, out, extra_config=extra)
         png = plot_losses(log_cb.rows, out / "loss.png", title=f"{cfg.mode} on {cfg.model}")

@@ -84,6 +84,10 @@ class DiftConfig:
     mix_unit: str = _f("slot", "mixed: draw self vs target per slot or per whole block.")
     feed_norm: bool = _f(False, "Rescale every fed latent (z or h) to the training targets' mean norm; saved in the "
                                 "model config (latent_feed_norm) so infer/eval/probe rescale the same way by default.")
+    imagery_bottleneck: bool = _f(False, "Imagery bottleneck: an attention mask under which only the frames and the "
+                                         "<|latent_start|> tokens see the frames, and nothing sees a <|latent_start|>: the "
+                                         "video reaches the answer only through the latent slots (latent/bottleneck.py). "
+                                         "Saved in the model config, so eval/probe/infer decode with the same mask.")
     latent_feed_norm: float | None = _f(None, "The norm --feed-norm rescales to; unset = measured on the training "
                                               "targets (mean ||z||).", gt=0)
 
@@ -118,6 +122,9 @@ class DiftConfig:
             raise ValueError(f"mix_unit must be one of {MIX_UNITS}, got {self.mix_unit!r}")
         if not (0 <= self.mix_start <= 1 and 0 <= self.mix_end <= 1):
             raise ValueError(f"mix_start and mix_end must lie in [0, 1], got {self.mix_start} and {self.mix_end}")
+        if self.imagery_bottleneck and "flash" in self.attn_implementation:
+            raise ValueError(f"--imagery-bottleneck needs a 4-D attention mask, which {self.attn_implementation} does "
+                             "not take: use --attn-implementation sdpa or eager")
         if self.latent_feed != "target" and self.grad_checkpointing:
             raise ValueError(f"--latent-feed {self.latent_feed} needs the KV cache, which gradient checkpointing turns off: "
                              "drop --grad-checkpointing")

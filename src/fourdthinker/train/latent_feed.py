@@ -118,7 +118,8 @@ _NOT_MODEL_INPUTS = ("labels", "latents", "ids")
 
 
 def chain_forward(adapter, batch: dict, emb: torch.Tensor, pos: torch.Tensor, self_slots: torch.Tensor, *,
-                  feed_norm: float | None = None, record: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  feed_norm: float | None = None, record: list | None = None,
+                  attn4d: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward of a DIFT batch whose ``self_slots`` take the model's own h_{t-1} (module docstring).
 
     ``emb [B, L, D]`` are the input embeddings with the teacher-forced vectors already at every
@@ -128,7 +129,9 @@ def chain_forward(adapter, batch: dict, emb: torch.Tensor, pos: torch.Tensor, se
     it. At a cut column, the rows that are self-fed get h (the last hidden state of the previous
     piece, rescaled to ``feed_norm`` if given); the others keep their input. ``record``, if given,
     receives one list per row of the vectors fed at its self-fed slots, in order (still in the
-    autograd graph: detach them to keep them).
+    autograd graph: detach them to keep them). ``attn4d`` ``[B, 1, L, L]``, if given, is the additive
+    attention mask of the whole sequence (the imagery bottleneck, ``latent.bottleneck``): each piece
+    takes its rows a..b-1 over keys 0..b-1 instead of the padding mask.
 
     Returns ``(logits [B, L, V], hidden [B, L, D])`` (hidden = last layer after the final norm)."""
     ids = batch["input_ids"].to(emb.device)
@@ -154,15 +157,16 @@ def chain_forward(adapter, batch: dict, emb: torch.Tensor, pos: torch.Tensor, se
                 for r, v in zip(rows.tolist(), parts, strict=True):
                     record[r].append(v)
         more = b < L
+        mask_ab = att[:, :b] if attn4d is None else attn4d[:, :, a:b, :b]
         if a == 0:
             sub = {k: v for k, v in batch.items() if k not in _NOT_MODEL_INPUTS}
             for k in ("input_ids", "attention_mask", "mm_token_type_ids"):
                 if torch.is_tensor(sub.get(k)) and tuple(sub[k].shape[:2]) == (B, L):
                     sub[k] = sub[k][:, :b]
-            out = adapter.forward(sub, inputs_embeds=seg, position_ids=pos[..., :b], attention_mask=att[:, :b],
+            out = adapter.forward(sub, inputs_embeds=seg, position_ids=pos[..., :b], attention_mask=mask_ab,
                                   use_cache=more)
         else:
-            out = adapter.forward(None, inputs_embeds=seg, position_ids=pos[..., a:b], attention_mask=att[:, :b],
+            out = adapter.forward(None, inputs_embeds=seg, position_ids=pos[..., a:b], attention_mask=mask_ab,
                                   cache=cache, use_cache=more)
         if more:
             cache = _cache_of(out)
