@@ -2,7 +2,8 @@
 
 On the demo's world, data and benchmark (``fourdthinker demo``; same settings, same seed) this
 trains the DIFT variants of ``train dift --latent-feed target|self|mixed`` (each optionally with
-``--feed-norm``, or with ``--imagery-bottleneck``: the ``-bn`` variants) next to the demo's CoT SFT and Raw QA SFT, then for every model:
+``--feed-norm``, with ``--imagery-bottleneck``: the ``-bn`` variants, with ``--sim-loss infonce``: the
+``-nce`` variants) next to the demo's CoT SFT and Raw QA SFT, then for every model:
 
 * accuracy ("Avg." over subtasks, 95% stratified bootstrap CI);
 * paired gain vs CoT SFT and vs DIFT ``target`` (paired stratified bootstrap CI, McNemar p);
@@ -43,6 +44,10 @@ VARIANTS = {
     "target-bn": {"latent_feed": "target", "imagery_bottleneck": True},
     "self-bn": {"latent_feed": "self", "imagery_bottleneck": True},
     "mixed-bn": {"latent_feed": "mixed", "imagery_bottleneck": True},
+    # the contrastive similarity loss (train dift --sim-loss infonce) instead of Eq. 9's cosine
+    "target-nce": {"latent_feed": "target", "sim_loss": "infonce"},
+    "target-bn-nce": {"latent_feed": "target", "imagery_bottleneck": True, "sim_loss": "infonce"},
+    "self-bn-nce": {"latent_feed": "self", "imagery_bottleneck": True, "sim_loss": "infonce"},
 }
 LATENT_PROBE = ["normal", "zero", "shuffle"]
 FRAME_PROBE = ["first", "reversed"]

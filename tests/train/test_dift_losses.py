@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fourdthinker.latent.blocks import IGNORE_INDEX as X
-from fourdthinker.train.dift import ce_loss, dift_loss, latent_cosine_loss
+from fourdthinker.train.dift import ce_loss, dift_loss, latent_cosine_loss, latent_infonce_loss
 
 
 def test_ce_hand_computed_and_shifted():
@@ -54,6 +54,36 @@ def test_sim_errors():
         latent_cosine_loss(torch.zeros(1, 2, 2), torch.zeros(1, 2), torch.tensor([[True, False]]))
     with pytest.raises(ValueError, match="1 latent positions but 2"):
         latent_cosine_loss(torch.zeros(1, 2, 2), torch.zeros(2, 2), torch.tensor([[False, True]]))
+
+
+def test_infonce_hand_computed():
+    # latents at positions 1 and 2 read h_0 = [1, 0] and h_1 = [0, 1]; z_1 = [1, 0], z_2 = [1, 1]
+    # c = [[1, 1/sqrt2], [0, 1/sqrt2]], tau = 1:
+    # row 1: -log(e^1 / (e^1 + e^0.7071)); row 2: -log(e^0.7071 / (e^0 + e^0.7071)); mean
+    hidden = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]])
+    mask = torch.tensor([[False, True, True]])
+    z = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    r = 1 / math.sqrt(2)
+    expect = (-math.log(math.e / (math.e + math.exp(r))) - math.log(math.exp(r) / (1 + math.exp(r)))) / 2
+    loss, st = latent_infonce_loss(hidden, z, mask, temperature=1.0)
+    assert loss.item() == pytest.approx(expect, abs=1e-6)
+    assert st["cos"] == pytest.approx((1 + r) / 2, abs=1e-6) and st["n_latent"] == 2
+    # tau = 0.5 divides the cosines by 0.5
+    expect_half = (-math.log(math.exp(2) / (math.exp(2) + math.exp(2 * r)))
+                   - math.log(math.exp(2 * r) / (1 + math.exp(2 * r)))) / 2
+    assert latent_infonce_loss(hidden, z, mask, temperature=0.5)[0].item() == pytest.approx(expect_half, abs=1e-6)
+    # the same target twice is not a negative of itself: each row keeps only its positive -> 0
+    same, _ = latent_infonce_loss(hidden, torch.tensor([[1.0, 1.0], [1.0, 1.0]]), mask, temperature=1.0)
+    assert same.item() == pytest.approx(0.0, abs=1e-6)
+    # a direction shared by all targets meets the cosine but not InfoNCE
+    h2 = torch.tensor([[[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]]])
+    z2 = torch.tensor([[1.0, 0.9], [0.9, 1.0]])
+    assert latent_cosine_loss(h2, z2, mask)[0].item() < 0.01
+    assert latent_infonce_loss(h2, z2, mask, temperature=0.1)[0].item() == pytest.approx(math.log(2), abs=1e-6)
+    with pytest.raises(ValueError, match="temperature"):
+        latent_infonce_loss(hidden, z, mask, temperature=0)
+    with pytest.raises(ValueError, match="position 0"):
+        latent_infonce_loss(torch.zeros(1, 2, 2), torch.zeros(1, 2), torch.tensor([[True, False]]))
 
 
 def test_dift_loss_weights():

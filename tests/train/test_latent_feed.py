@@ -246,3 +246,23 @@ def test_mixed_resume_equals_uninterrupted(tmp_path):
     assert [r["self_fed"] for r in res.losses] == [r["self_fed"] for r in full.losses]
     for a, b in zip(full.losses, res.losses, strict=True):
         assert abs(a["loss"] - b["loss"]) < 1e-5, (a, b)
+
+
+def test_infonce_sim_loss_in_the_forward():
+    """``--sim-loss infonce`` wires the contrastive loss into Eq. 7 in place of the cosine."""
+    from fourdthinker.latent.blocks import latent_mask
+    from fourdthinker.train.dift import ce_loss, latent_infonce_loss
+
+    ad = load("qwen2.5-vl-tiny")
+    ad.model.eval()
+    batch = _train_batch(ad, ad.encode_prompts(_videos(2), ["Hi", "What moves?"]), _response(ad))
+    cfg = DiftConfig(latent_size=K, sim_loss="infonce", sim_temperature=0.2, l_ce=0.5)
+    with torch.no_grad():
+        loss, stats, out = dift_forward(ad, batch, cfg)
+    mask = latent_mask(batch["input_ids"], ad.latent_pad_id)
+    nce, _ = latent_infonce_loss(out.hidden_states[-1], batch["latents"], mask, 0.2)
+    ce, _ = ce_loss(out.logits, batch["labels"])
+    assert loss.item() == pytest.approx(0.5 * ce.item() + nce.item(), rel=1e-5)
+    assert stats["sim"] == pytest.approx(nce.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="sim_loss"):
+        DiftConfig(data="x", sim_loss="l2").validate()

@@ -7,6 +7,8 @@ Losses (pure functions; tensors in, ``(value, stats)`` out):
   ``<|latent_start|>``/``<|latent_end|>`` supervised).
 * :func:`latent_cosine_loss` (Eq. 9): L_sim = mean over latent positions t of
   ``1 - cos(h_{t-1}, z_t)``, h = last-layer hidden state (post final norm), z = pooled target.
+* :func:`latent_infonce_loss` (``--sim-loss infonce``, beyond the paper): a contrastive form of
+  Eq. 9, each h_{t-1} closer to its own z_t than to the batch's other targets.
 * :func:`dift_loss` (Eq. 7): L = l_ce * L_ce + l_sim * L_sim (defaults 0.1 / 1.0); ``use_ce`` /
   ``use_sim`` switch the parts off for the ablations (Table 4).
 
@@ -44,24 +46,59 @@ def ce_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, d
     return loss, {"ce": float(loss.detach()), "n_text": n}
 
 
+def _latent_pairs(hidden: torch.Tensor, latents: torch.Tensor, mask: torch.Tensor, what: str):
+    """(h_{t-1} [N, D], z_t [N, D]) of the latent positions, float, z detached; None when N = 0."""
+    if mask[:, 0].any():
+        raise ValueError(f"{what}: a latent at position 0 has no h_{{t-1}}")
+    n = int(mask.sum())
+    if n == 0:
+        return None
+    if latents.shape[0] != n:
+        raise ValueError(f"{what}: {n} latent positions but {latents.shape[0]} targets")
+    pred = hidden[:, :-1][mask[:, 1:]].float()  # [N, D] = h_{t-1} for each latent t
+    return pred, latents.detach().float().to(pred.device)
+
+
 def latent_cosine_loss(hidden: torch.Tensor, latents: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict]:
     """Eq. 9: L_sim = (1/|S|) * sum_{t in S} (1 - cos(h_{t-1}, z_t)), S = latent positions.
 
     ``hidden [B, L, D]`` last-layer states; ``mask [B, L]`` True at latent positions;
     ``latents [N, D]`` the targets z in row-major order of ``mask`` (N = mask.sum()).
     A latent at position 0 has no predecessor and is an error."""
-    if mask[:, 0].any():
-        raise ValueError("latent_cosine_loss: a latent at position 0 has no h_{t-1}")
-    n = int(mask.sum())
-    if n == 0:
+    pairs = _latent_pairs(hidden, latents, mask, "latent_cosine_loss")
+    if pairs is None:
         return hidden.sum() * 0.0, {"sim": None, "cos": None, "n_latent": 0}
-    if latents.shape[0] != n:
-        raise ValueError(f"latent_cosine_loss: {n} latent positions but {latents.shape[0]} targets")
-    pred = hidden[:, :-1][mask[:, 1:]].float()  # [N, D] = h_{t-1} for each latent t
-    gt = latents.detach().float().to(pred.device)  # [N, D]
+    pred, gt = pairs
     cos = F.cosine_similarity(pred, gt, dim=-1, eps=1e-8)  # [N]
     loss = (1.0 - cos).mean()
-    return loss, {"sim": float(loss.detach()), "cos": float(cos.detach().mean()), "n_latent": n}
+    return loss, {"sim": float(loss.detach()), "cos": float(cos.detach().mean()), "n_latent": len(cos)}
+
+
+def latent_infonce_loss(hidden: torch.Tensor, latents: torch.Tensor, mask: torch.Tensor,
+                        temperature: float = 0.1) -> tuple[torch.Tensor, dict]:
+    """Contrastive similarity loss (``--sim-loss infonce``), over the N latent positions of a batch:
+
+        L_nce = -(1/N) * sum_i log( exp(c_ii / tau) / sum_{j in J(i)} exp(c_ij / tau) ),
+        c_ij = cos(h_{i, t-1}, z_j),   J(i) = {i} + {j : z_j != z_i}
+
+    Each h_{t-1} must be closer to its own target z_t than to the batch's other targets, so a
+    direction shared by all targets no longer meets the loss (the cosine of Eq. 9 can reach 0.9
+    with latents that tell the samples apart no better than chance). Targets equal to z_i (the
+    same image twice) are left out of its negatives. Same inputs and errors as
+    :func:`latent_cosine_loss`; ``cos`` in the stats is still the mean c_ii."""
+    if not temperature > 0:
+        raise ValueError(f"latent_infonce_loss: temperature must be > 0, got {temperature}")
+    pairs = _latent_pairs(hidden, latents, mask, "latent_infonce_loss")
+    if pairs is None:
+        return hidden.sum() * 0.0, {"sim": None, "cos": None, "n_latent": 0}
+    pred, gt = pairs
+    c = F.normalize(pred, dim=-1, eps=1e-8) @ F.normalize(gt, dim=-1, eps=1e-8).T  # [N, N]
+    n = c.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=c.device)
+    same = (gt[:, None, :] == gt[None, :, :]).all(-1) & ~eye  # duplicate targets: not negatives
+    logits = (c / temperature).masked_fill(same, float("-inf"))
+    loss = F.cross_entropy(logits, torch.arange(n, device=c.device))
+    return loss, {"sim": float(loss.detach()), "cos": float(c.diagonal().detach().mean()), "n_latent": n}
 
 
 def dift_loss(ce: torch.Tensor, sim: torch.Tensor, *, l_ce: float = 0.1, l_sim: float = 1.0,
@@ -200,7 +237,11 @@ def dift_forward(adapter, batch: dict, cfg: DiftConfig, *, step: int | None = No
                               attention_mask=batch["attention_mask"] if attn is None else attn)
     ce, s_ce = ce_loss(out.logits, batch["labels"].to(out.logits.device))
     hidden = out.hidden_states[-1]
-    sim, s_sim = latent_cosine_loss(hidden, latents.to(hidden.device) if latents is not None else None, mask)
+    z = latents.to(hidden.device) if latents is not None else None
+    if cfg.sim_loss == "infonce":
+        sim, s_sim = latent_infonce_loss(hidden, z, mask, cfg.sim_temperature)
+    else:
+        sim, s_sim = latent_cosine_loss(hidden, z, mask)
     use_sim = cfg.use_sim and s_sim["n_latent"] > 0
     use_ce = cfg.use_ce or not use_sim  # a batch without latents under --no-ce still needs a loss path
     loss, s = dift_loss(ce, sim, l_ce=cfg.l_ce, l_sim=cfg.l_sim, use_ce=use_ce, use_sim=use_sim)

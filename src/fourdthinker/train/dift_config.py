@@ -29,6 +29,11 @@ class DiftConfig:
     latent_size: int = _f(4, "K latent vectors per imagery image (Eq. 5; Table 5 ablates it).", gt=0)
     l_ce: float = _f(0.1, "Weight of L_ce, the text cross-entropy (Eq. 7).", ge=0)
     l_sim: float = _f(1.0, "Weight of L_sim, the latent similarity loss (Eq. 7).", ge=0)
+    sim_loss: str = _f("cosine", "The latent similarity loss: cosine (Eq. 9, the paper: 1 - cos(h_{t-1}, z_t)) | infonce "
+                                 "(contrastive: each h_{t-1} closer to its own z_t than to the batch's other targets, "
+                                 "at --sim-temperature; needs several latents per batch).",
+                       choices=("cosine", "infonce"))
+    sim_temperature: float = _f(0.1, "--sim-loss infonce: the temperature tau of the softmax over cosines.", gt=0)
     use_ce: bool = _f(True, "Keep the text cross-entropy (Eq. 8); --no-ce is the Table 4 ablation.", flag="--ce/--no-ce")
     use_sim: bool = _f(True, "Keep the latent similarity loss (Eq. 9); --no-sim is the Table 4 ablation.",
                        flag="--sim/--no-sim")
