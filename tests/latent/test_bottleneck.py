@@ -22,7 +22,7 @@ from fourdthinker.latent.bottleneck import (
 )
 from fourdthinker.latent.decode import ForceTokens, latent_generate
 from fourdthinker.models import load
-from fourdthinker.models.testing import TINY_PRESETS
+from fourdthinker.models.testing import TINY_PRESETS, dift_batch
 from fourdthinker.train.dift import DiftConfig, dift_forward
 
 torch.set_num_threads(2)
@@ -76,25 +76,6 @@ def _response(ad):
     return [t[0], s, *[p] * K, e, t[1], s, *[p] * K, e, t[2]]
 
 
-def _train_batch(ad, prompt, resp):
-    B = prompt["input_ids"].shape[0]
-    r = torch.tensor([resp] * B)
-    batch = dict(prompt)
-    batch["input_ids"] = torch.cat([prompt["input_ids"], r], 1)
-    batch["attention_mask"] = torch.cat([prompt["attention_mask"], torch.ones_like(r)], 1)
-    if "mm_token_type_ids" in prompt:
-        tt = prompt["mm_token_type_ids"]
-        batch["mm_token_type_ids"] = torch.cat([tt, torch.zeros_like(r).to(tt.dtype)], 1)
-    labels = batch["input_ids"].clone()
-    labels[:, : prompt["input_ids"].shape[1]] = -100
-    labels[batch["input_ids"] == ad.latent_pad_id] = -100
-    batch["labels"] = labels
-    n = int((r == ad.latent_pad_id).sum())
-    batch["latents"] = torch.randn(n, ad.hidden_size, generator=torch.Generator().manual_seed(0))
-    batch["ids"] = [f"r{i}" for i in range(B)]
-    return batch
-
-
 def test_4d_path_equals_the_plain_path(adapter):
     """The 4-D mask machinery is exact: a rule that allows everything causal (every token visual)
     gives the same logits as the model's own padding mask."""
@@ -120,7 +101,7 @@ def test_text_is_blind_to_the_frames_given_the_slots(adapter):
     outs = {}
     for seed in (0, 1):
         prompt = ad.encode_prompts(_videos(1, seed=seed), ["What is the camera movement?"])
-        batch = _train_batch(ad, prompt, resp)
+        batch = dift_batch(ad, prompt, resp)
         for bn in (True, False):
             with torch.no_grad():
                 _, _, out = dift_forward(ad, batch, DiftConfig(latent_size=K, imagery_bottleneck=bn))
@@ -146,7 +127,7 @@ def test_self_feed_under_the_bottleneck_reproduces_inference(adapter):
     plain = latent_generate(ad, prompt, bottleneck=False, **gen)
     rec: list = []
     with torch.no_grad():
-        dift_forward(ad, _train_batch(ad, prompt, resp),
+        dift_forward(ad, dift_batch(ad, prompt, resp),
                      DiftConfig(latent_feed="self", latent_size=K, imagery_bottleneck=True), record=rec)
     for b, r in enumerate(res):
         assert r.token_ids == resp

@@ -13,7 +13,7 @@ import torch
 
 from fourdthinker.latent.decode import ForceTokens, latent_generate
 from fourdthinker.models import load
-from fourdthinker.models.testing import TINY_PRESETS
+from fourdthinker.models.testing import TINY_PRESETS, dift_batch
 from fourdthinker.train.dift import DiftConfig, dift_forward
 from fourdthinker.train.latent_feed import draw_self_slots, mix_ratio, slot_seed
 
@@ -31,24 +31,6 @@ def _response(ad):
     t = ad.tokenizer.encode("the box moves left", add_special_tokens=False)[:3]
     s, p, e = ad.latent_start_id, ad.latent_pad_id, ad.latent_end_id
     return [t[0], t[1], s, *[p] * K, e, t[2], s, *[p] * K, e, t[0]]
-
-
-def _train_batch(ad, prompt, resp):
-    B = prompt["input_ids"].shape[0]
-    r = torch.tensor([resp] * B)
-    batch = {k: v for k, v in prompt.items()}
-    batch["input_ids"] = torch.cat([prompt["input_ids"], r], 1)
-    batch["attention_mask"] = torch.cat([prompt["attention_mask"], torch.ones_like(r)], 1)
-    if "mm_token_type_ids" in prompt:
-        batch["mm_token_type_ids"] = torch.cat([prompt["mm_token_type_ids"], torch.zeros_like(r).to(prompt["mm_token_type_ids"].dtype)], 1)
-    labels = batch["input_ids"].clone()
-    labels[:, : prompt["input_ids"].shape[1]] = -100
-    labels[batch["input_ids"] == ad.latent_pad_id] = -100
-    batch["labels"] = labels
-    n = int((r == ad.latent_pad_id).sum())
-    batch["latents"] = torch.randn(n, ad.hidden_size, generator=torch.Generator().manual_seed(0))
-    batch["ids"] = [f"r{i}" for i in range(B)]
-    return batch
 
 
 @pytest.fixture(scope="module", params=TINY_PRESETS)
@@ -72,7 +54,7 @@ def test_self_feed_reproduces_inference(adapter, norm):
     cfg = DiftConfig(latent_feed="self", latent_size=K, feed_norm=norm is not None, latent_feed_norm=norm)
     rec: list = []
     with torch.no_grad():
-        dift_forward(ad, _train_batch(ad, prompt, resp), cfg, record=rec)
+        dift_forward(ad, dift_batch(ad, prompt, resp), cfg, record=rec)
     for b, r in enumerate(res):
         fed = torch.stack(rec[b])
         assert fed.shape == r.latent_inputs.shape == (2 * K, ad.hidden_size)
@@ -85,7 +67,7 @@ def test_gradient_flows_through_the_chain():
     ad = load("qwen2.5-vl-tiny")
     ad.model.train()
     prompt = ad.encode_prompts(_videos(1), ["Hi"])
-    batch = _train_batch(ad, prompt, _response(ad))
+    batch = dift_batch(ad, prompt, _response(ad))
     rec: list = []
     loss, stats, _ = dift_forward(ad, batch, DiftConfig(latent_feed="self", latent_size=K, use_ce=False), record=rec)
     first = rec[0][0]  # h fed at the first slot: a function of the weights
@@ -109,7 +91,7 @@ def _run(ad, batch, cfg):
 def test_mixed_endpoints_equal_target_and_self():
     ad = load("qwen2.5-vl-tiny")
     ad.model.eval()
-    batch = _train_batch(ad, ad.encode_prompts(_videos(2), ["What is the camera movement?", "Hi"]), _response(ad))
+    batch = dift_batch(ad, ad.encode_prompts(_videos(2), ["What is the camera movement?", "Hi"]), _response(ad))
     target = _run(ad, batch, DiftConfig(latent_feed="target", latent_size=K))
     self_ = _run(ad, batch, DiftConfig(latent_feed="self", latent_size=K))
     mixed0 = _run(ad, batch, DiftConfig(latent_feed="mixed", mix_start=0.0, mix_end=0.0, latent_size=K))
@@ -130,7 +112,7 @@ def test_chain_without_self_slots_equals_teacher_forcing():
 
     ad = load("qwen2.5-vl-tiny")
     ad.model.eval()
-    batch = _train_batch(ad, ad.encode_prompts(_videos(2), ["What is the camera movement?", "Hi"]), _response(ad))
+    batch = dift_batch(ad, ad.encode_prompts(_videos(2), ["What is the camera movement?", "Hi"]), _response(ad))
     ids = batch["input_ids"]
     mask = latent_mask(ids, ad.latent_pad_id)
     emb = scatter_latents(ad.embed_tokens(ids), mask, batch["latents"])
@@ -215,7 +197,7 @@ def test_self_feed_under_lora_reaches_the_adapters():
     ad.freeze_visual()
     ad.model = apply_lora(ad.model, r=4, alpha=8)
     ad.model.train()
-    batch = _train_batch(ad, ad.encode_prompts(_videos(1), ["Hi"]), _response(ad))
+    batch = dift_batch(ad, ad.encode_prompts(_videos(1), ["Hi"]), _response(ad))
     loss, stats, _ = dift_forward(ad, batch, DiftConfig(latent_feed="self", latent_size=K, lora=True))
     loss.backward()
     lora = [p for n, p in ad.model.named_parameters() if "lora_" in n and p.requires_grad]
@@ -255,7 +237,7 @@ def test_infonce_sim_loss_in_the_forward():
 
     ad = load("qwen2.5-vl-tiny")
     ad.model.eval()
-    batch = _train_batch(ad, ad.encode_prompts(_videos(2), ["Hi", "What moves?"]), _response(ad))
+    batch = dift_batch(ad, ad.encode_prompts(_videos(2), ["Hi", "What moves?"]), _response(ad))
     cfg = DiftConfig(latent_size=K, sim_loss="infonce", sim_temperature=0.2, l_ce=0.5)
     with torch.no_grad():
         loss, stats, out = dift_forward(ad, batch, cfg)
