@@ -38,11 +38,13 @@ VARIANTS = {
     "self-norm": {"latent_feed": "self", "feed_norm": True},
     "mixed-norm": {"latent_feed": "mixed", "feed_norm": True},
     # the DIFT target model trained on with its own states fed back (closing the loop after teacher
-    # forcing): 300 steps at lr 3e-4; needs "target" first in --variants
-    "target-self": {"latent_feed": "self", "max_steps": 300, "lr": 3e-4, "warmup_steps": 10},
+    # forcing): 300 steps at lr 3e-4, starting from the variant named by "init" (listed before it)
+    "target-self": {"latent_feed": "self", "max_steps": 300, "lr": 3e-4, "warmup_steps": 10, "init": "target"},
     # the imagery bottleneck (latent/bottleneck.py): the video reaches the answer only through the slots
     "target-bn": {"latent_feed": "target", "imagery_bottleneck": True},
     "self-bn": {"latent_feed": "self", "imagery_bottleneck": True},
+    "target-bn-self": {"latent_feed": "self", "imagery_bottleneck": True, "max_steps": 300, "lr": 3e-4,
+                       "warmup_steps": 10, "init": "target-bn"},
     "mixed-bn": {"latent_feed": "mixed", "imagery_bottleneck": True},
     # the contrastive similarity loss (train dift --sim-loss infonce) instead of Eq. 9's cosine
     "target-nce": {"latent_feed": "target", "sim_loss": "infonce"},
@@ -72,9 +74,10 @@ def main() -> None:
     ap.add_argument("--train-clips", type=int, default=None, help="the demo's training clips (give the --demo folder's)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (the demo's 2)")
     a = ap.parse_args()
-    if "target-self" in a.variants and ("target" not in a.variants or
-                                        a.variants.index("target") > a.variants.index("target-self")):
-        ap.error("--variants target-self fine-tunes the DIFT target model: list target before it")
+    for v in a.variants:
+        init = VARIANTS[v].get("init")
+        if init and (init not in a.variants or a.variants.index(init) > a.variants.index(v)):
+            ap.error(f"--variants {v} fine-tunes the DIFT {init} model: list {init} before it")
 
     import torch
     from rich.console import Console
@@ -116,8 +119,9 @@ def main() -> None:
             continue
         if stage.startswith("dift-"):
             over = dict(VARIANTS[stage[5:]])
-            if stage == "dift-target-self":
-                over["model"] = model_dir(models["DIFT target"])  # resolved now: target is trained earlier
+            init = over.pop("init", None)
+            if init:
+                over["model"] = model_dir(models[f"DIFT {init}"])  # resolved now: the init is trained earlier
             train[name] = Stage(stage, name, lambda s=stage, o=over: demo.stage_sft("dift", s, **o))
         else:
             train[name] = Stage(stage, name, lambda s=stage: demo.stage_sft(s[4:], s))
