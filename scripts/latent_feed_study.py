@@ -46,6 +46,11 @@ VARIANTS = {
     "target-bn-self": {"latent_feed": "self", "imagery_bottleneck": True, "max_steps": 300, "lr": 3e-4,
                        "warmup_steps": 10, "init": "target-bn"},
     "mixed-bn": {"latent_feed": "mixed", "imagery_bottleneck": True},
+    # the bottleneck trained by the answer alone (no similarity loss): can the latent chain carry the motion at all?
+    "self-bn-nosim": {"latent_feed": "self", "imagery_bottleneck": True, "use_sim": False},
+    # the bottleneck with the label weighted up: the conclusion after the last block (and the answer)
+    # at 10x the CE weight of the other tokens, the similarity loss at 0.1
+    "self-bn-cw": {"latent_feed": "self", "imagery_bottleneck": True, "conclusion_weight": 10.0, "l_sim": 0.1},
     # the contrastive similarity loss (train dift --sim-loss infonce) instead of Eq. 9's cosine
     "target-nce": {"latent_feed": "target", "sim_loss": "infonce"},
     "target-bn-nce": {"latent_feed": "target", "imagery_bottleneck": True, "sim_loss": "infonce"},

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fourdthinker.latent.blocks import IGNORE_INDEX as X
-from fourdthinker.train.dift import ce_loss, dift_loss, latent_cosine_loss, latent_infonce_loss
+from fourdthinker.train.dift import ce_loss, conclusion_weights, dift_loss, latent_cosine_loss, latent_infonce_loss
 
 
 def test_ce_hand_computed_and_shifted():
@@ -23,6 +23,24 @@ def test_ce_hand_computed_and_shifted():
     # masking the second label leaves only ln 2
     loss2, _ = ce_loss(logits, torch.tensor([[X, 1, X]]))
     assert loss2.item() == pytest.approx(math.log(2), abs=1e-6)
+
+
+def test_weighted_ce_hand_computed():
+    # the two terms of test_ce_hand_computed_and_shifted, ln 2 (label at 1) and -ln(3/4) (label at 2),
+    # weighted 1 and 3: (ln 2 + 3 * -ln(3/4)) / 4
+    logits = torch.tensor([[[0.0, 0.0], [math.log(3.0), 0.0], [5.0, 5.0]]])
+    labels = torch.tensor([[X, 1, 0]])
+    loss, _ = ce_loss(logits, labels, torch.tensor([[9.0, 1.0, 3.0]]))  # the weight at 0 has no label
+    assert loss.item() == pytest.approx((math.log(2) - 3 * math.log(0.75)) / 4, abs=1e-6)
+    assert ce_loss(logits, labels, torch.ones(1, 3))[0].item() == pytest.approx(ce_loss(logits, labels)[0].item())
+
+
+def test_conclusion_weights():
+    E = 9  # <|latent_end|>
+    ids = torch.tensor([[1, E, 2, E, 3, 4], [1, 2, 3, 4, 5, 6]])
+    w = conclusion_weights(ids, E, 5.0)
+    assert w.tolist() == [[1, 1, 1, 1, 5, 5], [1, 1, 1, 1, 1, 1]]  # after the LAST block only; no block: 1
+    assert conclusion_weights(ids, E, 1.0) is None and conclusion_weights(ids, None, 5.0) is None
 
 
 def test_sim_uses_previous_hidden_state():

@@ -248,3 +248,20 @@ def test_infonce_sim_loss_in_the_forward():
     assert stats["sim"] == pytest.approx(nce.item(), rel=1e-5)
     with pytest.raises(ValueError, match="sim_loss"):
         DiftConfig(data="x", sim_loss="l2").validate()
+
+
+def test_conclusion_weight_in_the_forward():
+    """``--conclusion-weight`` weights the CE after the last latent block; 1 is Eq. 8 unchanged."""
+    from fourdthinker.train.dift import ce_loss, conclusion_weights
+
+    ad = load("qwen2.5-vl-tiny")
+    ad.model.eval()
+    batch = dift_batch(ad, ad.encode_prompts(_videos(1), ["Hi"]), _response(ad))
+    with torch.no_grad():
+        plain, s1, out = dift_forward(ad, batch, DiftConfig(latent_size=K, use_sim=False))
+        heavy, s4, _ = dift_forward(ad, batch, DiftConfig(latent_size=K, use_sim=False, conclusion_weight=4.0))
+    w = conclusion_weights(batch["input_ids"], ad.latent_end_id, 4.0)
+    assert w is not None and int((w == 4.0).sum()) == 1  # _response ends in one text token after its last block
+    assert s1["ce"] == pytest.approx(ce_loss(out.logits, batch["labels"])[0].item(), rel=1e-6)
+    assert s4["ce"] == pytest.approx(ce_loss(out.logits, batch["labels"], w)[0].item(), rel=1e-6)
+    assert s4["ce"] != pytest.approx(s1["ce"])

@@ -32,18 +32,41 @@ from fourdthinker.train.trainer import StatsTrainer
 
 
 # ----------------------------------------------------------------------------- losses
-def ce_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
+def ce_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     """Eq. 8: L_ce = -(1/|T|) * sum_{t in T} log p(x_t | x_<t), T = positions with label != -100.
 
-    ``logits [B, L, V]`` at position t-1 score the label at t (shifted here)."""
+    ``logits [B, L, V]`` at position t-1 score the label at t (shifted here). ``weights [B, L]``
+    (per label position t; ``--conclusion-weight``) make it the weighted mean
+    L_ce = -sum_{t in T} w_t log p(x_t | x_<t) / sum_{t in T} w_t; None = all 1 (Eq. 8 as it is)."""
     lg = logits[:, :-1].float()  # [B, L-1, V]
     tg = labels[:, 1:]  # [B, L-1]
     n = int((tg != IGNORE_INDEX).sum())
     if n == 0:
         zero = logits.sum() * 0.0
         return zero, {"ce": 0.0, "n_text": 0}
-    loss = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), tg.reshape(-1), ignore_index=IGNORE_INDEX)
+    if weights is None:
+        loss = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), tg.reshape(-1), ignore_index=IGNORE_INDEX)
+    else:
+        nll = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), tg.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none")
+        w = weights[:, 1:].reshape(-1).to(nll.device, nll.dtype) * (tg.reshape(-1) != IGNORE_INDEX)
+        loss = (w * nll).sum() / w.sum().clamp_min(1e-12)
     return loss, {"ce": float(loss.detach()), "n_text": n}
+
+
+def conclusion_weights(input_ids: torch.Tensor, latent_end_id: int | None, weight: float) -> torch.Tensor | None:
+    """Per-position CE weights ``[B, L]`` for ``--conclusion-weight``: ``weight`` on every token after a
+    row's last ``<|latent_end|>`` (the conclusion drawn from the imagery, and the answer), 1 elsewhere.
+    None when ``weight`` is 1 or there is no latent token (plain Eq. 8).
+
+    >>> conclusion_weights(torch.tensor([[5, 9, 6, 7, 9, 8]]), 9, 3.0).tolist()
+    [[1.0, 1.0, 1.0, 1.0, 1.0, 3.0]]
+    """
+    if weight == 1.0 or latent_end_id is None:
+        return None
+    is_end = input_ids == latent_end_id
+    after = is_end.flip(-1).long().cumsum(-1).flip(-1) == 0  # no <|latent_end|> at or after this position
+    after &= is_end.any(-1, keepdim=True)  # rows without a block: all 1
+    return torch.where(after, float(weight), 1.0)
 
 
 def _latent_pairs(hidden: torch.Tensor, latents: torch.Tensor, mask: torch.Tensor, what: str):
@@ -235,7 +258,8 @@ def dift_forward(adapter, batch: dict, cfg: DiftConfig, *, step: int | None = No
     else:
         out = adapter.forward(batch, inputs_embeds=emb, position_ids=pos,
                               attention_mask=batch["attention_mask"] if attn is None else attn)
-    ce, s_ce = ce_loss(out.logits, batch["labels"].to(out.logits.device))
+    weights = conclusion_weights(ids, adapter.latent_end_id, cfg.conclusion_weight)
+    ce, s_ce = ce_loss(out.logits, batch["labels"].to(out.logits.device), weights)
     hidden = out.hidden_states[-1]
     z = latents.to(hidden.device) if latents is not None else None
     if cfg.sim_loss == "infonce":

@@ -29,6 +29,10 @@ class DiftConfig:
     latent_size: int = _f(4, "K latent vectors per imagery image (Eq. 5; Table 5 ablates it).", gt=0)
     l_ce: float = _f(0.1, "Weight of L_ce, the text cross-entropy (Eq. 7).", ge=0)
     l_sim: float = _f(1.0, "Weight of L_sim, the latent similarity loss (Eq. 7).", ge=0)
+    conclusion_weight: float = _f(1.0, "Weight of the text cross-entropy on the tokens after the last latent block (the "
+                                       "conclusion drawn from the imagery, and the answer) against 1 for the other "
+                                       "response tokens; 1 = Eq. 8 as it is. The label is ~1 token in 40 of the reasoning.",
+                                  gt=0)
     sim_loss: str = _f("cosine", "The latent similarity loss: cosine (Eq. 9, the paper: 1 - cos(h_{t-1}, z_t)) | infonce "
                                  "(contrastive: each h_{t-1} closer to its own z_t than to the batch's other targets, "
                                  "at --sim-temperature; needs several latents per batch).",
