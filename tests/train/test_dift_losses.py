@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from fourdthinker.latent.blocks import IGNORE_INDEX as X
-from fourdthinker.train.dift import ce_loss, conclusion_weights, dift_loss, latent_cosine_loss, latent_infonce_loss
+from fourdthinker.train.dift import (
+    ce_loss,
+    conclusion_weights,
+    dift_loss,
+    latent_cosine_loss,
+    latent_infonce_loss,
+)
 
 
 def test_ce_hand_computed_and_shifted():

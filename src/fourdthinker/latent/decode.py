@@ -438,7 +438,13 @@ def latent_generate(
     pad_embed = embed(torch.tensor([lid.pad], device=dev))[0]  # [D]
     stop_strs = tuple(stop_strings)
 
-    from fourdthinker.latent.bottleneck import bottleneck_mask, check_attention, model_bottleneck, visual_marker_ids, visual_span
+    from fourdthinker.latent.bottleneck import (
+        bottleneck_mask,
+        check_attention,
+        model_bottleneck,
+        visual_marker_ids,
+        visual_span,
+    )
 
     bottleneck = model_bottleneck(adapter) if bottleneck is None else bool(bottleneck)
     vis = None  # bottleneck: bool [B, L] visual span of the prompt, extended with False per generated token
