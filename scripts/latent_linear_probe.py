@@ -32,6 +32,9 @@ def main() -> None:
     ap.add_argument("--target-cache", default="auto", help="latent-target cache folder (auto: the default one)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-frames", type=int, default=8)
+    ap.add_argument("--frames", default="normal",
+                    help="video intervention while decoding (normal|first|reversed|shuffled|blank): with first, a "
+                         "read-out that stays high finds the label in something other than the motion")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
 
@@ -77,7 +80,8 @@ def main() -> None:
     out: dict[str, float] = {}
     z_feats = None
     for model in a.model:
-        run = LatentModelRunner(model, batch_size=a.batch_size, max_new_tokens=160, max_frames=a.max_frames)
+        run = LatentModelRunner(model, batch_size=a.batch_size, max_new_tokens=160, max_frames=a.max_frames,
+                                frames=a.frames)
         ad = run.adapter
         K = ad.latent_size or 4
         n_vec = a.blocks * K
@@ -98,7 +102,8 @@ def main() -> None:
             t = split(z_feats)
             out["majority"], out["target_linear_acc"] = t.majority, t.accuracy
         out[f"fed_linear_acc[{Path(model).name}]"] = split(torch.stack(feats)).accuracy
-    print(f"{a.task}: {len(recs)} records, {len(labels)} labels, fit on {cut}, scored on {len(recs) - cut}")
+    print(f"{a.task}: {len(recs)} records, {len(labels)} labels, fit on {cut}, scored on {len(recs) - cut}, "
+          f"frames {a.frames}")
     for k, v in out.items():
         print(f"{k}: {v:.3f}")
 
