@@ -146,11 +146,11 @@ def test_force_tokens_hook():
 
 def test_greedy_without_latents_equals_generate(adapter):
     """No latent block emitted: our decoder == model.generate token for token (batch 1 and 3)."""
-    from fourdthinker.latent.decode import _vision_placeholder_ids
+    from fourdthinker.latent.bottleneck import placeholder_ids
 
     # what the decoder never emits: latent tokens (no block here), vision placeholders, padding rows
     sup = [adapter.latent_start_id, adapter.latent_end_id, adapter.latent_pad_id,
-           *_vision_placeholder_ids(adapter.model), *adapter.padding_ids()]
+           *placeholder_ids(adapter.model), *adapter.padding_ids()]
     for vids, texts in ((VIDEOS[:1], TEXTS[:1]), (VIDEOS, TEXTS)):
         batch = adapter.encode_prompts(vids, texts)
         L = batch["input_ids"].shape[1]
@@ -195,9 +195,9 @@ def test_never_emits_vision_placeholders_and_replay_still_lines_up(adapter):
     """Image/video placeholder tokens are input-only: even when a hook (or a random-init policy, as
     seen in GRPO from the base model) puts all its mass on one, the decoder must not emit it, or the
     replayed sequence would count one more visual token than it has features."""
-    from fourdthinker.latent.decode import _vision_placeholder_ids
+    from fourdthinker.latent.bottleneck import placeholder_ids
 
-    ph = _vision_placeholder_ids(adapter.model)
+    ph = placeholder_ids(adapter.model)
     assert ph, "the config names no image/video placeholder token"
     batch = adapter.encode_prompts(VIDEOS[:2], TEXTS[:2])
     no_eos = _no_eos(adapter)

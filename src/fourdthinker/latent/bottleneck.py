@@ -33,8 +33,8 @@ from collections.abc import Iterable
 
 import torch
 
-__all__ = ["additive_mask", "bottleneck_allowed", "bottleneck_mask", "model_bottleneck", "visual_marker_ids",
-           "visual_span"]
+__all__ = ["additive_mask", "bottleneck_allowed", "bottleneck_mask", "model_bottleneck", "placeholder_ids",
+           "visual_marker_ids", "visual_span"]
 
 # special tokens that open/close or fill a family's visual span (looked up in the tokenizer; absent ones skipped)
 _MARKER_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>", "<img>", "</img>",
@@ -96,11 +96,17 @@ def bottleneck_mask(visual: torch.Tensor, starts: torch.Tensor, valid: torch.Ten
     return additive_mask(bottleneck_allowed(visual, starts, valid, rows), dtype)
 
 
-def visual_marker_ids(model, tokenizer) -> list[int]:
-    """Ids of the tokens that open, close or fill the visual span: the placeholder ids in the model
-    config, plus the marker special tokens the tokenizer knows (never hard-coded ids)."""
+def placeholder_ids(model) -> list[int]:
+    """Token ids of the model's image/video placeholders and span markers, from its config (never
+    hard-coded)."""
     cfg = getattr(model, "config", None)
-    ids = {v for a in _MARKER_ATTRS if isinstance(v := getattr(cfg, a, None), int) and v >= 0}
+    return sorted({v for a in _MARKER_ATTRS if isinstance(v := getattr(cfg, a, None), int) and v >= 0})
+
+
+def visual_marker_ids(model, tokenizer) -> list[int]:
+    """Ids of the tokens that open, close or fill the visual span: :func:`placeholder_ids`, plus the
+    marker special tokens the tokenizer knows (InternVL's ``<img>``/``</img>`` are not in its config)."""
+    ids = set(placeholder_ids(model))
     vocab = tokenizer.get_vocab() if tokenizer is not None else {}
     ids.update(vocab[t] for t in _MARKER_TOKENS if t in vocab)
     if not ids:
@@ -112,11 +118,9 @@ def model_bottleneck(adapter) -> bool:
     """Whether a model was trained with the imagery bottleneck (``imagery_bottleneck`` in its
     config, saved by ``train dift --imagery-bottleneck``); read through a PEFT wrapper."""
     model = getattr(adapter, "model", adapter)
-    for m in (model, getattr(model, "base_model", None), getattr(getattr(model, "base_model", None), "model", None)):
-        cfg = getattr(m, "config", None)
-        if cfg is not None and getattr(cfg, "imagery_bottleneck", None) is not None:
-            return bool(cfg.imagery_bottleneck)
-    return False
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    return bool(getattr(getattr(model, "config", None), "imagery_bottleneck", False))
 
 
 def check_attention(adapter) -> None:

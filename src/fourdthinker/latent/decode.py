@@ -41,6 +41,14 @@ from typing import Any
 import torch
 
 from fourdthinker.latent.blocks import resolve_latent_size
+from fourdthinker.latent.bottleneck import (
+    bottleneck_mask,
+    check_attention,
+    model_bottleneck,
+    placeholder_ids,
+    visual_marker_ids,
+    visual_span,
+)
 from fourdthinker.latent.interventions import (
     apply_intervention,
     check_intervention,
@@ -347,16 +355,6 @@ def _step(model: torch.nn.Module, embeds: torch.Tensor, mask: torch.Tensor, pos:
 # the decoder
 
 
-_VISION_TOKEN_ATTRS = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id",
-                       "image_token_index", "video_token_index")
-
-
-def _vision_placeholder_ids(model) -> list[int]:
-    """Token ids of the model's image/video placeholders (from its config; never hard-coded)."""
-    cfg = model.config
-    return sorted({v for a in _VISION_TOKEN_ATTRS if isinstance(v := getattr(cfg, a, None), int) and v >= 0})
-
-
 @torch.no_grad()
 def latent_generate(
     adapter: Any,
@@ -438,13 +436,6 @@ def latent_generate(
     pad_embed = embed(torch.tensor([lid.pad], device=dev))[0]  # [D]
     stop_strs = tuple(stop_strings)
 
-    from fourdthinker.latent.bottleneck import (
-        bottleneck_mask,
-        check_attention,
-        model_bottleneck,
-        visual_marker_ids,
-        visual_span,
-    )
 
     bottleneck = model_bottleneck(adapter) if bottleneck is None else bool(bottleneck)
     vis = None  # bottleneck: bool [B, L] visual span of the prompt, extended with False per generated token
@@ -472,7 +463,7 @@ def latent_generate(
     # input-only markers: a sampled one would make the replayed sequence (RL, probe) count one more
     # image/video token than it has features (seen with a random-init policy in GRPO).
     # Rows past len(tokenizer) are a padded vocabulary's unused rows (no token string): never sampled.
-    suppress = torch.tensor(sorted({lid.pad, lid.end, *_vision_placeholder_ids(model), *range(len(tok), V)}),
+    suppress = torch.tensor(sorted({lid.pad, lid.end, *placeholder_ids(model), *range(len(tok), V)}),
                             device=dev)
 
     lat_k = torch.full((B,), -1, dtype=torch.long, device=dev)  # -1: text mode; k: k latent steps done in block
