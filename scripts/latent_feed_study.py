@@ -51,6 +51,7 @@ VARIANTS = {
     # the bottleneck with the label weighted up: the conclusion after the last block (and the answer)
     # at 10x the CE weight of the other tokens, the similarity loss at 0.1
     "self-bn-cw": {"latent_feed": "self", "imagery_bottleneck": True, "conclusion_weight": 10.0, "l_sim": 0.1},
+    "target-cw": {"latent_feed": "target", "conclusion_weight": 10.0, "l_sim": 0.1},
     # the contrastive similarity loss (train dift --sim-loss infonce) instead of Eq. 9's cosine
     "target-nce": {"latent_feed": "target", "sim_loss": "infonce"},
     "target-bn-nce": {"latent_feed": "target", "imagery_bottleneck": True, "sim_loss": "infonce"},
