@@ -3,7 +3,7 @@
 On the demo's world, data and benchmark (``fourdthinker demo``; same settings, same seed) this
 trains the DIFT variants of ``train dift --latent-feed target|self|mixed`` (each optionally with
 ``--feed-norm``, with ``--imagery-bottleneck``: the ``-bn`` variants, with ``--sim-loss infonce``: the
-``-nce`` variants) next to the demo's CoT SFT and Raw QA SFT, then for every model:
+``-nce`` variants, with ``--conclusion-weight``: the ``-cw`` variants) next to the demo's CoT SFT and Raw QA SFT, then for every model:
 
 * accuracy ("Avg." over subtasks, 95% stratified bootstrap CI);
 * paired gain vs CoT SFT and vs DIFT ``target`` (paired stratified bootstrap CI, McNemar p);
