@@ -13,7 +13,7 @@ trains the DIFT variants of ``train dift --latent-feed target|self|mixed`` (each
 
 Every stage is resumable (``<out>/.stages``). ``--demo DIR`` reuses a finished demo folder's
 world/data/benchmark and its trained models (runs/sft-cot, runs/sft-raw-qa, runs/dift) instead of
-training them again. ``--quick`` uses the demo's quick sizes (a pipeline check: nothing learns).
+training them again (not with ``--model``: another starting VLM trains every model anew). ``--quick`` uses the demo's quick sizes (a pipeline check: nothing learns).
 
     PYTHONPATH=src nice -n 10 python scripts/latent_feed_study.py --out study_out --variants target self mixed
     PYTHONPATH=src python scripts/latent_feed_study.py --demo demo_uniform --mcq-style uniform --out study_uniform
@@ -21,7 +21,13 @@ training them again. ``--quick`` uses the demo's quick sizes (a pipeline check: 
 (``demo_uniform``: ``fourdthinker demo --mcq-style uniform --out demo_uniform``, a benchmark whose
 options do not reveal the answer.)
 
-Ends with ``study.md`` / ``study.json`` in ``--out`` and headline lines ``name: value``.
+``--confirm-clips N`` then probes every model again on a fresh benchmark of N clips (about 2N
+items) from a world of another seed (``--confirm-seed``, default the demo's seed + 2000), written to
+``<out>/confirm/``: a variant chosen for its drops on the first benchmark is tested on items that
+played no part in choosing it, and with enough items for drops of a few points to be told from noise.
+
+Ends with ``study.md`` / ``study.json`` in ``--out`` (``confirm/study.md`` too with ``--confirm-clips``)
+and headline lines ``name: value``.
 """
 
 from __future__ import annotations
@@ -52,6 +58,9 @@ VARIANTS = {
     # at 10x the CE weight of the other tokens, the similarity loss at 0.1
     "self-bn-cw": {"latent_feed": "self", "imagery_bottleneck": True, "conclusion_weight": 10.0, "l_sim": 0.1},
     "target-cw": {"latent_feed": "target", "conclusion_weight": 10.0, "l_sim": 0.1},
+    # the bottleneck with one latent per encoder token (K = 12, the tokens of a run F imagery image: no
+    # pooling, so each slot's target keeps where things are in the image)
+    "target-bn-k12": {"latent_feed": "target", "imagery_bottleneck": True, "latent_size": 12},
     # the contrastive similarity loss (train dift --sim-loss infonce) instead of Eq. 9's cosine
     "target-nce": {"latent_feed": "target", "sim_loss": "infonce"},
     "target-bn-nce": {"latent_feed": "target", "imagery_bottleneck": True, "sim_loss": "infonce"},
@@ -79,6 +88,13 @@ def main() -> None:
                     help="frames over the whole clip (video, the demo's default) or the question's window")
     ap.add_argument("--train-clips", type=int, default=None, help="the demo's training clips (give the --demo folder's)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (the demo's 2)")
+    ap.add_argument("--model", default=None,
+                    help="the VLM every model starts from (default: the demo's qwen2.5-vl-tiny; e.g. qwen2.5-vl-tiny-deep, "
+                         "4 LM layers). With --demo, its world and data are shared but its trained models are not reused")
+    ap.add_argument("--confirm-clips", type=int, default=0,
+                    help="also probe every model on a fresh benchmark of this many clips (~2 items each), in <out>/confirm")
+    ap.add_argument("--confirm-seed", type=int, default=None,
+                    help="seed of the confirmation world (default: the demo's seed + 2000; the benchmark's is seed + 1000)")
     a = ap.parse_args()
     for v in a.variants:
         init = VARIANTS[v].get("init")
@@ -95,15 +111,20 @@ def main() -> None:
     cfg = preset(a.quick)
     if a.sft_steps:
         cfg = cfg.with_overrides(sft_steps=a.sft_steps)
-    for key in ("mcq_style", "frame_span", "train_clips", "threads"):
+    for key in ("mcq_style", "frame_span", "train_clips", "threads", "model"):
         if getattr(a, key):
             cfg = cfg.with_overrides(**{key: getattr(a, key)})
+    confirm_seed = cfg.seed + 2000 if a.confirm_seed is None else a.confirm_seed
+    if confirm_seed in (cfg.seed, cfg.seed + 1000):
+        ap.error(f"--confirm-seed {confirm_seed} is the training or the benchmark world's seed: the items would not be fresh")
+    if a.confirm_clips < 0:
+        ap.error(f"--confirm-clips must be >= 0, got {a.confirm_clips}")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     pin_config(out, {"kind": "latent-feed-study", "quick": a.quick, **cfg.to_dict()}, defaults=type(cfg)().to_dict())
     demo = Demo(cfg, out, progress=False, shared=a.demo)
     torch.set_num_threads(cfg.threads)
-    reuse = Path(a.demo) / "runs" if a.demo else None
+    reuse = Path(a.demo) / "runs" if a.demo and not a.model else None  # the demo's models start from its model
 
     def model_dir(stage: str) -> str:
         if reuse is not None and (reuse / stage / "config.json").exists():
@@ -132,17 +153,29 @@ def main() -> None:
         else:
             train[name] = Stage(stage, name, lambda s=stage: demo.stage_sft(s[4:], s))
 
-    def probe(name: str, stage: str) -> dict:
+    confirm = out / "confirm"
+
+    def confirm_world() -> dict:
+        from fourdthinker.eval.synthetic import load_synthetic_bench, write_bench_jsonl
+        from fourdthinker.world import generate_world
+
+        clips = generate_world(confirm / "world", a.confirm_clips, seed=confirm_seed, workers=cfg.workers,
+                               config=demo.world_config(), progress=False)
+        res = load_synthetic_bench(confirm / "world", seed=cfg.seed, mcq_style=cfg.mcq_style)
+        write_bench_jsonl(res)
+        return {"clips": len(clips), "seed": confirm_seed, "items": len(res.items), "skipped": len(res.skipped)}
+
+    def probe(name: str, stage: str, bench: Path, probe_root: Path) -> dict:
         from fourdthinker.eval.loaders import load_benchmark
         from fourdthinker.eval.probe import probe_model
 
-        loaded = load_benchmark("synthetic", demo.world_bench / "bench.jsonl")
+        loaded = load_benchmark("synthetic", bench / "bench.jsonl")
         dift = name.startswith("DIFT")
         latents = LATENT_PROBE if dift else ["normal"]
         frames = FRAME_PROBE if dift else ["first", "reversed", "shuffled", "blank"]
         if name == "CoT SFT":
             frames = []
-        rows, (relies, why), _ = probe_model(model_dir(stage), loaded, out / "probe" / stage, interventions=latents,
+        rows, (relies, why), _ = probe_model(model_dir(stage), loaded, probe_root / stage, interventions=latents,
                                              frames=frames, batch_size=cfg.eval_batch, max_new_tokens=cfg.eval_max_new_tokens,
                                              max_frames=cfg.max_frames, limit=a.limit, progress=False)
         return {"relies_on_imagery": relies, "verdict": why}
@@ -150,23 +183,36 @@ def main() -> None:
     for name, stage in models.items():  # each model's probe right after its training: partial runs tell something
         if name in train:
             stages.append(train[name])
-        stages.append(Stage(f"probe-{stage}", f"probe {name}", lambda n=name, s=stage: probe(n, s)))
+        stages.append(Stage(f"probe-{stage}", f"probe {name}",
+                            lambda n=name, s=stage: probe(n, s, demo.world_bench, out / "probe")))
+    if a.confirm_clips:
+        stages.append(Stage("confirm-world", f"confirmation benchmark ({a.confirm_clips} clips)", confirm_world))
+        stages += [Stage(f"confirm-{stage}", f"probe {name} (confirmation)",
+                         lambda n=name, s=stage: probe(n, s, confirm / "world", confirm / "probe"))
+                   for name, stage in models.items()]
     on_start, on_done = console_progress(Console(), stages)
     run_stages(out, stages, on_start=on_start, on_done=on_done)
-    head = write_table(out, demo, models, model_dir)  # always rebuilt from the probe folders
+    head = write_table(out, demo.bench_items(), models, model_dir)["headline"]  # always rebuilt from the probe folders
     print((out / "study.md").read_text(encoding="utf-8"))
-    for k, v in head["headline"].items():
+    if a.confirm_clips:
+        from fourdthinker.eval.synthetic import load_synthetic_bench
+
+        items = load_synthetic_bench(confirm / "world" / "bench.jsonl").items
+        conf = write_table(confirm, items, models, model_dir)["headline"]
+        print((confirm / "study.md").read_text(encoding="utf-8"))
+        head.update({f"confirm_{k}": v for k, v in conf.items()})
+    for k, v in head.items():
         print(f"{k}: {v}")
 
 
-def write_table(out: Path, demo, models: dict[str, str], model_dir) -> dict:
-    """study.md / study.json from the probe folders (pure reading; rerun to refresh)."""
+def write_table(out: Path, items, models: dict[str, str], model_dir) -> dict:
+    """study.md / study.json in ``out`` from the probe folders ``out/probe/<stage>/<kind>`` on the
+    benchmark ``items`` (pure reading; rerun to refresh)."""
     from fourdthinker.demo.report import paired_delta_ci
     from fourdthinker.eval.evaluate import load_result
     from fourdthinker.eval.metrics import paired_compare
     from fourdthinker.io import atomic_write_json, atomic_write_text
 
-    items = demo.bench_items()
     subtask_of = {it.id: it.subtask for it in items}
 
     def result(stage: str, kind: str):

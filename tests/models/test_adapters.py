@@ -180,3 +180,17 @@ def test_load_local_folder_and_unknown(tmp_path):
     # a bare name is neither a preset nor an existing folder: refused at once, without the network
     with pytest.raises(FileNotFoundError, match="no-such-model: no such model folder"):
         load("no-such-model")
+
+
+def test_deep_preset_has_four_lm_layers_and_the_tiny_vision_tower():
+    """``qwen2.5-vl-tiny-deep``: the tiny Qwen2.5-VL with 4 LM layers instead of 2. Same widths, and the
+    same vision tower weights (same seed, built first), so both presets share latent targets."""
+    from fourdthinker.latent.targets import state_dict_hash
+
+    deep, tiny = get_adapter("qwen2.5-vl-tiny-deep"), get_adapter("qwen2.5-vl-tiny")
+    dt, tt = deep.model.config.text_config, tiny.model.config.text_config
+    assert (dt.num_hidden_layers, tt.num_hidden_layers) == (4, 2)
+    assert (dt.hidden_size, dt.num_attention_heads, dt.vocab_size) == (tt.hidden_size, tt.num_attention_heads, tt.vocab_size)
+    assert state_dict_hash(deep.encoder_state_dict()) == state_dict_hash(tiny.encoder_state_dict())
+    ids = deep.tokenizer("hello", return_tensors="pt")["input_ids"]
+    assert deep.model(input_ids=ids).logits.shape == (1, ids.shape[1], dt.vocab_size)

@@ -6,7 +6,8 @@
 Preset names build random-initialised configs of the real classes (deterministic, seed 0) with a
 tokenizer the package trains offline, saved once under ``~/.cache/fourdthinker/presets``
 (``FOURDTHINKER_CACHE``) and then loaded with stock ``from_pretrained`` like any checkpoint: three
-tiny ones (one per family) and ``qwen2.5-vl-3b-shallow`` (Qwen2.5-VL-3B's widths, 2 + 2 layers).
+tiny ones (one per family), ``qwen2.5-vl-tiny-deep`` (the tiny Qwen2.5-VL with 4 LM layers) and
+``qwen2.5-vl-3b-shallow`` (Qwen2.5-VL-3B's widths, 2 + 2 layers).
 Their vocabularies are padded past the tokenizer like the real checkpoints' (docs/models.md).
 Any other string is a hub id or local folder; the family comes from ``config.model_type``.
 """
@@ -30,6 +31,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {"VLMAdapter": "fourdthinker.model
 PRESET_VERSION = 3  # 3: padded vocabularies (embedding rows > len(tokenizer)), like the real checkpoints
 PRESETS = {
     "qwen2.5-vl-tiny": "qwen2_5_vl",
+    # the tiny one with 4 LM layers (same widths and vision tower): the latent study's deeper text stack
+    "qwen2.5-vl-tiny-deep": "qwen2_5_vl",
     "qwen3-vl-tiny": "qwen3_vl",
     "internvl3.5-tiny": "internvl",
     # full-width, shallow: Qwen2.5-VL-3B's widths and 151,936-row vocabulary, 2 LM layers + 2 vision
@@ -61,6 +64,10 @@ def _builder(name: str):
         from fourdthinker.models.qwen2_5_vl import build_3b_shallow
 
         return build_3b_shallow
+    if name == "qwen2.5-vl-tiny-deep":
+        from fourdthinker.models.qwen2_5_vl import build_tiny_deep
+
+        return build_tiny_deep
     family = PRESETS[name]
     if family == "qwen2_5_vl":
         from fourdthinker.models.qwen2_5_vl import build_tiny

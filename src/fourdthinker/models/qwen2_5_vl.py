@@ -185,9 +185,10 @@ def _save_random_init(out_dir: str | Path, seed: int, *, text: dict, vision: dic
     return out_dir
 
 
-def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
+def build_tiny(out_dir: str | Path, seed: int = 0, layers: int = TINY_TEXT["num_hidden_layers"]) -> Path:
     """Random-init tiny Qwen2.5-VL (real class) + offline tokenizer + stock processor, saved as an
-    HF folder. Deterministic for a given ``seed``."""
+    HF folder. Deterministic for a given ``seed``. ``layers``: LM depth (the tiny preset's 2; the
+    ``-deep`` preset's 4, same widths and vision tower)."""
     from transformers import AutoTokenizer
 
     from fourdthinker.models.base import padded_vocab_size
@@ -197,7 +198,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
     head_dim = TINY_TEXT["hidden_size"] // TINY_TEXT["num_attention_heads"]
     half = head_dim // 2
     sec = [half // 4, 3 * half // 8, half - half // 4 - 3 * half // 8]
-    text = dict(**TINY_TEXT, vocab_size=padded_vocab_size(n_tok),
+    text = dict(**{**TINY_TEXT, "num_hidden_layers": layers}, vocab_size=padded_vocab_size(n_tok),
                 rope_parameters=dict(rope_type="default", rope_theta=1e4, mrope_section=sec))
     vision = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=4, out_hidden_size=TINY_TEXT["hidden_size"],
                   patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
@@ -205,6 +206,12 @@ def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
     return _save_random_init(out_dir, seed, text=text, vision=vision, tie=False,
                              image_kw=dict(min_pixels=28 * 28, max_pixels=TINY_FRAME_PIXELS),
                              video_kw=dict(size={"shortest_edge": 28 * 28, "longest_edge": TINY_FRAME_PIXELS * 64}))
+
+
+def build_tiny_deep(out_dir: str | Path, seed: int = 0) -> Path:
+    """The tiny preset with 4 LM layers instead of 2 (``qwen2.5-vl-tiny-deep``): more hops between
+    the latent slots and the answer, at about twice the text compute."""
+    return build_tiny(out_dir, seed, layers=4)
 
 
 # ---------------------------------------------------------------------- full-width shallow preset

@@ -1,0 +1,49 @@
+"""scripts/latent_feed_study.py: the confirmation benchmark (--confirm-clips) on fresh items."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "latent_feed_study.py"
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(SCRIPT.parents[1] / "src")}
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=3000)
+
+
+@pytest.mark.parametrize("seed", ["0", "1000"])
+def test_confirm_seed_must_differ_from_the_training_and_benchmark_worlds(tmp_path, seed):
+    r = _run("--quick", "--confirm-clips", "2", "--confirm-seed", seed, "--out", str(tmp_path / "s"), cwd=tmp_path)
+    assert r.returncode == 2
+    assert f"--confirm-seed {seed} is the training or the benchmark world's seed" in r.stderr
+    assert not (tmp_path / "s").exists()  # refused before anything is written
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3000)
+def test_quick_study_with_a_confirmation_benchmark(tmp_path):
+    """Pipeline check at the demo's quick sizes: the confirmation world is fresh (its own seed, its
+    own clips), every model is probed on all its items, and confirm/study.md is written from them."""
+    r = _run("--quick", "--variants", "target", "--confirm-clips", "3", "--out", "s", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    out = tmp_path / "s"
+    world = json.loads((out / ".stages" / "confirm-world.json").read_text())
+    assert world["seed"] == 2000 and world["clips"] == 3, world
+    bench = (out / "confirm" / "world" / "bench.jsonl").read_text().splitlines()
+    assert len(bench) == world["items"] > 0
+    truth = [json.loads((w / "clip_00000" / "truth.json").read_text()) for w in (out / "confirm" / "world", out / "world" / "bench")]
+    assert truth[0] != truth[1]  # another seed, other scenes
+    table = json.loads((out / "confirm" / "study.json").read_text())
+    assert {row["model"] for row in table["rows"]} == {"DIFT target", "CoT SFT", "Raw QA SFT"}
+    assert all(row["n"] == len(bench) for row in table["rows"])
+    dift = next(row for row in table["rows"] if row["model"] == "DIFT target")
+    assert {"zero", "shuffle", "frames-first", "frames-reversed"} <= set(dift)
+    assert "confirm_goal_reached: " in r.stdout
