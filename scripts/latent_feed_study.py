@@ -52,6 +52,8 @@ VARIANTS = {
     "target-bn-self": {"latent_feed": "self", "imagery_bottleneck": True, "max_steps": 300, "lr": 3e-4,
                        "warmup_steps": 10, "init": "target-bn"},
     "mixed-bn": {"latent_feed": "mixed", "imagery_bottleneck": True},
+    # the bottleneck trained twice as long: target-bn's model, 1,500 more steps (a warm restart of the schedule)
+    "target-bn-more": {"latent_feed": "target", "imagery_bottleneck": True, "init": "target-bn"},
     # the bottleneck trained by the answer alone (no similarity loss): can the latent chain carry the motion at all?
     "self-bn-nosim": {"latent_feed": "self", "imagery_bottleneck": True, "use_sim": False},
     # the bottleneck with the label weighted up: the conclusion after the last block (and the answer)
@@ -61,6 +63,7 @@ VARIANTS = {
     # the bottleneck with one latent per encoder token (K = 12, the tokens of a run F imagery image: no
     # pooling, so each slot's target keeps where things are in the image)
     "target-bn-k12": {"latent_feed": "target", "imagery_bottleneck": True, "latent_size": 12},
+    "target-k12": {"latent_feed": "target", "latent_size": 12},
     # the contrastive similarity loss (train dift --sim-loss infonce) instead of Eq. 9's cosine
     "target-nce": {"latent_feed": "target", "sim_loss": "infonce"},
     "target-bn-nce": {"latent_feed": "target", "imagery_bottleneck": True, "sim_loss": "infonce"},
