@@ -64,6 +64,10 @@ VARIANTS = {
     # pooling, so each slot's target keeps where things are in the image)
     "target-bn-k12": {"latent_feed": "target", "imagery_bottleneck": True, "latent_size": 12},
     "target-k12": {"latent_feed": "target", "latent_size": 12},
+    # targets that hold the motion (train dift --latent-target pair): each imagery image encoded with the one
+    # before it through the temporal patch, under the bottleneck, one latent per token or pooled to 4
+    "target-bn-k12-pair": {"latent_feed": "target", "imagery_bottleneck": True, "latent_size": 12, "latent_target": "pair"},
+    "target-bn-pair": {"latent_feed": "target", "imagery_bottleneck": True, "latent_target": "pair"},
     # the contrastive similarity loss (train dift --sim-loss infonce) instead of Eq. 9's cosine
     "target-nce": {"latent_feed": "target", "sim_loss": "infonce"},
     "target-bn-nce": {"latent_feed": "target", "imagery_bottleneck": True, "sim_loss": "infonce"},

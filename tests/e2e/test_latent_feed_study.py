@@ -27,11 +27,11 @@ def test_confirm_seed_must_differ_from_the_training_and_benchmark_worlds(tmp_pat
     assert not (tmp_path / "s").exists()  # refused before anything is written
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(3000)
+@pytest.mark.timeout(900)
 def test_quick_study_with_a_confirmation_benchmark(tmp_path):
-    """Pipeline check at the demo's quick sizes: the confirmation world is fresh (its own seed, its
-    own clips), every model is probed on all its items, and confirm/study.md is written from them."""
+    """Pipeline check at the demo's quick sizes (~40 s on 2 cores): the confirmation world is fresh
+    (its own seed, its own clips), every model is probed on all its items, and confirm/study.md is
+    written from them."""
     r = _run("--quick", "--variants", "target", "--confirm-clips", "3", "--out", "s", cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     out = tmp_path / "s"

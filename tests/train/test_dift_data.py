@@ -210,3 +210,23 @@ def test_overlong_sequences_are_skipped_not_truncated(toy, tmp_path):
         ds.load(0)
     with pytest.raises(RuntimeError, match="all failed to load.*exceeds max_length 120"):
         ds[0]
+
+
+def test_pair_targets_in_the_dataset(toy, tmp_path):
+    """``--latent-target pair``: the target pass fills the pair cache, each sample's latents are the
+    record's (previous, this) imagery-pair targets, and a rebuild over the warm cache encodes nothing."""
+    from fourdthinker.models.inputs import load_image
+
+    ad = tiny("qwen2.5-vl-tiny")
+    pc = LatentTargetCache(ad, 4, tmp_path / "lt", pairs=True)
+    ds = DiftDataset(toy, ad, k=4, targets=pc, progress=False)
+    assert pc.misses == 6 and not ds.skipped  # 3 records x 2 imagery images
+    rec = _rows(toy)[0]
+    imgs = [load_image(toy / p) for p in rec["imagery"]]
+    want = torch.cat(LatentTargetCache(ad, 4, None, pairs=True).get(imgs), 0)
+    assert torch.allclose(ds[0].latents, want, atol=1e-6)
+    plain = torch.cat(LatentTargetCache(ad, 4, None).get(imgs), 0)
+    assert torch.allclose(ds[0].latents[:4], plain[:4], atol=1e-6) and not torch.allclose(ds[0].latents[4:], plain[4:], atol=1e-3)
+    warm = LatentTargetCache(ad, 4, tmp_path / "lt", pairs=True)
+    DiftDataset(toy, ad, k=4, targets=warm, progress=False)
+    assert warm.misses == 0

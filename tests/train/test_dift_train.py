@@ -177,3 +177,14 @@ def test_grad_checkpointing_and_accumulation(toy, tmp_path):
                         grad_checkpointing=True))
     assert abs(a.losses[0]["loss"] - b.losses[0]["loss"]) < 1e-5
     assert abs(a.losses[1]["loss"] - b.losses[1]["loss"]) < 1e-4
+
+
+def test_pair_targets_train_and_are_recorded(toy, tmp_path):
+    """``--latent-target pair`` trains from the pair cache and saves ``latent_target`` in the config;
+    a family without a temporal patch is refused with the reason."""
+    train_dift(_cfg(toy, tmp_path / "run", model="qwen2.5-vl-tiny", max_steps=2, latent_target="pair"))
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["latent_target"] == "pair"
+    assert list((tmp_path / "lt").rglob("K4-pair/*/*.safetensors"))
+    with pytest.raises(NotImplementedError, match="temporal patch"):
+        train_dift(_cfg(toy, tmp_path / "ivl", model="internvl3.5-tiny", max_steps=1, latent_target="pair"))

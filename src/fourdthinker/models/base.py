@@ -382,6 +382,14 @@ class VLMAdapter:
         merger/projector), images capped at ``overlay_max_pixels``. Frozen encoder: no grad."""
         raise NotImplementedError
 
+    def pair_embeddings(self, pairs: Sequence[tuple[ImageLike, ImageLike]]) -> list[torch.Tensor]:
+        """Per (a, b), the LM-space embeddings of the 2-frame clip [a, b] through the vision tower's
+        temporal patch ``[n_i, D]`` (``--latent-target pair``). Families without a temporal patch
+        cannot form them."""
+        raise NotImplementedError(f"{type(self).__name__}: --latent-target pair needs a vision tower with a temporal "
+                                  "patch that merges 2 frames (Qwen2.5-VL, Qwen3-VL); this family encodes frames one "
+                                  "by one: use --latent-target image")
+
     def encoder_state_dict(self) -> dict[str, torch.Tensor]:
         """Weights that define the latent-target space (vision encoder + merger/projector)."""
         raise NotImplementedError

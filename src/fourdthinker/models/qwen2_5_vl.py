@@ -124,6 +124,30 @@ class Qwen25VLAdapter(VLMAdapter):
         )
         return [e.detach() for e in vo.pooler_output]
 
+    @torch.no_grad()
+    def pair_embeddings(self, pairs: Sequence[tuple[ImageLike, ImageLike]]) -> list[torch.Tensor]:
+        """Each (a, b) as one 2-frame clip: the image processor's patches of ``a`` fill the first slot
+        of the temporal patch and those of ``b`` the second (it repeats a lone image over both, so
+        (a, a) is exactly ``image_embeddings([a])``). Both images must have the same size."""
+        if len(pairs) == 0:
+            return []
+        ip = self.processor.image_processor
+        t, c, ps = int(ip.temporal_patch_size), 3, int(ip.patch_size)
+        if t != 2:
+            raise NotImplementedError(f"pair targets need a temporal patch of 2 frames; this processor's is {t}")
+        px = []
+        for slot in range(2):
+            pils = [to_pil(pr[slot], what=f"imagery pair {i} image {slot}") for i, pr in enumerate(pairs)]
+            px.append(ip(images=pils, size=self.overlay_size(), return_tensors="pt"))
+        if not torch.equal(px[0]["image_grid_thw"], px[1]["image_grid_thw"]):
+            raise ValueError("pair targets: the two images of a pair differ in size "
+                             f"({px[0]['image_grid_thw'].tolist()} vs {px[1]['image_grid_thw'].tolist()} patches)")
+        a, b = (x["pixel_values"].view(-1, c, t, ps, ps) for x in px)  # each row: (channel, time, patch, patch)
+        both = torch.cat([a[:, :, :1], b[:, :, 1:]], 2).reshape(px[0]["pixel_values"].shape)
+        vo = self.core.get_image_features(both.to(self.device, self.dtype), px[0]["image_grid_thw"].to(self.device),
+                                          return_dict=True)
+        return [e.detach() for e in vo.pooler_output]
+
     def encoder_state_dict(self) -> dict[str, torch.Tensor]:
         return {f"model.visual.{k}": v for k, v in self.core.visual.state_dict().items()}
 

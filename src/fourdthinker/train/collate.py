@@ -298,25 +298,36 @@ class TargetPass:
         from fourdthinker.latent.targets import image_hash
         from fourdthinker.models.inputs import InputError, load_image
 
+        hashes: list[str] = []
+        images: dict[int, Any] = {}  # decoded here: index misses, or needed for a missing target
         for j, rel in enumerate(rec.imagery):
             p = self.root / rel  # already checked inside the root by RecordValidator
             try:
                 st = p.stat()
                 hit = self.index.get(rel)
-                if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns and (
-                        hit[2] in self.queued or self.cache.has(hit[2])):
+                if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+                    hashes.append(hit[2])
                     continue
-                img = load_image(p)
+                images[j] = load_image(p)
             except (InputError, OSError) as e:
                 return f"record {rec.id}: imagery[{j}] {e}"
             self.decoded += 1
-            h = image_hash(img)
+            h = image_hash(images[j])
             self.index[rel] = [st.st_size, st.st_mtime_ns, h]
             self.changed = True
-            if h in self.queued or self.cache.has(h):
+            hashes.append(h)
+        for j, key in enumerate(self.cache.keys(hashes)):
+            if key in self.queued or self.cache.has(key):
                 continue
-            self.queued.add(h)
-            self.pending.append((h, img))
+            for i in {max(j - 1, 0), j} if self.cache.pairs else {j}:
+                if i not in images:
+                    try:
+                        images[i] = load_image(self.root / rec.imagery[i])
+                    except (InputError, OSError) as e:
+                        return f"record {rec.id}: imagery[{i}] {e}"
+                    self.decoded += 1
+            self.queued.add(key)
+            self.pending.append((key, (images[max(j - 1, 0)], images[j]) if self.cache.pairs else images[j]))
             if len(self.pending) >= self.cache.batch_size:
                 self._flush()
         return None

@@ -369,7 +369,8 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
     # collective, so all ranks run it together.
     first = contextlib.nullcontext() if _zero3() else args.main_process_first(desc="DIFT data validation + latent targets")
     with first, _gathered_encoder(ad):
-        targets = LatentTargetCache(ad, cfg.latent_size, cache_dir) if cfg.mode == "dift" else None
+        targets = LatentTargetCache(ad, cfg.latent_size, cache_dir, pairs=cfg.latent_target == "pair") \
+            if cfg.mode == "dift" else None
         ds = DiftDataset(cfg.data, ad, mode=cfg.mode, k=cfg.latent_size, targets=targets,
                          quarantine=out / "quarantine.jsonl" if main else None, load_errors=out / "load_errors.jsonl",
                          progress=cfg.progress and main, max_length=cfg.max_length, max_frames=cfg.max_frames,
@@ -410,7 +411,8 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
              "latent_token_id": ad.latent_pad_id, "dift_mode": cfg.mode, "ce_loss_weight": cfg.l_ce,
              "sim_loss_weight": cfg.l_sim, "latent_feed": cfg.latent_feed if cfg.mode == "dift" else None,
              "latent_target_norm": target_norm, "latent_feed_norm": cfg.latent_feed_norm if cfg.feed_norm else None,
-             "frame_span": cfg.frame_span, "imagery_bottleneck": cfg.imagery_bottleneck}
+             "frame_span": cfg.frame_span, "imagery_bottleneck": cfg.imagery_bottleneck,
+             "latent_target": cfg.latent_target if cfg.mode == "dift" else None}
     if main:  # one writer; every rank holds the same (full) weights under DDP and ZeRO-1/2
         ad.model = save_final(ad.model, ad.processor, out, extra_config=extra)
         png = plot_losses(log_cb.rows, out / "loss.png", title=f"{cfg.mode} on {cfg.model}")

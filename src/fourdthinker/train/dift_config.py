@@ -27,6 +27,10 @@ class DiftConfig:
     out: str = _f("runs/dift", "Output folder: checkpoints, final model, logs.")
     mode: str = _f("dift", "dift (latent imagery) | cot (imagery removed: the CoT-SFT baseline) | raw-qa (answer only).")
     latent_size: int = _f(4, "K latent vectors per imagery image (Eq. 5; Table 5 ablates it).", gt=0)
+    latent_target: str = _f("image", "What each latent target z encodes: image (Eq. 5, the paper: the imagery image "
+                                     "alone) | pair (the image with the record's previous imagery image, as a 2-frame "
+                                     "clip through the vision tower's temporal patch, so z holds the change between "
+                                     "them; Qwen-VL families only).", choices=("image", "pair"))
     l_ce: float = _f(0.1, "Weight of L_ce, the text cross-entropy (Eq. 7).", ge=0)
     l_sim: float = _f(1.0, "Weight of L_sim, the latent similarity loss (Eq. 7).", ge=0)
     conclusion_weight: float = _f(1.0, "Weight of the text cross-entropy on the tokens after the last latent block (the "
