@@ -5,7 +5,9 @@ each model decodes the record's prompt as at evaluation (``latent_generate``, it
 bottleneck and feed norm) and the vectors it feeds at its first ``--blocks`` latent blocks are
 kept; the targets z of the record's first ``--blocks`` imagery images are the reference. A linear
 read-out (``fourdthinker.latent.linear_probe``) is fitted on the first ``--train-frac`` of the
-records (whole clips) and scored on the rest.
+records (whole clips) and scored on the rest. ``--only-block N`` reads block N alone (does one
+image carry the label, or only the change between two?); ``--latent-target pair`` takes pair
+targets as the reference (default: what the first model was trained with).
 
     PYTHONPATH=src python scripts/latent_linear_probe.py --data runs/big6k/data \\
         --model study/runs/dift-target --model study/runs/dift-target-bn --n 1200
@@ -28,6 +30,11 @@ def main() -> None:
     ap.add_argument("--task", default="camera", help="the records' task whose answer is read out")
     ap.add_argument("--n", type=int, default=1200, help="records used (the first N of the task)")
     ap.add_argument("--blocks", type=int, default=2, help="latent blocks (imagery images) per record used")
+    ap.add_argument("--only-block", type=int, default=0,
+                    help="read out from this block alone (1-based, at most --blocks); 0 = the first --blocks together")
+    ap.add_argument("--latent-target", default="auto", choices=("auto", "image", "pair"),
+                    help="the reference targets z: image (Eq. 5) or pair (train dift --latent-target pair); auto = what "
+                         "the first model was trained with")
     ap.add_argument("--train-frac", type=float, default=0.75, help="share of records (whole clips) to fit on")
     ap.add_argument("--target-cache", default="auto", help="latent-target cache folder (auto: the default one)")
     ap.add_argument("--batch-size", type=int, default=32)
@@ -37,6 +44,8 @@ def main() -> None:
                          "read-out that stays high finds the label in something other than the motion")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
+    if not 0 <= a.only_block <= a.blocks:
+        ap.error(f"--only-block {a.only_block}: must lie in 0..--blocks ({a.blocks})")
 
     import numpy as np
     import torch
@@ -86,21 +95,25 @@ def main() -> None:
         K = ad.latent_size or 4
         n_vec = a.blocks * K
         feats, zs = [], []
-        cache = LatentTargetCache(ad, K, default_target_cache() if a.target_cache == "auto" else a.target_cache)
+        kind = getattr(ad.model.config, "latent_target", None) or "image" if a.latent_target == "auto" else a.latent_target
+        cache = LatentTargetCache(ad, K, default_target_cache() if a.target_cache == "auto" else a.target_cache,
+                                  pairs=kind == "pair")
+        keep = slice((a.only_block - 1) * K, a.only_block * K) if a.only_block else slice(None)
         for c in track(range(0, len(recs), a.batch_size), description=f"decode {Path(model).name}"):
             chunk = recs[c : c + a.batch_size]
             with torch.no_grad():
                 res = latent_generate(ad, run._batch(chunk, data), max_new_tokens=160, options=[r.options for r in chunk])
             for r, rec in zip(res, chunk, strict=True):
                 v = r.latent_inputs.float()[:n_vec]  # fewer blocks than asked: zeros stand in
-                feats.append(torch.cat([v, v.new_zeros(n_vec - v.shape[0], v.shape[1])]).flatten())
+                feats.append(torch.cat([v, v.new_zeros(n_vec - v.shape[0], v.shape[1])])[keep].flatten())
                 if z_feats is None:
                     imgs = [np.asarray(Image.open(data / p).convert("RGB")) for p in rec.imagery[: a.blocks]]
-                    zs.append(torch.cat([z.float() for z in cache.get(imgs)]).flatten())
+                    zs.append(torch.cat([z.float() for z in cache.get(imgs)])[keep].flatten())
         if z_feats is None:
             z_feats = torch.stack(zs)
             t = split(z_feats)
             out["majority"], out["target_linear_acc"] = t.majority, t.accuracy
+            print(f"targets z = {kind}" + (f", block {a.only_block} alone" if a.only_block else f", blocks 1-{a.blocks}"))
         out[f"fed_linear_acc[{Path(model).name}]"] = split(torch.stack(feats)).accuracy
     print(f"{a.task}: {len(recs)} records, {len(labels)} labels, fit on {cut}, scored on {len(recs) - cut}, "
           f"frames {a.frames}")

@@ -46,7 +46,8 @@ def test_errors():
         linear_probe(torch.zeros(5, 3), torch.tensor([0, 1]), torch.zeros(1, 3), torch.tensor([0]))
 
 
-def test_the_script_end_to_end(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--only-block", "2", "--latent-target", "pair"]])
+def test_the_script_end_to_end(tmp_path, extra):
     """scripts/latent_linear_probe.py on toy DIFT records and a tiny model: decodes, reads out, and
     ends with its name: value lines."""
     import os
@@ -60,9 +61,13 @@ def test_the_script_end_to_end(tmp_path):
     script = Path(__file__).parents[2] / "scripts" / "latent_linear_probe.py"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     out = subprocess.run([sys.executable, str(script), "--data", str(tmp_path / "toy"), "--model", "qwen2.5-vl-tiny",
-                          "--n", "24", "--target-cache", str(tmp_path / "lt"), "--max-frames", "2", "--threads", "1"],
+                          "--n", "24", "--target-cache", str(tmp_path / "lt"), "--max-frames", "2", "--threads", "1", *extra],
                          capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = dict(ln.split(": ", 1) for ln in out.stdout.splitlines() if ": " in ln and not ln.startswith("camera"))
     assert set(lines) == {"majority", "target_linear_acc", "fed_linear_acc[qwen2.5-vl-tiny]"}
     assert all(0.0 <= float(v) <= 1.0 for v in lines.values())
+    want = "targets z = pair, block 2 alone" if extra else "targets z = image, blocks 1-2"
+    assert want in out.stdout
+    if extra:
+        assert list((tmp_path / "lt").rglob("K4-pair/*/*.safetensors"))
