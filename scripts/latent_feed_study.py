@@ -13,7 +13,8 @@ trains the DIFT variants of ``train dift --latent-feed target|self|mixed`` (each
 
 Every stage is resumable (``<out>/.stages``). ``--demo DIR`` reuses a finished demo folder's
 world/data/benchmark and its trained models (runs/sft-cot, runs/sft-raw-qa, runs/dift) instead of
-training them again (not with ``--model``: another starting VLM trains every model anew). ``--quick`` uses the demo's quick sizes (a pipeline check: nothing learns).
+training them again (not with ``--model``: another starting VLM trains every model anew).
+``--quick`` uses the demo's quick sizes (a pipeline check: nothing learns).
 
     PYTHONPATH=src nice -n 10 python scripts/latent_feed_study.py --out study_out --variants target self mixed
     PYTHONPATH=src python scripts/latent_feed_study.py --demo demo_uniform --mcq-style uniform --out study_uniform

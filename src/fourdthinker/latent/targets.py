@@ -124,7 +124,7 @@ class LatentTargetCache:
         return out
 
     def has(self, h: str) -> bool:
-        """True when the target of the image with hash ``h`` is on disk (no read)."""
+        """True when the target under key ``h`` (see :meth:`keys`) is on disk (no read)."""
         return self.dir is not None and self._path(h).exists()
 
     def put(self, keys: Sequence[str], items: Sequence) -> None:

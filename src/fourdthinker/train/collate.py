@@ -316,18 +316,23 @@ class TargetPass:
             self.index[rel] = [st.st_size, st.st_mtime_ns, h]
             self.changed = True
             hashes.append(h)
-        for j, key in enumerate(self.cache.keys(hashes)):
-            if key in self.queued or self.cache.has(key):
+        keys = self.cache.keys(hashes)
+        missing = [j for j, key in enumerate(keys) if key not in self.queued and not self.cache.has(key)]
+        if not missing:
+            return None
+        for i, rel in enumerate(rec.imagery):  # a target is missing: decode the rest (a pair needs its previous image)
+            if i not in images:
+                try:
+                    images[i] = load_image(self.root / rel)
+                except (InputError, OSError) as e:
+                    return f"record {rec.id}: imagery[{i}] {e}"
+                self.decoded += 1
+        items = self.cache.items([images[i] for i in range(len(rec.imagery))])
+        for j in missing:
+            if keys[j] in self.queued:  # the same target twice in one record
                 continue
-            for i in {max(j - 1, 0), j} if self.cache.pairs else {j}:
-                if i not in images:
-                    try:
-                        images[i] = load_image(self.root / rec.imagery[i])
-                    except (InputError, OSError) as e:
-                        return f"record {rec.id}: imagery[{i}] {e}"
-                    self.decoded += 1
-            self.queued.add(key)
-            self.pending.append((key, (images[max(j - 1, 0)], images[j]) if self.cache.pairs else images[j]))
+            self.queued.add(keys[j])
+            self.pending.append((keys[j], items[j]))
             if len(self.pending) >= self.cache.batch_size:
                 self._flush()
         return None
