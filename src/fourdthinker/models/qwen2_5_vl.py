@@ -222,7 +222,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0, layers: int = TINY_TEXT["num_
     head_dim = TINY_TEXT["hidden_size"] // TINY_TEXT["num_attention_heads"]
     half = head_dim // 2
     sec = [half // 4, 3 * half // 8, half - half // 4 - 3 * half // 8]
-    text = dict(**{**TINY_TEXT, "num_hidden_layers": layers}, vocab_size=padded_vocab_size(n_tok),
+    text = dict(TINY_TEXT, num_hidden_layers=layers, vocab_size=padded_vocab_size(n_tok),
                 rope_parameters=dict(rope_type="default", rope_theta=1e4, mrope_section=sec))
     vision = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=4, out_hidden_size=TINY_TEXT["hidden_size"],
                   patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
