@@ -69,6 +69,11 @@ VARIANTS = {
     # before it through the temporal patch, under the bottleneck, one latent per token or pooled to 4
     "target-bn-k12-pair": {"latent_feed": "target", "imagery_bottleneck": True, "latent_size": 12, "latent_target": "pair"},
     "target-bn-pair": {"latent_feed": "target", "imagery_bottleneck": True, "latent_target": "pair"},
+    # the whole text loss on the answer (train dift --response imagery-answer): the response is only the
+    # imagery blocks and the answer, at L_ce weight 1, under the bottleneck; K = 4 and K = 12
+    "target-bn-ans": {"latent_feed": "target", "imagery_bottleneck": True, "response": "imagery-answer", "l_ce": 1.0},
+    "target-bn-k12-ans": {"latent_feed": "target", "imagery_bottleneck": True, "latent_size": 12,
+                          "response": "imagery-answer", "l_ce": 1.0},
     # the contrastive similarity loss (train dift --sim-loss infonce) instead of Eq. 9's cosine
     "target-nce": {"latent_feed": "target", "sim_loss": "infonce"},
     "target-bn-nce": {"latent_feed": "target", "imagery_bottleneck": True, "sim_loss": "infonce"},

@@ -14,7 +14,7 @@ from fourdthinker.latent.blocks import IGNORE_INDEX
 from fourdthinker.latent.targets import LatentTargetCache
 from fourdthinker.latent.toy import make_toy_dift
 from fourdthinker.models.testing import tiny
-from fourdthinker.train.collate import DiftCollator, DiftDataset, Sample, SampleError, response_text
+from fourdthinker.train.collate import DiftCollator, DiftDataset, Sample, SampleError, imagery_answer, response_text
 
 torch.set_num_threads(2)
 
@@ -59,6 +59,44 @@ def test_modes_text():
     assert response_text(r, "B", "cot", 2) == "<think>a b.</think><answer>B. Pan Left</answer>"
     assert response_text(r, "B", "raw-qa", 2) == "<answer>B. Pan Left</answer>"
     assert response_text("<think>x</think>", "C", "raw-qa", 2) == "<answer>C</answer>"
+
+
+def test_imagery_answer_response_text():
+    r = "<think>a <imagery> b <imagery>.</think><answer>B. Pan Left</answer>"
+    assert imagery_answer(r, "B") == "<think><imagery><imagery></think><answer>B. Pan Left</answer>"
+    assert imagery_answer("<think>x <imagery> y</think>", "C") == "<think><imagery></think><answer>C</answer>"
+    want = "<think>" + ("<|latent_start|>" + "<|latent_pad|>" * 2 + "<|latent_end|>") * 2 + "</think><answer>B. Pan Left</answer>"
+    assert response_text(r, "B", "dift", 2, "imagery-answer") == want
+    assert response_text(r, "B", "cot", 2, "imagery-answer") == response_text(r, "B", "cot", 2)  # dift only
+    with pytest.raises(ValueError, match="response must be one of"):
+        response_text(r, "B", "dift", 2, "answer")
+
+
+def test_imagery_answer_samples_keep_latents_and_supervise_only_the_answer(toy, tmp_path):
+    """``--response imagery-answer``: the same latents at the same count as the full reasoning, and
+    the supervised text is only the block tokens, ``<think>``/``</think>`` and the answer."""
+    ad = tiny("qwen2.5-vl-tiny")
+    cache = LatentTargetCache(ad, 4, tmp_path)
+    full = DiftDataset(toy, ad, k=4, targets=cache, progress=False)
+    short = DiftDataset(toy, ad, k=4, targets=cache, progress=False, response="imagery-answer")
+    assert len(short) == 3 and not short.skipped
+    a, b = full[0], short[0]
+    assert torch.equal(a.latents, b.latents) and b.meta["length"] < a.meta["length"]
+    P = b.meta["prompt_len"]
+    assert torch.equal(a.enc["input_ids"][0, :P], b.enc["input_ids"][0, :P])  # same prompt
+    ids, lab = b.enc["input_ids"][0], b.enc["labels"][0]
+    sup = lab != IGNORE_INDEX
+    text = ad.tokenizer.decode(ids[P:][sup[P:] & (ids[P:] != ad.latent_start_id) & (ids[P:] != ad.latent_end_id)])
+    rec = _rows(toy)[0]
+    assert text == "<think></think>" + imagery_answer(rec["reasoning"], rec["answer"]).split("</think>")[1] + "<|im_end|>"
+    assert int((ids == ad.latent_pad_id).sum()) == 4 * rec["reasoning"].count("<imagery>")
+
+
+def test_response_needs_dift_mode():
+    from fourdthinker.train.dift_config import DiftConfig
+
+    with pytest.raises(ValueError, match="needs --mode dift"):
+        DiftConfig(data="x", mode="cot", response="imagery-answer").validate()
 
 
 def test_cot_and_rawqa_have_no_latents(toy):

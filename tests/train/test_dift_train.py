@@ -188,3 +188,12 @@ def test_pair_targets_train_and_are_recorded(toy, tmp_path):
     assert list((tmp_path / "lt").rglob("K4-pair/*/*.safetensors"))
     with pytest.raises(NotImplementedError, match="temporal patch"):
         train_dift(_cfg(toy, tmp_path / "ivl", model="internvl3.5-tiny", max_steps=1, latent_target="pair"))
+
+
+def test_imagery_answer_response_trains_and_is_recorded(toy, tmp_path):
+    """``--response imagery-answer`` trains (both losses present) and saves ``dift_response``."""
+    train_dift(_cfg(toy, tmp_path / "run", model="qwen2.5-vl-tiny", max_steps=2, response="imagery-answer"))
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["dift_response"] == "imagery-answer"
+    rows = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert rows and all(r["ce"] > 0 and r["sim"] > 0 for r in rows if "ce" in r)

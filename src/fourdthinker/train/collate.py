@@ -8,6 +8,10 @@ followed by the response tokens of the chosen mode:
 * ``cot``    reasoning with the placeholders removed (CoT-SFT baseline, Table 3).
 * ``raw-qa`` only the ``<answer>...</answer>`` part (Raw-QA SFT baseline, Table 3).
 
+``response="imagery-answer"`` (``train dift --response``, ``dift`` mode only; beyond the paper)
+keeps the imagery blocks and the answer and drops the text between them
+(:func:`imagery_answer`), so the whole text loss falls on the answer read after the last block.
+
 followed by ``<|im_end|>``. Labels are the response ids with latent pads masked
 (``latent.blocks.response_labels``). Bad records (schema, missing/broken image, placeholder count,
 over-long sequence) raise :class:`SampleError` with a one-line reason.
@@ -39,6 +43,7 @@ from fourdthinker.models.base import left_pad_batch
 from fourdthinker.qa import IMAGERY, LATENT_END, LATENT_PAD, LATENT_START
 
 MODES = ("dift", "cot", "raw-qa")
+RESPONSES = ("reasoning", "imagery-answer")
 _ANSWER_RE = re.compile(r"<answer>.*?</answer>", re.DOTALL)
 
 
@@ -55,9 +60,26 @@ class Sample:
     meta: dict = field(default_factory=dict)
 
 
-def response_text(reasoning: str, answer: str, mode: str, k: int) -> str:
-    """The supervised response (before ``<|im_end|>``) of a record in ``mode``."""
+def imagery_answer(reasoning: str, answer: str) -> str:
+    """The reasoning cut to its imagery blocks and its answer: ``<think>`` + one ``<imagery>`` per
+    placeholder + ``</think>`` + the ``<answer>...</answer>`` part (``<answer>{answer}</answer>`` when
+    the reasoning has none).
+
+    >>> imagery_answer("<think>At 0s <imagery> and at 3s <imagery>: Pan Left.</think><answer>Pan Left</answer>", "B")
+    '<think><imagery><imagery></think><answer>Pan Left</answer>'
+    """
+    m = _ANSWER_RE.search(reasoning)
+    return "<think>" + IMAGERY * reasoning.count(IMAGERY) + "</think>" + (m.group(0) if m else f"<answer>{answer}</answer>")
+
+
+def response_text(reasoning: str, answer: str, mode: str, k: int, response: str = "reasoning") -> str:
+    """The supervised response (before ``<|im_end|>``) of a record in ``mode``; ``response``
+    (``dift`` only): ``reasoning`` (the paper) or ``imagery-answer`` (:func:`imagery_answer`)."""
+    if response not in RESPONSES:
+        raise ValueError(f"response must be one of {RESPONSES}, got {response!r}")
     if mode == "dift":
+        if response == "imagery-answer":
+            reasoning = imagery_answer(reasoning, answer)
         return expand_imagery(reasoning, k, LATENT_START, LATENT_PAD, LATENT_END)
     if mode == "cot":
         return strip_imagery(reasoning)
@@ -69,9 +91,10 @@ def response_text(reasoning: str, answer: str, mode: str, k: int) -> str:
 
 def build_sample(adapter, record, root: str | os.PathLike, *, mode: str = "dift", k: int = 4, targets=None,
                  max_length: int = 4096, fps: float | None = None, max_frames: int | None = 16,
-                 max_pixels: int | None = 448 * 448, span: str = "video") -> Sample:
+                 max_pixels: int | None = 448 * 448, span: str = "video", response: str = "reasoning") -> Sample:
     """Encode one ``DiftRecord`` (see the module docstring). Raises ``SampleError`` on bad input.
-    ``span``: ``video`` or ``window`` (``models.inputs.FrameSettings.span``)."""
+    ``span``: ``video`` or ``window`` (``models.inputs.FrameSettings.span``); ``response``: see
+    :func:`response_text`."""
     from fourdthinker.models.inputs import (
         DEFAULT_FPS,
         FrameSettings,
@@ -97,7 +120,7 @@ def build_sample(adapter, record, root: str | os.PathLike, *, mode: str = "dift"
         raise SampleError(f"record {record.id}: {n_img} {IMAGERY} placeholders but {len(images)} imagery images")
     enc = encode_inputs(adapter, [prompt])  # the one input builder (models/inputs.py), as RL, infer and eval
     end = "<|im_end|>" if "<|im_end|>" in tok.get_vocab() else tok.eos_token
-    resp = tok(response_text(record.reasoning, record.answer, mode, k) + end, add_special_tokens=False,
+    resp = tok(response_text(record.reasoning, record.answer, mode, k, response) + end, add_special_tokens=False,
                return_tensors="pt")["input_ids"]  # [1, R]
     if mode == "dift":
         ids = [adapter.latent_start_id, adapter.latent_pad_id, adapter.latent_end_id]
@@ -188,11 +211,12 @@ class RecordValidator:
     Paths are checked like ``io.resolve_inside`` (symlinks followed, escapes refused) but with the
     real path of each folder computed once, so a record costs one ``lstat`` per file."""
 
-    def __init__(self, root: str | os.PathLike, adapter, *, mode: str = "dift", k: int = 4, max_length: int = 4096):
+    def __init__(self, root: str | os.PathLike, adapter, *, mode: str = "dift", k: int = 4, max_length: int = 4096,
+                 response: str = "reasoning"):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.root = os.path.realpath(root)
-        self.mode, self.k, self.max_length = mode, k, max_length
+        self.mode, self.k, self.max_length, self.response = mode, k, max_length, response
         self.tok = adapter.tokenizer
         self.end = "<|im_end|>" if "<|im_end|>" in self.tok.get_vocab() else self.tok.eos_token
         self.ids = [adapter.latent_start_id, adapter.latent_pad_id, adapter.latent_end_id] if mode == "dift" else []
@@ -246,7 +270,7 @@ class RecordValidator:
                     self.check_path(f, f"imagery[{i}]", file=True)
         except SampleError as e:
             raise SampleError(f"record {rec.id}: {e}") from None
-        resp = self.tok(response_text(rec.reasoning, rec.answer, self.mode, self.k) + self.end,
+        resp = self.tok(response_text(rec.reasoning, rec.answer, self.mode, self.k, self.response) + self.end,
                         add_special_tokens=False)["input_ids"]
         if self.mode == "dift":
             try:
@@ -422,7 +446,8 @@ class DiftDataset(torch.utils.data.Dataset):
         offsets: list[int] = []
         lines: list[int] = []
         tp = TargetPass(targets, self.root) if mode == "dift" else None
-        validate = RecordValidator(self.root, adapter, mode=mode, k=k, max_length=kw.get("max_length", 4096))
+        validate = RecordValidator(self.root, adapter, mode=mode, k=k, max_length=kw.get("max_length", 4096),
+                                   response=kw.get("response", "reasoning"))
         with open(self.file, "rb") as f:
             n_lines = sum(1 for _ in f)
         bar = _progress(progress, f"validating {n_lines} {mode} records", n_lines)

@@ -31,6 +31,10 @@ class DiftConfig:
                                      "alone) | pair (the image with the record's previous imagery image, as a 2-frame "
                                      "clip through the vision tower's temporal patch, so z holds the change between "
                                      "them; Qwen-VL families only).", choices=("image", "pair"))
+    response: str = _f("reasoning", "What the response supervises (--mode dift): reasoning (the paper: the whole "
+                                    "interleaved reasoning) | imagery-answer (only the imagery blocks, then the answer: "
+                                    "the text between them is dropped, so the whole text loss falls on the answer read "
+                                    "after the last block; beyond the paper).", choices=("reasoning", "imagery-answer"))
     l_ce: float = _f(0.1, "Weight of L_ce, the text cross-entropy (Eq. 7).", ge=0)
     l_sim: float = _f(1.0, "Weight of L_sim, the latent similarity loss (Eq. 7).", ge=0)
     conclusion_weight: float = _f(1.0, "Weight of the text cross-entropy on the tokens after the last latent block (the "
@@ -123,6 +127,8 @@ class DiftConfig:
             raise ValueError("; ".join(problems))
         if not (self.use_ce or self.use_sim):
             raise ValueError("--no-ce and --no-sim together leave no loss")
+        if self.mode != "dift" and self.response != "reasoning":
+            raise ValueError(f"--response {self.response} keeps the imagery blocks: it needs --mode dift, got {self.mode}")
         if self.mode != "dift" and not self.use_ce:
             raise ValueError(f"mode {self.mode} has no latents: --no-ce would leave no loss")
         if not self.health_factor > 1:
