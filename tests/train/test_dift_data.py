@@ -14,7 +14,14 @@ from fourdthinker.latent.blocks import IGNORE_INDEX
 from fourdthinker.latent.targets import LatentTargetCache
 from fourdthinker.latent.toy import make_toy_dift
 from fourdthinker.models.testing import tiny
-from fourdthinker.train.collate import DiftCollator, DiftDataset, Sample, SampleError, imagery_answer, response_text
+from fourdthinker.train.collate import (
+    DiftCollator,
+    DiftDataset,
+    Sample,
+    SampleError,
+    imagery_answer,
+    response_text,
+)
 
 torch.set_num_threads(2)
 
