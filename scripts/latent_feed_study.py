@@ -74,6 +74,9 @@ VARIANTS = {
     "target-bn-ans": {"latent_feed": "target", "imagery_bottleneck": True, "response": "imagery-answer", "l_ce": 1.0},
     "target-bn-k12-ans": {"latent_feed": "target", "imagery_bottleneck": True, "latent_size": 12,
                           "response": "imagery-answer", "l_ce": 1.0},
+    # ... and self-fed: the answer's loss reaches the <|latent_start|> row that reads the frames through the
+    # chain of fed vectors, as at inference (video -> slots -> answer, trained end to end)
+    "self-bn-ans": {"latent_feed": "self", "imagery_bottleneck": True, "response": "imagery-answer", "l_ce": 1.0},
     # the contrastive similarity loss (train dift --sim-loss infonce) instead of Eq. 9's cosine
     "target-nce": {"latent_feed": "target", "sim_loss": "infonce"},
     "target-bn-nce": {"latent_feed": "target", "imagery_bottleneck": True, "sim_loss": "infonce"},
