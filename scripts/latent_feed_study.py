@@ -77,6 +77,13 @@ VARIANTS = {
     # ... and self-fed: the answer's loss reaches the <|latent_start|> row that reads the frames through the
     # chain of fed vectors, as at inference (video -> slots -> answer, trained end to end)
     "self-bn-ans": {"latent_feed": "self", "imagery_bottleneck": True, "response": "imagery-answer", "l_ce": 1.0},
+    # in two stages: first the read-out alone (teacher-forced z, the answer's loss only: no similarity loss, which
+    # kept target-bn-ans from learning to read its latents), then the chain that feeds it (self-fed, both losses)
+    "target-bn-ans-nosim": {"latent_feed": "target", "imagery_bottleneck": True, "response": "imagery-answer",
+                            "l_ce": 1.0, "use_sim": False},
+    "target-bn-ans-nosim-self": {"latent_feed": "self", "imagery_bottleneck": True, "response": "imagery-answer",
+                                 "l_ce": 1.0, "max_steps": 500, "lr": 3e-4, "warmup_steps": 10,
+                                 "init": "target-bn-ans-nosim"},
     # the contrastive similarity loss (train dift --sim-loss infonce) instead of Eq. 9's cosine
     "target-nce": {"latent_feed": "target", "sim_loss": "infonce"},
     "target-bn-nce": {"latent_feed": "target", "imagery_bottleneck": True, "sim_loss": "infonce"},

@@ -1,0 +1,160 @@
+"""Does the answer read the latents? The teacher-forced check (docs/latent_feed_study.md#readout-check).
+
+For a DIFT model trained with ``--response imagery-answer`` (the response is the imagery blocks and
+the answer), this runs the training forward (``train.dift.dift_forward``: the model's bottleneck and
+feed norm) on records of a DIFT file and counts the records whose whole answer (every token
+between ``<answer>`` and ``</answer>``) is the argmax, with the latent slots fed:
+
+* ``target``: the targets z, as in teacher-forced training;
+* ``zero``:   zeros;
+* ``roll``:   the targets of the next record with as many latent vectors (another scene);
+* ``self``:   the model's own h_{t-1}, step by step as at inference (``--latent-feed self``).
+
+``target`` well above ``zero``/``roll``: the answer reads what the slots hold. ``self`` near
+``target``: what the model feeds itself at inference is as good as the targets; near ``zero``: the
+read-out is there but the chain that feeds it is not. ``fourdthinker probe`` asks the same of free
+decoding, where both are mixed.
+
+    PYTHONPATH=src python scripts/latent_readout_check.py --model runs/dift-ans --data data/dift/dift.jsonl \\
+        --task camera --n 200
+
+Ends with ``name: value`` lines: ``answer_acc[<feed>]`` for each feed (all tasks asked together).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+FEEDS = ("target", "zero", "roll", "self")
+
+
+def answer_span(tokenizer, row: list[int], after: int) -> tuple[int, int]:
+    """(a, b): the token positions of the answer text in ``row``, searched after position ``after``
+    (the last ``<|latent_end|>``): ``a`` is the first token after ``<answer>``, ``b`` the token that
+    opens ``</answer>``. Raises ValueError when there is none."""
+    dec = lambda s, e: tokenizer.decode(row[s:e], skip_special_tokens=False)  # noqa: E731
+    a = after + 1
+    while a <= len(row) and not dec(after + 1, a).endswith("<answer>"):
+        a += 1
+    b = a
+    while b < len(row) and "</" not in dec(a, b + 1):
+        b += 1
+    if a > len(row) or b >= len(row) or b == a:
+        raise ValueError("no <answer>...</answer> after the last latent block")
+    return a, b
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", required=True, help="a DIFT model folder trained with --response imagery-answer")
+    ap.add_argument("--data", required=True, help="a DIFT records file (or a folder holding dift.jsonl); paths in it "
+                                                  "are relative to its folder")
+    ap.add_argument("--task", action="append", default=None, help="records of this task (repeat; default: all)")
+    ap.add_argument("--n", type=int, default=200, help="records per task: the last N of the file (the first ones are "
+                                                       "what a run with fewer steps than records trains on)")
+    ap.add_argument("--target-cache", default="auto", help="latent-target cache folder (auto: the default one)")
+    ap.add_argument("--max-frames", type=int, default=8, help="video frames per record (as eval's --max-frames)")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+
+    import os
+    import tempfile
+
+    import torch
+    from rich.progress import track
+
+    from fourdthinker.eval.runners.model import LatentModelRunner
+    from fourdthinker.latent.bottleneck import model_bottleneck
+    from fourdthinker.latent.targets import LatentTargetCache
+    from fourdthinker.records import DiftRecord
+    from fourdthinker.train.collate import DiftCollator, DiftDataset
+    from fourdthinker.train.dift import DiftConfig, default_target_cache, dift_forward
+
+    torch.set_num_threads(a.threads)
+    cfg_file = Path(a.model) / "config.json"
+    mcfg = json.loads(cfg_file.read_text()) if cfg_file.exists() else {}
+    if mcfg.get("dift_response") != "imagery-answer":
+        raise SystemExit(f"{a.model}: not trained with --response imagery-answer (dift_response is "
+                         f"{mcfg.get('dift_response')!r}); after a full reasoning the answer repeats the conclusion, "
+                         "so this check would count copying")
+    path = Path(a.data)
+    path = path / "dift.jsonl" if path.is_dir() else path
+    by: dict[str, list[dict]] = defaultdict(list)
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            row = json.loads(line)
+            DiftRecord.model_validate(row)
+        except ValueError as e:
+            raise SystemExit(f"{path}:{i}: not a DIFT record ({str(e).splitlines()[0]})") from None
+        if a.task is None or row["task"] in a.task:
+            by[row["task"]].append(row)
+    rows = [r for t in sorted(by) for r in by[t][-a.n:]]
+    if not rows:
+        raise SystemExit(f"{path}: no records of task {a.task}")
+
+    run = LatentModelRunner(a.model, max_frames=a.max_frames)  # frames as eval loads them (the trained span)
+    ad = run.adapter
+    ad.model.eval()
+    K = ad.latent_size or 4
+    cache = LatentTargetCache(ad, K, default_target_cache() if a.target_cache == "auto" else a.target_cache,
+                              pairs=mcfg.get("latent_target") == "pair")
+    # the chosen records, written next to the file so that their relative paths still resolve; removed after
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".readout_", suffix=".jsonl", delete=False) as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    try:
+        ds = DiftDataset(f.name, ad, k=K, targets=cache, progress=False, response="imagery-answer",
+                         fps=run.fps, max_frames=run.max_frames, max_pixels=run.max_pixels, span=run.span)
+        samples = [ds[i] for i in track(range(len(ds)), description="encode records")]
+        kept = [rows[ds.lines[i] - 1] for i in range(len(ds))]
+    finally:
+        os.unlink(f.name)
+    nxt = {}  # record -> the next record with as many latent vectors (cyclic)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, s in enumerate(samples):
+        groups[s.latents.shape[0]].append(i)
+    for g in groups.values():
+        for j, i in enumerate(g):
+            nxt[i] = g[(j + 1) % len(g)]
+    norm = mcfg.get("latent_feed_norm")
+    collate = DiftCollator(ad.pad_id)
+    acc: dict[str, dict[str, list[bool]]] = {}
+    for feed in FEEDS:
+        cfg = DiftConfig(latent_feed="self" if feed == "self" else "target", imagery_bottleneck=model_bottleneck(ad),
+                         latent_size=K, feed_norm=bool(norm), latent_feed_norm=norm)
+        right: dict[str, list[bool]] = defaultdict(list)
+        for c in track(range(0, len(samples), a.batch_size), description=f"feed {feed}"):
+            idx = list(range(c, min(len(samples), c + a.batch_size)))
+            b = collate([samples[i] for i in idx])
+            if feed == "zero":
+                b["latents"] = torch.zeros_like(b["latents"])
+            elif feed == "roll":
+                b["latents"] = torch.cat([samples[nxt[i]].latents for i in idx])
+            with torch.no_grad():
+                _, _, out = dift_forward(ad, b, cfg)
+            ids = b["input_ids"]
+            for r, i in enumerate(idx):
+                row = ids[r].tolist()
+                le = max(j for j, t in enumerate(row) if t == ad.latent_end_id)
+                s, e = answer_span(ad.tokenizer, row, le)
+                pred = out.logits[r, s - 1 : e - 1].argmax(-1).to(ids.device)
+                right[kept[i]["task"]].append(bool((pred == ids[r, s:e]).all()))
+        acc[feed] = right
+    tasks = sorted(acc["target"])
+    print(f"teacher-forced answer accuracy, {Path(a.model).name}, {len(samples)} records of {path.name}")
+    print("| feed | " + " | ".join(tasks) + " | all |")
+    print("|---|" + "---|" * (len(tasks) + 1))
+    for feed in FEEDS:
+        cells = [f"{100 * sum(acc[feed][t]) / len(acc[feed][t]):.1f} ({len(acc[feed][t])})" for t in tasks]
+        tot = [x for t in tasks for x in acc[feed][t]]
+        print(f"| {feed} | " + " | ".join(cells) + f" | {100 * sum(tot) / len(tot):.1f} |")
+    for feed in FEEDS:
+        tot = [x for t in tasks for x in acc[feed][t]]
+        print(f"answer_acc[{feed}]: {sum(tot) / len(tot):.3f}")
+
+
+if __name__ == "__main__":
+    main()
