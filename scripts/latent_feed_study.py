@@ -81,6 +81,13 @@ VARIANTS = {
     # kept target-bn-ans from learning to read its latents), then the chain that feeds it (self-fed, both losses)
     "target-bn-ans-nosim": {"latent_feed": "target", "imagery_bottleneck": True, "response": "imagery-answer",
                             "l_ce": 1.0, "use_sim": False},
+    # a curriculum: the read-out first learnt on the camera records alone (400 steps; on all tasks at once it is
+    # not learnt), then the self-fed chain on all tasks
+    "target-bn-ans-nosim-cam": {"latent_feed": "target", "imagery_bottleneck": True, "response": "imagery-answer",
+                                "l_ce": 1.0, "use_sim": False, "tasks": ("camera",), "max_steps": 400, "warmup_steps": 30},
+    "target-bn-ans-cam-self": {"latent_feed": "self", "imagery_bottleneck": True, "response": "imagery-answer",
+                               "l_ce": 1.0, "max_steps": 500, "lr": 3e-4, "warmup_steps": 10,
+                               "init": "target-bn-ans-nosim-cam"},
     "target-bn-ans-nosim-self": {"latent_feed": "self", "imagery_bottleneck": True, "response": "imagery-answer",
                                  "l_ce": 1.0, "max_steps": 500, "lr": 3e-4, "warmup_steps": 10,
                                  "init": "target-bn-ans-nosim"},
@@ -91,6 +98,18 @@ VARIANTS = {
 }
 LATENT_PROBE = ["normal", "zero", "shuffle"]
 FRAME_PROBE = ["first", "reversed"]
+
+
+def task_records(file: Path, tasks) -> Path:
+    """The records of ``tasks`` in ``file``, written once next to it (``demo_dift.camera.jsonl``), where
+    their relative paths resolve."""
+    sub = file.with_name(f"{file.stem}.{'-'.join(tasks)}.jsonl")
+    if not sub.exists():
+        keep = [ln for ln in file.read_text(encoding="utf-8").splitlines() if json.loads(ln).get("task") in tasks]
+        tmp = sub.with_suffix(".tmp")
+        tmp.write_text("".join(ln + "\n" for ln in keep), encoding="utf-8")
+        tmp.replace(sub)
+    return sub
 
 
 def main() -> None:
@@ -172,7 +191,14 @@ def main() -> None:
             init = over.pop("init", None)
             if init:
                 over["model"] = model_dir(models[f"DIFT {init}"])  # resolved now: the init is trained earlier
-            train[name] = Stage(stage, name, lambda s=stage, o=over: demo.stage_sft("dift", s, **o))
+            tasks = over.pop("tasks", None)
+
+            def run_variant(s=stage, o=over, tasks=tasks):
+                if tasks:
+                    o = {**o, "data": str(task_records(demo.data / "demo_dift.jsonl", tasks))}
+                return demo.stage_sft("dift", s, **o)
+
+            train[name] = Stage(stage, name, run_variant)
         else:
             train[name] = Stage(stage, name, lambda s=stage: demo.stage_sft(s[4:], s))
 
