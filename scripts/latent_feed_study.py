@@ -91,6 +91,13 @@ VARIANTS = {
     "target-bn-ans-cam-self-long": {"latent_feed": "self", "imagery_bottleneck": True, "response": "imagery-answer",
                                     "l_ce": 1.0, "max_steps": 1500, "lr": 3e-4, "warmup_steps": 10,
                                     "init": "target-bn-ans-nosim-cam"},
+    # the same two stages at another training seed (is the curriculum a lucky draw?)
+    "target-bn-ans-nosim-cam-s1": {"latent_feed": "target", "imagery_bottleneck": True, "response": "imagery-answer",
+                                   "l_ce": 1.0, "use_sim": False, "tasks": ("camera",), "max_steps": 400,
+                                   "warmup_steps": 30, "seed": 1},
+    "target-bn-ans-cam-self-long-s1": {"latent_feed": "self", "imagery_bottleneck": True, "response": "imagery-answer",
+                                       "l_ce": 1.0, "max_steps": 1500, "lr": 3e-4, "warmup_steps": 10, "seed": 1,
+                                       "init": "target-bn-ans-nosim-cam-s1"},
     "target-bn-ans-nosim-self": {"latent_feed": "self", "imagery_bottleneck": True, "response": "imagery-answer",
                                  "l_ce": 1.0, "max_steps": 500, "lr": 3e-4, "warmup_steps": 10,
                                  "init": "target-bn-ans-nosim"},
