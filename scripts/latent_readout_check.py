@@ -70,8 +70,7 @@ def main() -> None:
     from fourdthinker.eval.runners.model import LatentModelRunner
     from fourdthinker.latent.bottleneck import model_bottleneck
     from fourdthinker.latent.targets import LatentTargetCache
-    from fourdthinker.records import DiftRecord
-    from fourdthinker.train.collate import DiftCollator, DiftDataset
+    from fourdthinker.train.collate import DiftCollator, DiftDataset, read_records
     from fourdthinker.train.dift import DiftConfig, default_target_cache, dift_forward
 
     torch.set_num_threads(a.threads)
@@ -81,20 +80,14 @@ def main() -> None:
         raise SystemExit(f"{a.model}: not trained with --response imagery-answer (dift_response is "
                          f"{mcfg.get('dift_response')!r}); after a full reasoning the answer repeats the conclusion, "
                          "so this check would count copying")
-    path = Path(a.data)
-    path = path / "dift.jsonl" if path.is_dir() else path
+    root, records = read_records(a.data)  # the file (or the folder's dift.jsonl); bad records are skipped below
     by: dict[str, list[dict]] = defaultdict(list)
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            row = json.loads(line)
-            DiftRecord.model_validate(row)
-        except ValueError as e:
-            raise SystemExit(f"{path}:{i}: not a DIFT record ({str(e).splitlines()[0]})") from None
-        if a.task is None or row["task"] in a.task:
-            by[row["task"]].append(row)
+    for row in records:
+        if a.task is None or row.get("task") in a.task:
+            by[row.get("task")].append(row)
     rows = [r for t in sorted(by) for r in by[t][-a.n:]]
     if not rows:
-        raise SystemExit(f"{path}: no records of task {a.task}")
+        raise SystemExit(f"{a.data}: no records of task {a.task}")
 
     run = LatentModelRunner(a.model, max_frames=a.max_frames)  # frames as eval loads them (the trained span)
     ad = run.adapter
@@ -103,7 +96,7 @@ def main() -> None:
     cache = LatentTargetCache(ad, K, default_target_cache() if a.target_cache == "auto" else a.target_cache,
                               pairs=mcfg.get("latent_target") == "pair")
     # the chosen records, written next to the file so that their relative paths still resolve; removed after
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".readout_", suffix=".jsonl", delete=False) as f:
+    with tempfile.NamedTemporaryFile("w", dir=root, prefix=".readout_", suffix=".jsonl", delete=False) as f:
         f.write("".join(json.dumps(r) + "\n" for r in rows))
     try:
         ds = DiftDataset(f.name, ad, k=K, targets=cache, progress=False, response="imagery-answer",
@@ -144,16 +137,15 @@ def main() -> None:
                 right[kept[i]["task"]].append(bool((pred == ids[r, s:e]).all()))
         acc[feed] = right
     tasks = sorted(acc["target"])
-    print(f"teacher-forced answer accuracy, {Path(a.model).name}, {len(samples)} records of {path.name}")
+    print(f"teacher-forced answer accuracy, {Path(a.model).name}, {len(samples)} records of {a.data}")
     print("| feed | " + " | ".join(tasks) + " | all |")
     print("|---|" + "---|" * (len(tasks) + 1))
+    total = {feed: [x for t in tasks for x in acc[feed][t]] for feed in FEEDS}
     for feed in FEEDS:
         cells = [f"{100 * sum(acc[feed][t]) / len(acc[feed][t]):.1f} ({len(acc[feed][t])})" for t in tasks]
-        tot = [x for t in tasks for x in acc[feed][t]]
-        print(f"| {feed} | " + " | ".join(cells) + f" | {100 * sum(tot) / len(tot):.1f} |")
+        print(f"| {feed} | " + " | ".join(cells) + f" | {100 * sum(total[feed]) / len(total[feed]):.1f} |")
     for feed in FEEDS:
-        tot = [x for t in tasks for x in acc[feed][t]]
-        print(f"answer_acc[{feed}]: {sum(tot) / len(tot):.3f}")
+        print(f"answer_acc[{feed}]: {sum(total[feed]) / len(total[feed]):.3f}")
 
 
 if __name__ == "__main__":
