@@ -98,6 +98,13 @@ VARIANTS = {
     "target-bn-ans-cam-self-long-s1": {"latent_feed": "self", "imagery_bottleneck": True, "response": "imagery-answer",
                                        "l_ce": 1.0, "max_steps": 1500, "lr": 3e-4, "warmup_steps": 10, "seed": 1,
                                        "init": "target-bn-ans-nosim-cam-s1"},
+}
+# ... and at training seeds 2 and 3 (the -s2 / -s3 pairs), built from the seed-1 pair
+for _seed in (2, 3):
+    VARIANTS[f"target-bn-ans-nosim-cam-s{_seed}"] = {**VARIANTS["target-bn-ans-nosim-cam-s1"], "seed": _seed}
+    VARIANTS[f"target-bn-ans-cam-self-long-s{_seed}"] = {**VARIANTS["target-bn-ans-cam-self-long-s1"], "seed": _seed,
+                                                         "init": f"target-bn-ans-nosim-cam-s{_seed}"}
+VARIANTS |= {
     "target-bn-ans-nosim-self": {"latent_feed": "self", "imagery_bottleneck": True, "response": "imagery-answer",
                                  "l_ce": 1.0, "max_steps": 500, "lr": 3e-4, "warmup_steps": 10,
                                  "init": "target-bn-ans-nosim"},
@@ -108,18 +115,6 @@ VARIANTS = {
 }
 LATENT_PROBE = ["normal", "zero", "shuffle"]
 FRAME_PROBE = ["first", "reversed"]
-
-
-def task_records(file: Path, tasks) -> Path:
-    """The records of ``tasks`` in ``file``, written once next to it (``demo_dift.camera.jsonl``), where
-    their relative paths resolve."""
-    sub = file.with_name(f"{file.stem}.{'-'.join(tasks)}.jsonl")
-    if not sub.exists():
-        keep = [ln for ln in file.read_text(encoding="utf-8").splitlines() if json.loads(ln).get("task") in tasks]
-        tmp = sub.with_suffix(".tmp")
-        tmp.write_text("".join(ln + "\n" for ln in keep), encoding="utf-8")
-        tmp.replace(sub)
-    return sub
 
 
 def main() -> None:
@@ -143,6 +138,8 @@ def main() -> None:
     ap.add_argument("--model", default=None,
                     help="the VLM every model starts from (default: the demo's qwen2.5-vl-tiny; e.g. qwen2.5-vl-tiny-deep, "
                          "4 LM layers). With --demo, its world and data are shared but its trained models are not reused")
+    ap.add_argument("--no-raw-qa", action="store_true",
+                    help="leave out the Raw QA SFT model (the benchmark check; not needed to compare DIFT variants)")
     ap.add_argument("--confirm-clips", type=int, default=0,
                     help="also probe every model on a fresh benchmark of this many clips (~2 items each), in <out>/confirm")
     ap.add_argument("--confirm-seed", type=int, default=None,
@@ -188,7 +185,9 @@ def main() -> None:
         stages += [Stage("world", "world", demo.stage_world), Stage("data", "data", demo.stage_data),
                    Stage("bench", "bench", demo.stage_bench)]
     # DIFT first: a partial run then already answers the study's question for the paper's variant
-    models = {**{f"DIFT {v}": f"dift-{v}" for v in a.variants}, "CoT SFT": "sft-cot", "Raw QA SFT": "sft-raw-qa"}
+    models = {**{f"DIFT {v}": f"dift-{v}" for v in a.variants}, "CoT SFT": "sft-cot"}
+    if not a.no_raw_qa:
+        models["Raw QA SFT"] = "sft-raw-qa"
     train: dict[str, Stage] = {}
     for name, stage in models.items():
         if reuse is not None and (reuse / stage / "config.json").exists():
@@ -205,6 +204,8 @@ def main() -> None:
 
             def run_variant(s=stage, o=over, tasks=tasks):
                 if tasks:
+                    from fourdthinker.demo.records import task_records
+
                     o = {**o, "data": str(task_records(demo.data / "demo_dift.jsonl", tasks))}
                 return demo.stage_sft("dift", s, **o)
 

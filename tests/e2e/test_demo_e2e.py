@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -108,3 +109,29 @@ def test_full_demo_learns_the_visual_task(full_demo):
 def test_full_demo_beats_chance(full_demo):
     """The stronger bar: DIFT + 4DRL's whole 95% CI above chance (25%, four options)."""
     assert full_demo["report"]["rows"]["DIFT + 4DRL"]["ci"][0] > 0.25, full_demo["report"]["rows"]
+
+
+def test_quick_curriculum_trains_both_stages_and_evaluates_its_row(tmp_path):
+    """`dift_curriculum` at quick size: the first stage trains on the camera records only, teacher-forced
+    under the bottleneck with the answer's loss alone; the second starts from its model, self-fed; the
+    row is evaluated with the bottleneck the model's config asks for (wiring, not learning)."""
+    from fourdthinker.demo.config import QUICK
+    from fourdthinker.demo.pipeline import CURRICULUM_ROW, Demo
+    from fourdthinker.demo.stages import run_stages
+
+    demo = Demo(QUICK.with_overrides(dift_curriculum=True), tmp_path, progress=False)
+    keep = {"world", "data", "bench", "dift-curriculum-read", "dift-curriculum", "eval-dift-curriculum"}
+    done = run_stages(tmp_path, [s for s in demo.stages() if s.name in keep])
+    assert set(done) == keep
+    read, chain = tmp_path / "runs" / "dift-curriculum-read", tmp_path / "runs" / "dift-curriculum"
+    read_cfg = json.loads((read / "dift_config.json").read_text())
+    cam = [json.loads(x) for x in Path(read_cfg["data"]).read_text().splitlines()]
+    assert read_cfg["data"].endswith("demo_dift.camera.jsonl") and cam and {r["task"] for r in cam} == {"camera"}
+    assert (read_cfg["latent_feed"], read_cfg["use_sim"], read_cfg["max_steps"]) == ("target", False, QUICK.curriculum_steps()[0])
+    chain_cfg = json.loads((chain / "dift_config.json").read_text())
+    assert chain_cfg["model"] == str(read) and chain_cfg["latent_feed"] == "self" and chain_cfg["use_sim"]
+    assert chain_cfg["data"].endswith("demo_dift.jsonl") and chain_cfg["lr"] == QUICK.curriculum_lr
+    model_cfg = json.loads((chain / "config.json").read_text())
+    assert model_cfg["imagery_bottleneck"] and model_cfg["dift_response"] == "imagery-answer"
+    assert model_cfg["latent_feed"] == "self"
+    assert done["eval-dift-curriculum"]["n"] > 0 and demo.load_results([CURRICULUM_ROW])

@@ -11,7 +11,7 @@ import yaml
 
 from fourdthinker.data.records import DiftRecord
 from fourdthinker.demo.config import FULL, QUICK, DemoConfig
-from fourdthinker.demo.records import answer_as_text, compact_cot, prepare_records
+from fourdthinker.demo.records import answer_as_text, compact_cot, prepare_records, task_records
 from fourdthinker.demo.report import paired_delta_ci, slug_key
 from fourdthinker.demo.stages import ConfigMismatchError, Stage, marker_path, pin_config, run_stages
 from fourdthinker.io import read_jsonl, write_jsonl
@@ -160,6 +160,44 @@ def test_prepare_records_rl_clip_split(tmp_path):
     assert {r["video"] for r in read_jsonl(tmp_path / "demo_dift.jsonl")} == {"clips/c0/video.mp4", "clips/c1/video.mp4"}
     with pytest.raises(ValueError, match="leaves no SFT clips"):
         prepare_records(tmp_path, rl_clips=3)
+
+
+def test_task_records_written_next_to_the_file_once_and_again_when_it_changes(tmp_path):
+    """The curriculum's first stage reads the camera records: written next to the demo's file (where
+    their relative paths resolve), once, and again when the file is rewritten."""
+    import os
+
+    f = tmp_path / "demo_dift.jsonl"
+    write_jsonl(f, [{"id": f"r{i}", "task": t} for i, t in enumerate(["camera", "direction", "camera", "speed"])])
+    sub = task_records(f, ("camera",))
+    assert sub == tmp_path / "demo_dift.camera.jsonl"
+    assert [r["id"] for r in read_jsonl(sub)] == ["r0", "r2"]
+    before = sub.stat().st_mtime_ns
+    assert task_records(f, ("camera",)) == sub and sub.stat().st_mtime_ns == before
+    write_jsonl(f, [{"id": "n0", "task": "camera"}])
+    os.utime(f, ns=(before + 10**9, before + 10**9))
+    assert [r["id"] for r in read_jsonl(task_records(f, ("camera",)))] == ["n0"]
+    with pytest.raises(ValueError, match=r"demo_dift.jsonl: no records of task\(s\) distance"):
+        task_records(f, ("distance",))
+
+
+def test_curriculum_adds_its_stages_and_row_after_dift(tmp_path):
+    """dift_curriculum: two training stages after DIFT (read-out on camera records, then self-fed from
+    it), the row 'DIFT (curriculum)' after 'DIFT', with its settings; off: the paper's seven rows."""
+    from fourdthinker.demo.pipeline import CURRICULUM_READ, CURRICULUM_ROW, CURRICULUM_SELF, ROWS, Demo
+
+    off = Demo(FULL, tmp_path)
+    assert off.rows() == ROWS and not any(s.name.startswith("dift-curriculum") for s in off.stages())
+    on = Demo(FULL.with_overrides(dift_curriculum=True, sft_steps=1500), tmp_path)
+    names = [s.name for s in on.stages()]
+    assert names.index("dift") < names.index("dift-curriculum-read") < names.index("dift-curriculum") < names.index("rl-grpo")
+    assert list(on.rows())[3:5] == ["DIFT", CURRICULUM_ROW] and on.rows()[CURRICULUM_ROW] == "dift-curriculum"
+    assert "eval-dift-curriculum" in names
+    assert on.cfg.curriculum_steps() == (400, 1500)  # run F's 400 + 1,500
+    assert FULL.with_overrides(curriculum_read_steps=7, curriculum_self_steps=9).curriculum_steps() == (7, 9)
+    assert CURRICULUM_READ["latent_feed"] == "target" and CURRICULUM_READ["use_sim"] is False
+    assert CURRICULUM_SELF["latent_feed"] == "self" and "use_sim" not in CURRICULUM_SELF
+    assert all(c["imagery_bottleneck"] and c["response"] == "imagery-answer" for c in (CURRICULUM_READ, CURRICULUM_SELF))
 
 
 # ----------------------------------------------------------------------------- statistics

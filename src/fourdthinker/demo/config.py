@@ -58,6 +58,19 @@ class DemoConfig:
     l_ce: float = _f(1.0, "DIFT weight of L_ce (Eq. 7). The paper uses 0.1 on a pretrained 3B; a random-init model must "
                           "learn the language too, so the demo weighs text fully.", ge=0)
     l_sim: float = _f(1.0, "DIFT weight of L_sim (Eq. 7).", ge=0)
+    # the DIFT curriculum (an extra Table 3 row; docs/latent_feed_study.md#the-dift-curriculum-in-the-demo)
+    dift_curriculum: bool = _f(False, "Also train 'DIFT (curriculum)': under the imagery bottleneck with the answer-only "
+                                      "response, first the read-out on the camera records (teacher-forced latents, answer "
+                                      "loss only), then the self-fed chain on all records (Eq. 7-9, the model's own h_{t-1} at "
+                                      "the slots). Off by default: its self-fed stage costs ~5-8x a DIFT step, and its gain over "
+                                      "the paper's DIFT was measured at run F's size only (--mcq-style uniform --frame-span "
+                                      "window --train-clips 6000 --sft-steps 1500), where the models learn motion; at the "
+                                      "defaults' size they do not.")
+    curriculum_read_steps: int = _f(0, "Steps of the curriculum's first stage (camera records only); 0 = 4/15 of "
+                                       "sft_steps (run F: 400 of 1500).", ge=0)
+    curriculum_self_steps: int = _f(0, "Steps of the curriculum's self-fed stage; 0 = sft_steps.", ge=0)
+    curriculum_lr: float = _f(3e-4, "Learning rate of the curriculum's self-fed stage (it starts from the first "
+                                    "stage's model, so lower than sft_lr).", gt=0)
     # RL stages (GRPO, CoT SFT + GRPO, DIFT + 4DRL)
     rl_steps: int = _f(16, "GRPO steps of each RL run.", gt=0)
     rl_questions: int = _f(6, "Questions per GRPO step.", gt=0)
@@ -77,6 +90,11 @@ class DemoConfig:
             problems.append(f"rl_clips must be in [0, train_clips), got {self.rl_clips} of {self.train_clips}")
         if problems:
             raise ValueError("DemoConfig: " + "; ".join(problems))
+
+    def curriculum_steps(self) -> tuple[int, int]:
+        """(first stage, self-fed stage) steps of the DIFT curriculum, the 0 defaults resolved."""
+        read = self.curriculum_read_steps or max(1, round(self.sft_steps * 4 / 15))
+        return read, self.curriculum_self_steps or self.sft_steps
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

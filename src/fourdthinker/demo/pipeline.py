@@ -8,8 +8,10 @@ Stages (each leaves ``<out>/.stages/<name>.json`` when finished; a rerun skips i
 3. ``bench``        the held-out synthetic benchmark (camera + object questions on the benchmark
                     clips' true labels), frozen to ``world/bench/bench.jsonl``;
 4. ``sft-raw-qa``, ``sft-cot``, ``dift``           SFT on the same records (Table 3 rows 2-4);
+   with ``dift_curriculum``, also ``dift-curriculum-read`` then ``dift-curriculum``: the row
+   ``DIFT (curriculum)`` (:meth:`Demo.stage_curriculum_read`, :meth:`Demo.stage_curriculum_self`);
 5. ``rl-grpo``, ``rl-cot-grpo``, ``rl-4drl``     GRPO from base / CoT SFT / DIFT (rows 5-7);
-6. ``eval-<row>``   each of the 7 models on the benchmark (greedy, latent-recurrent decoder);
+6. ``eval-<row>``   each of the 7 (8) models on the benchmark (greedy, latent-recurrent decoder);
 7. ``report``       Table 3 layout with 95% CIs, paired deltas with CIs, HTML report, figures.
 
 Layout of ``out``: ``world/{train,bench}``, ``data/``, ``runs/<stage>/``, ``eval/<row>/``,
@@ -27,7 +29,7 @@ from fourdthinker.demo.config import DemoConfig
 from fourdthinker.demo.stages import Stage, console_progress, pin_config, run_stages
 from fourdthinker.names import slug  # 'CoT SFT + GRPO' -> 'cot-sft-grpo' (folder and stage names)
 
-__all__ = ["ROWS", "build_stages", "run_demo"]
+__all__ = ["CURRICULUM_ROW", "ROWS", "build_stages", "run_demo"]
 
 # Table 3 rows -> (stage that makes the model, how to find its folder)
 ROWS: dict[str, str] = {
@@ -39,6 +41,15 @@ ROWS: dict[str, str] = {
     "CoT SFT + GRPO": "rl-cot-grpo",
     "DIFT + 4DRL": "rl-4drl",
 }
+# the row `dift_curriculum` adds (not in the paper's Table 3; the paper's DIFT row stays)
+CURRICULUM_ROW = "DIFT (curriculum)"
+# its two stages' fixed settings (docs/latent_feed_study.md#the-dift-curriculum-in-the-demo): under the
+# imagery bottleneck, the whole text loss on the answer; first teacher-forced on the camera records with the
+# answer's loss alone (the read-out of the latents), then self-fed on all records with both losses
+CURRICULUM_COMMON = {"imagery_bottleneck": True, "response": "imagery-answer", "l_ce": 1.0}
+CURRICULUM_READ = {**CURRICULUM_COMMON, "latent_feed": "target", "use_sim": False}
+CURRICULUM_SELF = {**CURRICULUM_COMMON, "latent_feed": "self"}
+CURRICULUM_TASKS = ("camera",)
 
 
 class Demo:
@@ -159,6 +170,22 @@ class Demo:
                 "acc_first": acc[0] if acc else None, "acc_last": acc[-1] if acc else None,
                 "rejected": len(r.rejected), "model": str(r.final_dir)}
 
+    def stage_curriculum_read(self) -> dict:
+        """The curriculum's first stage: the read-out of the latents, learnt on the camera records alone
+        (in the mix of tasks it is not learnt; docs/latent_feed_study.md)."""
+        from fourdthinker.demo.records import task_records
+
+        steps, _ = self.cfg.curriculum_steps()
+        data = task_records(self.data / "demo_dift.jsonl", CURRICULUM_TASKS)
+        return self.stage_sft("dift", "dift-curriculum-read", data=str(data), max_steps=steps,
+                              warmup_steps=max(1, round(steps * 3 / 40)), **CURRICULUM_READ)
+
+    def stage_curriculum_self(self) -> dict:
+        """The curriculum's second stage: from the first stage's model, the self-fed chain on all records."""
+        _, steps = self.cfg.curriculum_steps()
+        return self.stage_sft("dift", "dift-curriculum", model=self.model_dir("dift-curriculum-read"), max_steps=steps,
+                              lr=self.cfg.curriculum_lr, warmup_steps=max(1, min(10, steps // 10)), **CURRICULUM_SELF)
+
     # ----------------------------------------------------------------------------- evaluation
     def stage_eval(self, row: str, model_stage: str, folder: str | None = None) -> dict:
         import torch
@@ -187,7 +214,16 @@ class Demo:
     def stage_report(self) -> dict:
         from fourdthinker.demo.report import write_demo_report
 
-        return write_demo_report(self, self.load_results(list(ROWS)))
+        return write_demo_report(self, self.load_results(list(self.rows())))
+
+    def rows(self) -> dict[str, str]:
+        """The Table 3 rows this demo makes (row -> stage of its model): ROWS, and the curriculum's
+        row after DIFT's when ``dift_curriculum``."""
+        if not self.cfg.dift_curriculum:
+            return dict(ROWS)
+        rows = list(ROWS.items())
+        at = [r for r, _ in rows].index("DIFT") + 1
+        return dict(rows[:at] + [(CURRICULUM_ROW, "dift-curriculum")] + rows[at:])
 
     # ----------------------------------------------------------------------------- recipe
     def stages(self) -> list[Stage]:
@@ -198,11 +234,17 @@ class Demo:
             Stage("sft-raw-qa", "Raw QA SFT (answer only)", lambda: self.stage_sft("raw-qa", "sft-raw-qa")),
             Stage("sft-cot", "CoT SFT (reasoning, no imagery)", lambda: self.stage_sft("cot", "sft-cot")),
             Stage("dift", "DIFT (reasoning with latent imagery, Eq. 7-9)", lambda: self.stage_sft("dift", "dift")),
+        ]
+        if self.cfg.dift_curriculum:
+            st += [Stage("dift-curriculum-read", "DIFT curriculum 1/2: read-out on camera records (bottleneck, answer loss)",
+                         self.stage_curriculum_read),
+                   Stage("dift-curriculum", "DIFT curriculum 2/2: self-fed chain on all records", self.stage_curriculum_self)]
+        st += [
             Stage("rl-grpo", "GRPO from the base model", lambda: self.stage_rl("grpo", "rl-grpo", "")),
             Stage("rl-cot-grpo", "CoT SFT + GRPO", lambda: self.stage_rl("cot-grpo", "rl-cot-grpo", "sft-cot")),
             Stage("rl-4drl", "DIFT + 4DRL (latent-recurrent rollouts)", lambda: self.stage_rl("4drl", "rl-4drl", "dift")),
         ]
-        for row, model_stage in ROWS.items():
+        for row, model_stage in self.rows().items():
             st.append(Stage(f"eval-{slug(row)}", f"Evaluate: {row}", _bind(self.stage_eval, row, model_stage)))
         st.append(Stage("report", "Table 3, paired comparisons, HTML report", self.stage_report))
         return st

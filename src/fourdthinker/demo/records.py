@@ -14,6 +14,8 @@ Two pure text transforms (each documented, each tested) and one file step:
   With ``rl_clips=N`` the last N clips (sorted by video path) give RL records only and the others
   SFT records only, as the paper trains 4DRL on its own question set: RL on questions the SFT
   model has already fitted has nothing left to learn (its reward starts near its ceiling).
+* :func:`task_records` the records of some tasks only (the DIFT curriculum's first stage reads
+  the camera records alone; docs/latent_feed_study.md#the-dift-curriculum-in-the-demo).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from fourdthinker.io import read_jsonl, write_jsonl
 from fourdthinker.qa import IMAGERY
 from fourdthinker.records import DiftRecord, RLRecord
 
-__all__ = ["answer_as_text", "compact_cot", "prepare_records", "rl_clip_split"]
+__all__ = ["answer_as_text", "compact_cot", "prepare_records", "rl_clip_split", "task_records"]
 
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
@@ -124,3 +126,19 @@ def prepare_records(data_dir: str | Path, *, answer_style: str = "text", cot: st
     counts["drops"] = dict(counts["drops"])
     counts["by_task"] = dict(counts["by_task"])
     return counts
+
+
+def task_records(file: str | Path, tasks: tuple[str, ...]) -> Path:
+    """The records of ``tasks`` in the JSONL ``file``, written once next to it
+    (``demo_dift.camera.jsonl``; again when ``file`` is newer), where their relative paths resolve;
+    returns that path.
+
+    Raises ``ValueError`` (naming the file) when none of its records is of those tasks."""
+    file = Path(file)
+    sub = file.with_name(f"{file.stem}.{'-'.join(tasks)}.jsonl")
+    if not sub.exists() or sub.stat().st_mtime_ns < file.stat().st_mtime_ns:  # made once, again if file changed
+        keep = [r for r in read_jsonl(file) if r.get("task") in tasks]
+        if not keep:
+            raise ValueError(f"{file}: no records of task(s) {', '.join(tasks)}")
+        write_jsonl(sub, keep)
+    return sub

@@ -57,7 +57,8 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def plot_training(runs: Path, path: Path) -> Path | None:
-    """Left: SFT loss per step (Raw QA, CoT, DIFT; DIFT's CE and cosine parts dashed). Right:
+    """Left: SFT loss per step (Raw QA, CoT, DIFT; DIFT's CE and cosine parts dashed; the DIFT
+    curriculum's two stages end to end, a dotted line where the self-fed one starts). Right:
     GRPO mean reward per step of the three RL runs (moving average over 5 steps)."""
     import matplotlib
 
@@ -85,6 +86,15 @@ def plot_training(runs: Path, path: Path) -> Path | None:
         line, = a1.plot(steps, [r[key] for r in rows], label=f"{name} (text CE)", marker="o" if len(rows) < 10 else None)
         if name == "DIFT" and all("sim" in r for r in rows):
             a1.plot(steps, [r["sim"] for r in rows], ls="--", color=line.get_color(), label="DIFT L_sim (1 - cos)")
+    read = [r for r in _read_jsonl(runs / "dift-curriculum-read" / "log.jsonl") if "loss" in r]
+    chain = [r for r in _read_jsonl(runs / "dift-curriculum" / "log.jsonl") if "loss" in r]
+    if read:  # the curriculum's two stages end to end (its CE is on the answer alone: another scale)
+        shift = read[-1]["step"]
+        rows = read + [{**r, "step": r["step"] + shift} for r in chain]
+        a1.plot([r["step"] for r in rows], [r.get("ce", r["loss"]) for r in rows], color="#9467bd",
+                label="DIFT (curriculum), answer CE", marker="o" if len(rows) < 10 else None)
+        if chain:
+            a1.axvline(shift + 0.5, ls=":", color="#9467bd", lw=1)
     a1.set_xlabel("optimizer step")
     a1.set_ylabel("loss")
     a1.set_yscale("log")
@@ -120,7 +130,10 @@ def write_demo_report(demo: Any, results: Mapping[str, Any], *, title: str = "fo
     out.mkdir(parents=True, exist_ok=True)
     if not results:
         raise ValueError(f"{demo.evals}: no evaluation results to report")
-    table = table3(results)
+    from fourdthinker.eval.tables import TABLE3_ROWS
+
+    # the curriculum's row (demo.pipeline.CURRICULUM_ROW) right after the paper's DIFT
+    table = table3(results, order=[*TABLE3_ROWS[:4], "DIFT (curriculum)", *TABLE3_ROWS[4:]])
     atomic_write_text(out / "table3.md", table.to_markdown() + "\n")
     if hasattr(table, "to_csv"):
         atomic_write_text(out / "table3.csv", table.to_csv())
@@ -128,7 +141,8 @@ def write_demo_report(demo: Any, results: Mapping[str, Any], *, title: str = "fo
     subtask_of = {i: it.subtask for i, it in first.items.items()}
     paired = []
     pairs = [("base", n) for n in results if n != "base"] + [
-        (b, "DIFT + 4DRL") for b in ("Raw QA SFT", "CoT SFT", "GRPO", "CoT SFT + GRPO", "DIFT") if b in results]
+        (b, "DIFT + 4DRL") for b in ("Raw QA SFT", "CoT SFT", "GRPO", "CoT SFT + GRPO", "DIFT") if b in results] + [
+        (b, "DIFT (curriculum)") for b in ("CoT SFT", "DIFT")]  # vs the paper's recipe and the reasoning without imagery
     for a_name, b_name in pairs:
         if a_name not in results or b_name not in results:
             continue
@@ -201,9 +215,13 @@ def print_summary(summary: dict, console=None) -> None:
     console.print(f"report: {summary['report']}")
     for name, r in summary["rows"].items():
         console.print(f"{slug_key(name)}_acc: {_pct(r['accuracy'])}", highlight=False)
-    for r in summary["paired"]:
-        if r["a"] == "base" and r["b"] == "DIFT + 4DRL":
-            console.print(f"dift_4drl_minus_base_pp: {100 * r['delta']:+.1f} [{100 * r['ci_lo']:+.1f}, {100 * r['ci_hi']:+.1f}]",
+    heads = {("CoT SFT", "DIFT (curriculum)"): "dift_curriculum_minus_cot_sft_pp",
+             ("DIFT", "DIFT (curriculum)"): "dift_curriculum_minus_dift_pp", ("base", "DIFT + 4DRL"): "dift_4drl_minus_base_pp"}
+    by_pair = {(r["a"], r["b"]): r for r in summary["paired"]}
+    for pair, key in heads.items():  # the paper's headline gain last
+        if pair in by_pair:
+            r = by_pair[pair]
+            console.print(f"{key}: {100 * r['delta']:+.1f} [{100 * r['ci_lo']:+.1f}, {100 * r['ci_hi']:+.1f}]",
                           highlight=False)
 
 
