@@ -114,13 +114,15 @@ def test_full_demo_beats_chance(full_demo):
 def test_quick_curriculum_trains_both_stages_and_evaluates_its_row(tmp_path):
     """`dift_curriculum` at quick size: the first stage trains on the camera records only, teacher-forced
     under the bottleneck with the answer's loss alone; the second starts from its model, self-fed; the
-    row is evaluated with the bottleneck the model's config asks for (wiring, not learning)."""
+    row is evaluated with the bottleneck the model's config asks for, and 4DRL runs from it (wiring, not
+    learning)."""
     from fourdthinker.demo.config import QUICK
     from fourdthinker.demo.pipeline import CURRICULUM_ROW, Demo
     from fourdthinker.demo.stages import run_stages
 
     demo = Demo(QUICK.with_overrides(dift_curriculum=True), tmp_path, progress=False)
-    keep = {"world", "data", "bench", "dift-curriculum-read", "dift-curriculum", "eval-dift-curriculum"}
+    keep = {"world", "data", "bench", "dift-curriculum-read", "dift-curriculum", "eval-dift-curriculum",
+            "rl-4drl-curriculum"}
     done = run_stages(tmp_path, [s for s in demo.stages() if s.name in keep])
     assert set(done) == keep
     read, chain = tmp_path / "runs" / "dift-curriculum-read", tmp_path / "runs" / "dift-curriculum"
@@ -135,3 +137,7 @@ def test_quick_curriculum_trains_both_stages_and_evaluates_its_row(tmp_path):
     assert model_cfg["imagery_bottleneck"] and model_cfg["dift_response"] == "imagery-answer"
     assert model_cfg["latent_feed"] == "self"
     assert done["eval-dift-curriculum"]["n"] > 0 and demo.load_results([CURRICULUM_ROW])
+    # 4DRL from it runs (rollouts and replay under its bottleneck) and keeps the setting
+    assert done["rl-4drl-curriculum"]["steps"] == QUICK.rl_steps
+    rl_cfg = json.loads((tmp_path / "runs" / "rl-4drl-curriculum" / "final" / "config.json").read_text())
+    assert rl_cfg["imagery_bottleneck"] and rl_cfg["dift_response"] == "imagery-answer"

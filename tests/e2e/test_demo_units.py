@@ -183,8 +183,16 @@ def test_task_records_written_next_to_the_file_once_and_again_when_it_changes(tm
 
 def test_curriculum_adds_its_stages_and_row_after_dift(tmp_path):
     """dift_curriculum: two training stages after DIFT (read-out on camera records, then self-fed from
-    it), the row 'DIFT (curriculum)' after 'DIFT', with its settings; off: the paper's seven rows."""
-    from fourdthinker.demo.pipeline import CURRICULUM_READ, CURRICULUM_ROW, CURRICULUM_SELF, ROWS, Demo
+    it), the row 'DIFT (curriculum)' after 'DIFT' with its settings, and its 4DRL row last; off: the
+    paper's seven rows."""
+    from fourdthinker.demo.pipeline import (
+        CURRICULUM_READ,
+        CURRICULUM_RL_ROW,
+        CURRICULUM_ROW,
+        CURRICULUM_SELF,
+        ROWS,
+        Demo,
+    )
 
     off = Demo(FULL, tmp_path)
     assert off.rows() == ROWS and not any(s.name.startswith("dift-curriculum") for s in off.stages())
@@ -192,7 +200,8 @@ def test_curriculum_adds_its_stages_and_row_after_dift(tmp_path):
     names = [s.name for s in on.stages()]
     assert names.index("dift") < names.index("dift-curriculum-read") < names.index("dift-curriculum") < names.index("rl-grpo")
     assert list(on.rows())[3:5] == ["DIFT", CURRICULUM_ROW] and on.rows()[CURRICULUM_ROW] == "dift-curriculum"
-    assert "eval-dift-curriculum" in names
+    assert "eval-dift-curriculum" in names and names.index("rl-4drl") < names.index("rl-4drl-curriculum")
+    assert list(on.rows())[-1] == CURRICULUM_RL_ROW and on.rows()[CURRICULUM_RL_ROW] == "rl-4drl-curriculum"
     assert on.cfg.curriculum_steps() == (400, 1500)  # run F's 400 + 1,500
     assert FULL.with_overrides(curriculum_read_steps=7, curriculum_self_steps=9).curriculum_steps() == (7, 9)
     assert CURRICULUM_READ["latent_feed"] == "target" and CURRICULUM_READ["use_sim"] is False

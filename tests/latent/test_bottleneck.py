@@ -137,6 +137,60 @@ def test_self_feed_under_the_bottleneck_reproduces_inference(adapter):
         assert not torch.allclose(r.latent_inputs, plain[b].latent_inputs, atol=1e-3)  # the mask is in force
 
 
+def _no_eos_block_at(ad, L, step=1):
+    force = ForceTokens(L, {step: ad.latent_start_id})
+
+    def hook(ids, scores):
+        scores = scores.clone()
+        scores[:, ad.eos_ids] = float("-inf")  # a random model would stop at once
+        return force(ids, scores)
+
+    return hook
+
+
+def test_rl_replay_under_the_bottleneck_reproduces_the_rollout(adapter):
+    """4DRL's policy forward (the replay of a rollout) sees what the decoder saw under the bottleneck:
+    the state before every latent slot equals the vector the decoder fed there (1e-4, fp32) and each
+    greedy text token is the replay's argmax; one prompt pass shared by a question's responses equals
+    the unshared replay; without the mask the replay differs."""
+    from fourdthinker.latent.decode import replay_forward
+    from fourdthinker.latent.prefix import shared_prompt_replay
+
+    ad = adapter
+    videos, texts, n = _videos(2), ["What is the camera movement?", "Hi"], 2
+    prompt = ad.encode_prompts(videos, texts)  # left padding
+    L = prompt["input_ids"].shape[1]
+    gen = dict(latent_size=K, max_new_tokens=9, latent_norm=0, stop_strings=(), bottleneck=True)
+    with torch.no_grad():
+        res = latent_generate(ad, prompt, logits_processor=_no_eos_block_at(ad, L), **gen)
+        rep = replay_forward(ad, prompt, res, bottleneck=True)
+        plain = replay_forward(ad, prompt, res, bottleneck=False)
+    for b, r in enumerate(res):
+        assert r.n_latent_steps == K
+        slots = [i for i, x in enumerate(r.is_latent) if x]
+        torch.testing.assert_close(rep["hidden"][b, [L + i - 1 for i in slots]], r.latent_inputs, atol=1e-4, rtol=0)
+        assert not torch.allclose(plain["hidden"][b, [L + i - 1 for i in slots]], r.latent_inputs, atol=1e-3)
+        lg = rep["logits"][b, L - 1 : L - 1 + len(r.token_ids)].clone()
+        lg[:, ad.padding_ids()] = float("-inf")
+        lg[:, ad.eos_ids] = float("-inf")
+        blocks = {i for i, t in enumerate(r.token_ids) if t in (ad.latent_start_id, ad.latent_end_id, ad.latent_pad_id)}
+        text = [i for i in range(len(r.token_ids)) if i not in blocks]
+        assert text and [r.token_ids[i] for i in text] == lg[text].argmax(-1).tolist()
+    # n sampled responses per prompt: the shared replay (each prompt once) equals the unshared one
+    with torch.no_grad():
+        res = latent_generate(ad, prompt, logits_processor=_no_eos_block_at(ad, L), num_return_sequences=n,
+                              do_sample=True, generator=torch.Generator().manual_seed(3), **gen)
+        rep_batch = ad.encode_prompts([v for v in videos for _ in range(n)], [t for t in texts for _ in range(n)])
+        full = replay_forward(ad, rep_batch, res, bottleneck=True)
+        shared = shared_prompt_replay(ad, prompt, res, bottleneck=True)
+    R = shared["response_ids"].shape[1]
+    m = shared["response_mask"].bool()
+    torch.testing.assert_close(shared["hidden"][m], full["hidden"][:, L - 1 : L - 1 + R][m], atol=1e-4, rtol=0)
+    for b, r in enumerate(res):
+        slots = [i for i, x in enumerate(r.is_latent) if x]
+        torch.testing.assert_close(shared["hidden"][b, slots], r.latent_inputs, atol=1e-4, rtol=0)
+
+
 def test_train_saves_the_bottleneck_and_decoding_applies_it(tmp_path):
     from fourdthinker.latent.toy import make_toy_dift
     from fourdthinker.train.dift import train_dift
@@ -162,9 +216,11 @@ def test_train_saves_the_bottleneck_and_decoding_applies_it(tmp_path):
     from fourdthinker.train.rl_data import synthetic_rl_records
 
     rl = synthetic_rl_records(tmp_path / "rl_data", n=2, frames=2, size=56)
-    with pytest.raises(NotImplementedError, match="imagery-bottleneck"):  # the RL replay has no bottleneck mask yet
-        train_rl(RLConfig(data=str(rl), init=str(tmp_path / "run"), out=str(tmp_path / "rl"), steps=1),
-                 progress=False)
+    # 4DRL from it: rollouts and the replay under the mask; the policy keeps the setting
+    r = train_rl(RLConfig(data=str(rl), init=str(tmp_path / "run"), out=str(tmp_path / "rl"), steps=1,
+                          questions_per_step=2, num_generations=2, max_new_tokens=12, save_every=0), progress=False)
+    assert r.steps_done == 1 and np.isfinite(r.metrics[-1]["loss"])
+    assert model_bottleneck(load(str(r.final_dir)))
 
 
 def test_refusals():

@@ -9,9 +9,10 @@ Stages (each leaves ``<out>/.stages/<name>.json`` when finished; a rerun skips i
                     clips' true labels), frozen to ``world/bench/bench.jsonl``;
 4. ``sft-raw-qa``, ``sft-cot``, ``dift``           SFT on the same records (Table 3 rows 2-4);
    with ``dift_curriculum``, also ``dift-curriculum-read`` then ``dift-curriculum``: the row
-   ``DIFT (curriculum)`` (:meth:`Demo.stage_curriculum_read`, :meth:`Demo.stage_curriculum_self`);
+   ``DIFT (curriculum)`` (:meth:`Demo.stage_curriculum_read`, :meth:`Demo.stage_curriculum_self`),
+   and ``rl-4drl-curriculum`` (the row ``DIFT (curriculum) + 4DRL``);
 5. ``rl-grpo``, ``rl-cot-grpo``, ``rl-4drl``     GRPO from base / CoT SFT / DIFT (rows 5-7);
-6. ``eval-<row>``   each of the 7 (8) models on the benchmark (greedy, latent-recurrent decoder);
+6. ``eval-<row>``   each of the 7 (9) models on the benchmark (greedy, latent-recurrent decoder);
 7. ``report``       Table 3 layout with 95% CIs, paired deltas with CIs, HTML report, figures.
 
 Layout of ``out``: ``world/{train,bench}``, ``data/``, ``runs/<stage>/``, ``eval/<row>/``,
@@ -29,7 +30,7 @@ from fourdthinker.demo.config import DemoConfig
 from fourdthinker.demo.stages import Stage, console_progress, pin_config, run_stages
 from fourdthinker.names import slug  # 'CoT SFT + GRPO' -> 'cot-sft-grpo' (folder and stage names)
 
-__all__ = ["CURRICULUM_ROW", "ROWS", "build_stages", "run_demo"]
+__all__ = ["CURRICULUM_RL_ROW", "CURRICULUM_ROW", "ROWS", "build_stages", "run_demo"]
 
 # Table 3 rows -> (stage that makes the model, how to find its folder)
 ROWS: dict[str, str] = {
@@ -41,8 +42,9 @@ ROWS: dict[str, str] = {
     "CoT SFT + GRPO": "rl-cot-grpo",
     "DIFT + 4DRL": "rl-4drl",
 }
-# the row `dift_curriculum` adds (not in the paper's Table 3; the paper's DIFT row stays)
+# the rows `dift_curriculum` adds (not in the paper's Table 3; the paper's DIFT rows stay)
 CURRICULUM_ROW = "DIFT (curriculum)"
+CURRICULUM_RL_ROW = "DIFT (curriculum) + 4DRL"
 # its two stages' fixed settings (docs/latent_feed_study.md#the-dift-curriculum-in-the-demo): under the
 # imagery bottleneck, the whole text loss on the answer; first teacher-forced on the camera records with the
 # answer's loss alone (the read-out of the latents), then self-fed on all records with both losses
@@ -217,13 +219,13 @@ class Demo:
         return write_demo_report(self, self.load_results(list(self.rows())))
 
     def rows(self) -> dict[str, str]:
-        """The Table 3 rows this demo makes (row -> stage of its model): ROWS, and the curriculum's
-        row after DIFT's when ``dift_curriculum``."""
+        """The Table 3 rows this demo makes (row -> stage of its model): ROWS, and with
+        ``dift_curriculum`` the curriculum's row after DIFT's and its 4DRL row last."""
         if not self.cfg.dift_curriculum:
             return dict(ROWS)
         rows = list(ROWS.items())
         at = [r for r, _ in rows].index("DIFT") + 1
-        return dict(rows[:at] + [(CURRICULUM_ROW, "dift-curriculum")] + rows[at:])
+        return dict(rows[:at] + [(CURRICULUM_ROW, "dift-curriculum")] + rows[at:] + [(CURRICULUM_RL_ROW, "rl-4drl-curriculum")])
 
     # ----------------------------------------------------------------------------- recipe
     def stages(self) -> list[Stage]:
@@ -244,6 +246,9 @@ class Demo:
             Stage("rl-cot-grpo", "CoT SFT + GRPO", lambda: self.stage_rl("cot-grpo", "rl-cot-grpo", "sft-cot")),
             Stage("rl-4drl", "DIFT + 4DRL (latent-recurrent rollouts)", lambda: self.stage_rl("4drl", "rl-4drl", "dift")),
         ]
+        if self.cfg.dift_curriculum:  # rolled out and replayed under the curriculum model's imagery bottleneck
+            st.append(Stage("rl-4drl-curriculum", "DIFT (curriculum) + 4DRL",
+                            lambda: self.stage_rl("4drl", "rl-4drl-curriculum", "dift-curriculum")))
         for row, model_stage in self.rows().items():
             st.append(Stage(f"eval-{slug(row)}", f"Evaluate: {row}", _bind(self.stage_eval, row, model_stage)))
         st.append(Stage("report", "Table 3, paired comparisons, HTML report", self.stage_report))

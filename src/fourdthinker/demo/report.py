@@ -59,7 +59,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 def plot_training(runs: Path, path: Path) -> Path | None:
     """Left: SFT loss per step (Raw QA, CoT, DIFT; DIFT's CE and cosine parts dashed; the DIFT
     curriculum's two stages end to end, a dotted line where the self-fed one starts). Right:
-    GRPO mean reward per step of the three RL runs (moving average over 5 steps)."""
+    GRPO mean reward per step of the RL runs (moving average over 5 steps)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,7 +68,8 @@ def plot_training(runs: Path, path: Path) -> Path | None:
     from fourdthinker.plots import save_figure
 
     sft = {"Raw QA SFT": "sft-raw-qa", "CoT SFT": "sft-cot", "DIFT": "dift"}
-    rl = {"GRPO": "rl-grpo", "CoT SFT + GRPO": "rl-cot-grpo", "DIFT + 4DRL": "rl-4drl"}
+    rl = {"GRPO": "rl-grpo", "CoT SFT + GRPO": "rl-cot-grpo", "DIFT + 4DRL": "rl-4drl",
+          "DIFT (curriculum) + 4DRL": "rl-4drl-curriculum"}
     if not any((runs / d / "log.jsonl").exists() for d in sft.values()):
         return None
     has_rl = any(_read_jsonl(runs / d / "metrics.jsonl") for d in rl.values())
@@ -107,7 +108,8 @@ def plot_training(runs: Path, path: Path) -> Path | None:
         r = np.array([m["reward_mean"] for m in rows], dtype=float)
         w = min(5, len(r))
         sm = np.convolve(r, np.ones(w) / w, mode="valid")
-        a2.plot(np.arange(w, len(r) + 1), sm, label=name, marker="o" if len(sm) < 10 else None)
+        a2.plot(np.arange(w, len(r) + 1), sm, label=name, marker="o" if len(sm) < 10 else None,
+                color="#9467bd" if "curriculum" in name else None)  # the curriculum's colour in both panels
     if a2 is not None:
         a2.set_xlabel("GRPO step")
         a2.set_ylabel("mean reward (acc + 0.2 fmt), 5-step avg")
@@ -133,7 +135,7 @@ def write_demo_report(demo: Any, results: Mapping[str, Any], *, title: str = "fo
     from fourdthinker.eval.tables import TABLE3_ROWS
 
     # the curriculum's row (demo.pipeline.CURRICULUM_ROW) right after the paper's DIFT
-    table = table3(results, order=[*TABLE3_ROWS[:4], "DIFT (curriculum)", *TABLE3_ROWS[4:]])
+    table = table3(results, order=[*TABLE3_ROWS[:4], "DIFT (curriculum)", *TABLE3_ROWS[4:], "DIFT (curriculum) + 4DRL"])
     atomic_write_text(out / "table3.md", table.to_markdown() + "\n")
     if hasattr(table, "to_csv"):
         atomic_write_text(out / "table3.csv", table.to_csv())
@@ -142,7 +144,8 @@ def write_demo_report(demo: Any, results: Mapping[str, Any], *, title: str = "fo
     paired = []
     pairs = [("base", n) for n in results if n != "base"] + [
         (b, "DIFT + 4DRL") for b in ("Raw QA SFT", "CoT SFT", "GRPO", "CoT SFT + GRPO", "DIFT") if b in results] + [
-        (b, "DIFT (curriculum)") for b in ("CoT SFT", "DIFT")]  # vs the paper's recipe and the reasoning without imagery
+        (b, "DIFT (curriculum)") for b in ("CoT SFT", "DIFT")] + [  # vs the paper's recipe and the reasoning without imagery
+        (b, "DIFT (curriculum) + 4DRL") for b in ("DIFT (curriculum)", "DIFT + 4DRL")]
     for a_name, b_name in pairs:
         if a_name not in results or b_name not in results:
             continue

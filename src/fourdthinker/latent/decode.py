@@ -62,6 +62,7 @@ __all__ = [
     "ForceTokens",
     "LatentIds",
     "latent_generate",
+    "replay_bottleneck",
     "latent_ids",
     "response_tensors",
     "render_text",
@@ -590,6 +591,23 @@ def response_tensors(adapter: Any, results: Sequence[DecodeResult], device: torc
     return resp, resp_mask, lat_mask, lat_vecs
 
 
+def replay_bottleneck(adapter: Any, full_ids: torch.Tensor, full_mask: torch.Tensor, prompt_visual: torch.Tensor,
+                      rows: slice | None = None) -> torch.Tensor:
+    """The imagery-bottleneck mask of a replay over ``prompt + response``: the one
+    ``latent_generate(bottleneck=True)`` applied, token by token (``latent.bottleneck``).
+
+    ``full_ids``/``full_mask`` [B, T] are the prompts (their first ``prompt_visual.shape[1]``
+    columns) followed by the responses; ``prompt_visual`` [B, P] is the prompts' visual span (a
+    response holds no visual token: the decoder never emits one). Returns the additive mask
+    [B, 1, q, T] of the query ``rows`` (default all). A 4-D mask needs explicit position ids."""
+    check_attention(adapter)
+    B, T = full_ids.shape
+    visual = torch.zeros((B, T), dtype=torch.bool, device=full_ids.device)
+    visual[:, : prompt_visual.shape[1]] = prompt_visual
+    dtype = adapter.model.get_input_embeddings().weight.dtype
+    return bottleneck_mask(visual, full_ids == adapter.latent_start_id, full_mask.bool(), dtype, rows)
+
+
 def replay_forward(
     adapter: Any,
     batch: Mapping[str, Any],
@@ -597,9 +615,12 @@ def replay_forward(
     *,
     grad: bool = False,
     lm_head: bool = True,
+    bottleneck: bool | None = None,
 ) -> dict[str, torch.Tensor]:
     """Full, non-cached forward over ``prompt + response`` with each response's latent vectors
     written at its latent slots (the RL policy / reference forward; docs/reference.md#rl).
+    ``bottleneck`` (default: the model's ``imagery_bottleneck`` setting, as ``latent_generate``)
+    replays under the imagery-bottleneck mask the decoder used (:func:`replay_bottleneck`).
 
     Responses are right-padded after the left-padded prompts. The latent vectors are put in
     through a forward hook on the input-embedding layer, so every family's own vision merge and
@@ -637,6 +658,10 @@ def replay_forward(
         base.rope_deltas = None
     if not (mrope and has_vision):
         kwargs["position_ids"] = (full_mask.cumsum(-1) - 1).clamp_min(0)
+    attn = full_mask
+    if model_bottleneck(adapter) if bottleneck is None else bottleneck:
+        attn = replay_bottleneck(adapter, full_ids, full_mask, visual_span(ids, visual_marker_ids(model, adapter.tokenizer)))
+        kwargs["position_ids"] = adapter.position_ids(batch, input_ids=full_ids, attention_mask=full_mask)
 
     def hook(_module, inputs, output):
         if lat_vecs is None or inputs[0].shape != full_ids.shape:
@@ -648,7 +673,7 @@ def replay_forward(
     handle = model.get_input_embeddings().register_forward_hook(hook)
     try:
         with torch.set_grad_enabled(grad):
-            out = base(input_ids=full_ids, attention_mask=full_mask, use_cache=False, **kwargs)
+            out = base(input_ids=full_ids, attention_mask=attn, use_cache=False, **kwargs)
             hidden = out.last_hidden_state  # [B, L+R, D]
             logits = model.get_output_embeddings()(hidden) if lm_head else None
     finally:

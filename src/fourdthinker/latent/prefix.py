@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
+from fourdthinker.latent.bottleneck import model_bottleneck, visual_marker_ids, visual_span
 from fourdthinker.latent.decode import (  # noqa: F401 - response_tensors is part of this module's API
     DecodeResult,
     _base,
@@ -47,6 +48,7 @@ from fourdthinker.latent.decode import (  # noqa: F401 - response_tensors is par
     _model_kwargs,
     _pad_id,
     _uses_mrope,
+    replay_bottleneck,
     response_tensors,
 )
 
@@ -230,6 +232,7 @@ def shared_prompt_replay(
     grad: bool = False,
     logits: bool = True,
     vision: Mapping[str, Any] | None = None,
+    bottleneck: bool | None = None,
 ) -> dict[str, torch.Tensor]:
     """Replay ``len(results)`` responses over ``batch``'s prompts, each prompt run once.
 
@@ -243,6 +246,8 @@ def shared_prompt_replay(
     ``response_ids``/``response_mask``/``latent_mask`` [B, R]. Equal to ``replay_forward`` on a
     batch that repeats each prompt n times, sliced to the response positions. ``vision``:
     ``encode_vision(model, batch)`` computed once per step and reused (frozen encoder).
+    ``bottleneck`` (default: the model's ``imagery_bottleneck`` setting) replays under the
+    imagery-bottleneck mask the decoder used (``latent.decode.replay_bottleneck``).
     """
     model = adapter.model
     base = _base(model)
@@ -262,15 +267,24 @@ def shared_prompt_replay(
     if not (mrope and has_vision):
         kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp_min(0)
     embed = model.get_input_embeddings()
+    bn = model_bottleneck(adapter) if bottleneck is None else bool(bottleneck)
+    prompt_attn, visual = mask, None
+    if bn:  # the prompt's rows under the bottleneck; explicit positions (a 4-D mask gives the model none)
+        visual = visual_span(ids, visual_marker_ids(model, adapter.tokenizer))
+        prompt_attn = replay_bottleneck(adapter, ids, mask, visual)
+        kwargs["position_ids"] = adapter.position_ids(batch, input_ids=ids, attention_mask=mask)
     try:
         with torch.set_grad_enabled(grad), _cache_under_checkpointing(model):
             if mrope:
                 base.rope_deltas = None
             rec = _RecordingCache()
-            out = base(input_ids=ids, attention_mask=mask, cache=rec, use_cache=True, **with_vision(kwargs, vision))
+            out = base(input_ids=ids, attention_mask=prompt_attn, cache=rec, use_cache=True, **with_vision(kwargs, vision))
             h_last = out.last_hidden_state[:, -1]  # [P, D]: predicts response token 0
             next_pos = mask.sum(-1)
-            if mrope and has_vision and base.rope_deltas is not None:
+            if bn:  # max position over the real tokens + 1 (as the decoder's prefill)
+                p = kwargs["position_ids"] if kwargs["position_ids"].dim() == 3 else kwargs["position_ids"][None]
+                next_pos = p.masked_fill(~mask.bool()[None], -1).amax(dim=(0, 2)) + 1
+            elif mrope and has_vision and base.rope_deltas is not None:
                 next_pos = next_pos + base.rope_deltas.view(-1).to(dev)
             kv = [(layer.keys.repeat_interleave(n, 0), layer.values.repeat_interleave(n, 0)) for layer in rec.layers]
             del rec, out
@@ -285,7 +299,12 @@ def shared_prompt_replay(
                 pos = next_pos.repeat_interleave(n, 0)[:, None] + torch.arange(R - 1, device=dev)  # [B, R-1]
                 position_ids = pos[None].expand(3, B, R - 1) if mrope else pos
                 full_mask = torch.cat([mask.repeat_interleave(n, 0), resp_mask[:, : R - 1]], dim=1)
-                out = base(inputs_embeds=emb, attention_mask=full_mask, position_ids=position_ids,
+                attn = full_mask
+                if bn:  # the response rows L .. L+R-2 over all keys
+                    full_ids = torch.cat([ids.repeat_interleave(n, 0), resp[:, : R - 1]], dim=1)
+                    attn = replay_bottleneck(adapter, full_ids, full_mask, visual.repeat_interleave(n, 0),
+                                             rows=slice(L, L + R - 1))
+                out = base(inputs_embeds=emb, attention_mask=attn, position_ids=position_ids,
                            cache=_PrefixCache(kv), use_cache=True)
                 hidden = torch.cat([hidden_first, out.last_hidden_state], dim=1)  # [B, R, D]
             else:

@@ -249,12 +249,8 @@ class RLRecipe:
             adapter = load_adapter(str(resume), self.device)
         if adapter is None:
             adapter = load_adapter(cfg.init, self.device)
-        from fourdthinker.latent.bottleneck import model_bottleneck
-
-        if model_bottleneck(adapter):
-            raise NotImplementedError(f"{cfg.init}: 4DRL on an imagery-bottleneck model (imagery_bottleneck in its "
-                                      "config) is not implemented: the policy replay forward does not build the "
-                                      "bottleneck mask yet, so its log-probabilities would not match the rollouts")
+        # an imagery-bottleneck model (imagery_bottleneck in its config) is rolled out and replayed under its mask:
+        # latent_generate and the replay (latent.decode.replay_bottleneck) both read the setting from the config
         self.lid = latent_ids(adapter) if cfg.latents_enabled else maybe_latent_ids(adapter)
         self.K = int(cfg.latent_size or model_latent_size(adapter))
         span = cfg.frame_span or getattr(adapter.model.config, "frame_span", None) or "video"
