@@ -62,10 +62,10 @@ __all__ = [
     "ForceTokens",
     "LatentIds",
     "latent_generate",
-    "replay_bottleneck",
     "latent_ids",
     "response_tensors",
     "render_text",
+    "replay_bottleneck",
     "replay_forward",
     "sample_next",
 ]
