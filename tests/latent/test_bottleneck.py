@@ -197,10 +197,11 @@ def test_train_saves_the_bottleneck_and_decoding_applies_it(tmp_path):
 
     make_toy_dift(tmp_path / "toy", 4, size=56)
     cfg = DiftConfig(data=str(tmp_path / "toy"), out=str(tmp_path / "run"), lr=2e-3, warmup_steps=1, batch_size=2,
-                     max_steps=2, save_steps=100, target_cache=str(tmp_path / "lt"), progress=False, max_frames=2,
+                     max_steps=2, save_steps=1, target_cache=str(tmp_path / "lt"), progress=False, max_frames=2,
                      latent_feed="self", imagery_bottleneck=True, health_heldout=0, latent_size=K)
     res = train_dift(cfg)
     assert len(res.losses) == 2 and all(np.isfinite(r["loss"]) for r in res.losses)
+    assert model_bottleneck(load(str(tmp_path / "run" / "checkpoint-1")))  # a checkpoint decodes as the final model
     ad = load(str(tmp_path / "run"))
     assert ad.model.config.imagery_bottleneck is True and model_bottleneck(ad)
     assert not model_bottleneck(load("qwen2.5-vl-tiny"))

@@ -393,6 +393,15 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
                 raise ValueError(f"{cfg.data}: --feed-norm needs latent targets, and no record has imagery")
             cfg.latent_feed_norm = target_norm
             write_json(out / "dift_config.json", asdict(cfg))
+    extra = {"latent_size": cfg.latent_size, "latent_start_id": ad.latent_start_id, "latent_end_id": ad.latent_end_id,
+             "latent_token_id": ad.latent_pad_id, "dift_mode": cfg.mode, "ce_loss_weight": cfg.l_ce,
+             "sim_loss_weight": cfg.l_sim, "latent_feed": cfg.latent_feed if cfg.mode == "dift" else None,
+             "latent_target_norm": target_norm, "latent_feed_norm": cfg.latent_feed_norm if cfg.feed_norm else None,
+             "frame_span": cfg.frame_span, "imagery_bottleneck": cfg.imagery_bottleneck,
+             "latent_target": cfg.latent_target if cfg.mode == "dift" else None,
+             "dift_response": cfg.response}
+    for k, v in extra.items():  # in the config now, so every checkpoint-N loads (eval, probe) as the final model does
+        setattr(ad.model.config, k, v)
     if cfg.lora:
         ad.model = apply_lora(ad.model, r=cfg.lora_r, alpha=cfg.lora_alpha)
     ad.model.train()
@@ -402,18 +411,12 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
         lambda b: dift_forward(ad, b, cfg, step=trainer.state.global_step, total=trainer.state.max_steps), heldout,
         every=cfg.health_every, factor=cfg.health_factor, progress=cfg.progress)
     trainer = DiftTrainer(model=ad.model, args=args, train_dataset=train_ds, data_collator=DiftCollator(ad.pad_id),
-                          callbacks=[health_cb, log_cb], adapter=ad, dift=cfg)  # health first: same JSONL row
+                          callbacks=[health_cb, log_cb], adapter=ad, dift=cfg,  # health first: same JSONL row
+                          processing_class=ad.processor)  # saved in every checkpoint-N: each loads as a model
     log_cb.trainer = health_cb.trainer = trainer
     trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # our rich bar + JSONL replace it
     trainer.train(resume_from_checkpoint=resume_from)
     png = health_png = None
-    extra = {"latent_size": cfg.latent_size, "latent_start_id": ad.latent_start_id, "latent_end_id": ad.latent_end_id,
-             "latent_token_id": ad.latent_pad_id, "dift_mode": cfg.mode, "ce_loss_weight": cfg.l_ce,
-             "sim_loss_weight": cfg.l_sim, "latent_feed": cfg.latent_feed if cfg.mode == "dift" else None,
-             "latent_target_norm": target_norm, "latent_feed_norm": cfg.latent_feed_norm if cfg.feed_norm else None,
-             "frame_span": cfg.frame_span, "imagery_bottleneck": cfg.imagery_bottleneck,
-             "latent_target": cfg.latent_target if cfg.mode == "dift" else None,
-             "dift_response": cfg.response}
     if main:  # one writer; every rank holds the same (full) weights under DDP and ZeRO-1/2
         ad.model = save_final(ad.model, ad.processor, out, extra_config=extra)
         png = plot_losses(log_cb.rows, out / "loss.png", title=f"{cfg.mode} on {cfg.model}")
