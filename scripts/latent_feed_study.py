@@ -112,6 +112,9 @@ for _seed in (0, 1, 2, 3):
                                                       "max_steps": 1200, "warmup_steps": 90}
     VARIANTS[f"target-bn-ans-cam1200-self-long{_sfx}"] = {**VARIANTS["target-bn-ans-cam-self-long-s1"], "seed": _seed,
                                                           "init": f"target-bn-ans-nosim-cam1200{_sfx}"}
+# 1,500 more self-fed steps for seed 2's chain (did the chain need longer?)
+VARIANTS["target-bn-ans-cam1200-self-long-more-s2"] = {**VARIANTS["target-bn-ans-cam1200-self-long-s2"],
+                                                       "init": "target-bn-ans-cam1200-self-long-s2"}
 VARIANTS |= {
     "target-bn-ans-nosim-self": {"latent_feed": "self", "imagery_bottleneck": True, "response": "imagery-answer",
                                  "l_ce": 1.0, "max_steps": 500, "lr": 3e-4, "warmup_steps": 10,
