@@ -63,3 +63,11 @@ def test_every_variant_is_dift_config_fields():
     for v in mod.VARIANTS.values():
         assert set(v) - {"init", "tasks"} <= {x.name for x in fields(DiftConfig)}, v
         assert v.get("init") is None or v["init"] in mod.VARIANTS, v
+    # `demo --dift-curriculum` trains what the study measured
+    from fourdthinker.demo.config import DemoConfig
+    from fourdthinker.demo.pipeline import CURRICULUM_READ, CURRICULUM_SELF, CURRICULUM_TASKS
+
+    read, chain = mod.VARIANTS["target-bn-ans-nosim-cam"], mod.VARIANTS["target-bn-ans-cam-self-long"]
+    assert {k: read[k] for k in CURRICULUM_READ} == CURRICULUM_READ and read["tasks"] == CURRICULUM_TASKS
+    assert {k: chain[k] for k in CURRICULUM_SELF} == CURRICULUM_SELF and chain["lr"] == DemoConfig().curriculum_lr
+    assert DemoConfig(sft_steps=1500).curriculum_steps() == (read["max_steps"], chain["max_steps"])

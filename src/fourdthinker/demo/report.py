@@ -68,8 +68,9 @@ def plot_training(runs: Path, path: Path) -> Path | None:
     from fourdthinker.plots import save_figure
 
     sft = {"Raw QA SFT": "sft-raw-qa", "CoT SFT": "sft-cot", "DIFT": "dift"}
-    rl = {"GRPO": "rl-grpo", "CoT SFT + GRPO": "rl-cot-grpo", "DIFT + 4DRL": "rl-4drl",
-          "DIFT (curriculum) + 4DRL": "rl-4drl-curriculum"}
+    from fourdthinker.demo.pipeline import CURRICULUM_RL_ROW, CURRICULUM_ROW
+
+    rl = {"GRPO": "rl-grpo", "CoT SFT + GRPO": "rl-cot-grpo", "DIFT + 4DRL": "rl-4drl", CURRICULUM_RL_ROW: "rl-4drl-curriculum"}
     if not any((runs / d / "log.jsonl").exists() for d in sft.values()):
         return None
     has_rl = any(_read_jsonl(runs / d / "metrics.jsonl") for d in rl.values())
@@ -93,7 +94,7 @@ def plot_training(runs: Path, path: Path) -> Path | None:
         shift = read[-1]["step"]
         rows = read + [{**r, "step": r["step"] + shift} for r in chain]
         a1.plot([r["step"] for r in rows], [r.get("ce", r["loss"]) for r in rows], color="#9467bd",
-                label="DIFT (curriculum), answer CE", marker="o" if len(rows) < 10 else None)
+                label=f"{CURRICULUM_ROW}, answer CE", marker="o" if len(rows) < 10 else None)
         if chain:
             a1.axvline(shift + 0.5, ls=":", color="#9467bd", lw=1)
     a1.set_xlabel("optimizer step")
@@ -132,10 +133,9 @@ def write_demo_report(demo: Any, results: Mapping[str, Any], *, title: str = "fo
     out.mkdir(parents=True, exist_ok=True)
     if not results:
         raise ValueError(f"{demo.evals}: no evaluation results to report")
-    from fourdthinker.eval.tables import TABLE3_ROWS
+    from fourdthinker.demo.pipeline import CURRICULUM_RL_ROW, CURRICULUM_ROW
 
-    # the curriculum's row (demo.pipeline.CURRICULUM_ROW) right after the paper's DIFT
-    table = table3(results, order=[*TABLE3_ROWS[:4], "DIFT (curriculum)", *TABLE3_ROWS[4:], "DIFT (curriculum) + 4DRL"])
+    table = table3(results, order=list(demo.rows()))  # the paper's order, the curriculum's rows where the demo puts them
     atomic_write_text(out / "table3.md", table.to_markdown() + "\n")
     if hasattr(table, "to_csv"):
         atomic_write_text(out / "table3.csv", table.to_csv())
@@ -144,8 +144,8 @@ def write_demo_report(demo: Any, results: Mapping[str, Any], *, title: str = "fo
     paired = []
     pairs = [("base", n) for n in results if n != "base"] + [
         (b, "DIFT + 4DRL") for b in ("Raw QA SFT", "CoT SFT", "GRPO", "CoT SFT + GRPO", "DIFT") if b in results] + [
-        (b, "DIFT (curriculum)") for b in ("CoT SFT", "DIFT")] + [  # vs the paper's recipe and the reasoning without imagery
-        (b, "DIFT (curriculum) + 4DRL") for b in ("DIFT (curriculum)", "DIFT + 4DRL")]
+        (b, CURRICULUM_ROW) for b in ("CoT SFT", "DIFT")] + [  # vs the paper's recipe and the reasoning without imagery
+        (b, CURRICULUM_RL_ROW) for b in (CURRICULUM_ROW, "DIFT + 4DRL")]
     for a_name, b_name in pairs:
         if a_name not in results or b_name not in results:
             continue
@@ -218,8 +218,10 @@ def print_summary(summary: dict, console=None) -> None:
     console.print(f"report: {summary['report']}")
     for name, r in summary["rows"].items():
         console.print(f"{slug_key(name)}_acc: {_pct(r['accuracy'])}", highlight=False)
-    heads = {("CoT SFT", "DIFT (curriculum)"): "dift_curriculum_minus_cot_sft_pp",
-             ("DIFT", "DIFT (curriculum)"): "dift_curriculum_minus_dift_pp", ("base", "DIFT + 4DRL"): "dift_4drl_minus_base_pp"}
+    from fourdthinker.demo.pipeline import CURRICULUM_ROW
+
+    heads = {("CoT SFT", CURRICULUM_ROW): "dift_curriculum_minus_cot_sft_pp",
+             ("DIFT", CURRICULUM_ROW): "dift_curriculum_minus_dift_pp", ("base", "DIFT + 4DRL"): "dift_4drl_minus_base_pp"}
     by_pair = {(r["a"], r["b"]): r for r in summary["paired"]}
     for pair, key in heads.items():  # the paper's headline gain last
         if pair in by_pair:
