@@ -63,8 +63,8 @@ class DemoConfig:
                                       "answer-only response, first the read-out on the camera records (teacher-forced latents, "
                                       "answer loss only), then the self-fed chain on all records (Eq. 7-9, the model's own "
                                       "h_{t-1} at the slots). Off by default: it adds two SFT runs, one RL run and two "
-                                      "evaluations, and it reached the latent-usage goal at one training seed of three at run "
-                                      "F's size (--mcq-style uniform --frame-span window --train-clips 6000 --sft-steps 1500; "
+                                      "evaluations, and at run F's size its step counts reach the latent-usage goal at some "
+                                      "training seeds, not all (--mcq-style uniform --frame-span window --train-clips 6000 --sft-steps 1500; "
                                       "docs/latent_feed_study.md); at the defaults' size no model learns motion.")
     curriculum_read_steps: int = _f(0, "Steps of the curriculum's first stage (camera records only); 0 = 4/15 of "
                                        "sft_steps (run F: 400 of 1500).", ge=0)
