@@ -110,7 +110,7 @@ def plot_training(runs: Path, path: Path) -> Path | None:
         w = min(5, len(r))
         sm = np.convolve(r, np.ones(w) / w, mode="valid")
         a2.plot(np.arange(w, len(r) + 1), sm, label=name, marker="o" if len(sm) < 10 else None,
-                color="#9467bd" if "curriculum" in name else None)  # the curriculum's colour in both panels
+                color="#9467bd" if name == CURRICULUM_RL_ROW else None)  # the curriculum's colour in both panels
     if a2 is not None:
         a2.set_xlabel("GRPO step")
         a2.set_ylabel("mean reward (acc + 0.2 fmt), 5-step avg")

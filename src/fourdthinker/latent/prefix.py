@@ -282,8 +282,8 @@ def shared_prompt_replay(
             h_last = out.last_hidden_state[:, -1]  # [P, D]: predicts response token 0
             next_pos = mask.sum(-1)
             if bn:  # max position over the real tokens + 1 (as the decoder's prefill)
-                p = kwargs["position_ids"] if kwargs["position_ids"].dim() == 3 else kwargs["position_ids"][None]
-                next_pos = p.masked_fill(~mask.bool()[None], -1).amax(dim=(0, 2)) + 1
+                nxt = adapter.next_position_ids(kwargs["position_ids"], mask)  # [3, P, 1] or [P, 1]
+                next_pos = (nxt[0] if nxt.dim() == 3 else nxt)[:, 0]
             elif mrope and has_vision and base.rope_deltas is not None:
                 next_pos = next_pos + base.rope_deltas.view(-1).to(dev)
             kv = [(layer.keys.repeat_interleave(n, 0), layer.values.repeat_interleave(n, 0)) for layer in rec.layers]
