@@ -115,6 +115,15 @@ for _seed in (0, 1, 2, 3):
 # 1,500 more self-fed steps for seed 2's chain (did the chain need longer?)
 VARIANTS["target-bn-ans-cam1200-self-long-more-s2"] = {**VARIANTS["target-bn-ans-cam1200-self-long-s2"],
                                                        "init": "target-bn-ans-cam1200-self-long-s2"}
+# both curriculum stages stopped by the read-out gate (train dift --stop-when) instead of a fixed step count: the
+# read-out stage (cap 1,200 steps) until the answer fed z beats the answer fed zeros on 300 held-out camera records,
+# then the self-fed stage (cap 3,000) until the self-fed read-out is level with the target-fed one
+for _seed in (0, 1, 2, 3):
+    _sfx = f"-s{_seed}" if _seed else ""
+    VARIANTS[f"gate-read{_sfx}"] = {**VARIANTS["target-bn-ans-nosim-cam1200-s1"], "seed": _seed, "stop_when": "readout",
+                                    "gate_every": 100}
+    VARIANTS[f"gate-self{_sfx}"] = {**VARIANTS["target-bn-ans-cam-self-long-s1"], "seed": _seed, "max_steps": 3000,
+                                    "stop_when": "self-level", "gate_every": 250, "init": f"gate-read{_sfx}"}
 VARIANTS |= {
     "target-bn-ans-nosim-self": {"latent_feed": "self", "imagery_bottleneck": True, "response": "imagery-answer",
                                  "l_ce": 1.0, "max_steps": 500, "lr": 3e-4, "warmup_steps": 10,

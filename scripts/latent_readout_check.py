@@ -13,7 +13,8 @@ between ``<answer>`` and ``</answer>``) is the argmax, with the latent slots fed
 ``target`` well above ``zero``/``roll``: the answer reads what the slots hold. ``self`` near
 ``target``: what the model feeds itself at inference is as good as the targets; near ``zero``: the
 read-out is there but the chain that feeds it is not. ``fourdthinker probe`` asks the same of free
-decoding, where both are mixed.
+decoding, where both are mixed. The check itself is ``train.readout.readout_accuracy``, which
+``train dift --stop-when`` also runs on held-out records to stop a curriculum stage.
 
     PYTHONPATH=src python scripts/latent_readout_check.py --model runs/dift-ans --data data/dift/dift.jsonl \\
         --task camera --n 200
@@ -27,24 +28,6 @@ import argparse
 import json
 from collections import defaultdict
 from pathlib import Path
-
-FEEDS = ("target", "zero", "roll", "self")
-
-
-def answer_span(tokenizer, row: list[int], after: int) -> tuple[int, int]:
-    """(a, b): the token positions of the answer text in ``row``, searched after position ``after``
-    (the last ``<|latent_end|>``): ``a`` is the first token after ``<answer>``, ``b`` the token that
-    opens ``</answer>``. Raises ValueError when there is none."""
-    dec = lambda s, e: tokenizer.decode(row[s:e], skip_special_tokens=False)  # noqa: E731
-    a = after + 1
-    while a <= len(row) and not dec(after + 1, a).endswith("<answer>"):
-        a += 1
-    b = a
-    while b < len(row) and "</" not in dec(a, b + 1):
-        b += 1
-    if a > len(row) or b >= len(row) or b == a:
-        raise ValueError("no <answer>...</answer> after the last latent block")
-    return a, b
 
 
 def main() -> None:
@@ -65,13 +48,15 @@ def main() -> None:
     import tempfile
 
     import torch
-    from rich.progress import track
+    from rich.progress import Progress, track
 
     from fourdthinker.eval.runners.model import LatentModelRunner
     from fourdthinker.latent.bottleneck import model_bottleneck
     from fourdthinker.latent.targets import LatentTargetCache
-    from fourdthinker.train.collate import DiftCollator, DiftDataset, read_records
-    from fourdthinker.train.dift import DiftConfig, default_target_cache, dift_forward
+    from fourdthinker.train.collate import DiftDataset, read_records
+    from fourdthinker.train.dift import DiftConfig, default_target_cache
+    from fourdthinker.train.readout import READOUT_FEEDS as FEEDS
+    from fourdthinker.train.readout import readout_accuracy
 
     torch.set_num_threads(a.threads)
     cfg_file = Path(a.model) / "config.json"
@@ -105,37 +90,17 @@ def main() -> None:
         kept = [rows[ds.lines[i] - 1] for i in range(len(ds))]
     finally:
         os.unlink(f.name)
-    nxt = {}  # record -> the next record with as many latent vectors (cyclic)
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i, s in enumerate(samples):
-        groups[s.latents.shape[0]].append(i)
-    for g in groups.values():
-        for j, i in enumerate(g):
-            nxt[i] = g[(j + 1) % len(g)]
     norm = mcfg.get("latent_feed_norm")
-    collate = DiftCollator(ad.pad_id)
+    cfg = DiftConfig(imagery_bottleneck=model_bottleneck(ad), latent_size=K, feed_norm=bool(norm), latent_feed_norm=norm)
+    with Progress(transient=True) as bar:
+        job = bar.add_task("read-out check (4 feeds)", total=len(samples))
+        right = readout_accuracy(ad, samples, cfg, FEEDS, batch_size=a.batch_size,
+                                 progress=lambda n: bar.advance(job, n))
     acc: dict[str, dict[str, list[bool]]] = {}
     for feed in FEEDS:
-        cfg = DiftConfig(latent_feed="self" if feed == "self" else "target", imagery_bottleneck=model_bottleneck(ad),
-                         latent_size=K, feed_norm=bool(norm), latent_feed_norm=norm)
-        right: dict[str, list[bool]] = defaultdict(list)
-        for c in track(range(0, len(samples), a.batch_size), description=f"feed {feed}"):
-            idx = list(range(c, min(len(samples), c + a.batch_size)))
-            b = collate([samples[i] for i in idx])
-            if feed == "zero":
-                b["latents"] = torch.zeros_like(b["latents"])
-            elif feed == "roll":
-                b["latents"] = torch.cat([samples[nxt[i]].latents for i in idx])
-            with torch.no_grad():
-                _, _, out = dift_forward(ad, b, cfg)
-            ids = b["input_ids"]
-            for r, i in enumerate(idx):
-                row = ids[r].tolist()
-                le = max(j for j, t in enumerate(row) if t == ad.latent_end_id)
-                s, e = answer_span(ad.tokenizer, row, le)
-                pred = out.logits[r, s - 1 : e - 1].argmax(-1).to(ids.device)
-                right[kept[i]["task"]].append(bool((pred == ids[r, s:e]).all()))
-        acc[feed] = right
+        acc[feed] = defaultdict(list)
+        for i, ok in enumerate(right[feed]):
+            acc[feed][kept[i]["task"]].append(ok)
     tasks = sorted(acc["target"])
     print(f"teacher-forced answer accuracy, {Path(a.model).name}, {len(samples)} records of {a.data}")
     print("| feed | " + " | ".join(tasks) + " | all |")

@@ -115,12 +115,13 @@ def test_quick_curriculum_trains_both_stages_and_evaluates_its_row(tmp_path):
     """`dift_curriculum` at quick size: the first stage trains on the camera records only, teacher-forced
     under the bottleneck with the answer's loss alone; the second starts from its model, self-fed; the
     row is evaluated with the bottleneck the model's config asks for, and 4DRL runs from it (wiring, not
-    learning)."""
+    learning). With the read-out gate on: both stages hold out the same camera records and check them;
+    one record can never pass the gate, so both run to their caps."""
     from fourdthinker.demo.config import QUICK
     from fourdthinker.demo.pipeline import CURRICULUM_ROW, Demo
     from fourdthinker.demo.stages import run_stages
 
-    demo = Demo(QUICK.with_overrides(dift_curriculum=True), tmp_path, progress=False)
+    demo = Demo(QUICK.with_overrides(dift_curriculum=True, curriculum_gate=True), tmp_path, progress=False)
     keep = {"world", "data", "bench", "dift-curriculum-read", "dift-curriculum", "eval-dift-curriculum",
             "rl-4drl-curriculum"}
     done = run_stages(tmp_path, [s for s in demo.stages() if s.name in keep])
@@ -129,7 +130,11 @@ def test_quick_curriculum_trains_both_stages_and_evaluates_its_row(tmp_path):
     read_cfg = json.loads((read / "dift_config.json").read_text())
     cam = [json.loads(x) for x in Path(read_cfg["data"]).read_text().splitlines()]
     assert read_cfg["data"].endswith("demo_dift.camera.jsonl") and cam and {r["task"] for r in cam} == {"camera"}
-    assert (read_cfg["latent_feed"], read_cfg["use_sim"], read_cfg["max_steps"]) == ("target", False, QUICK.curriculum_steps()[0])
+    assert (read_cfg["latent_feed"], read_cfg["use_sim"], read_cfg["max_steps"]) == ("target", False, demo.cfg.curriculum_steps()[0])
+    gates = [json.loads((d / "gate.json").read_text()) for d in (read, chain)]
+    assert [g["stop_when"] for g in gates] == ["readout", "self-level"] and all(g["records"] == 1 for g in gates)
+    assert [done[s]["steps"] for s in ("dift-curriculum-read", "dift-curriculum")] == list(demo.cfg.curriculum_steps())
+    assert all(g["fired_at"] is None and g["checks"] for g in gates)
     chain_cfg = json.loads((chain / "dift_config.json").read_text())
     assert chain_cfg["model"] == str(read) and chain_cfg["latent_feed"] == "self" and chain_cfg["use_sim"]
     assert chain_cfg["data"].endswith("demo_dift.jsonl") and chain_cfg["lr"] == QUICK.curriculum_lr

@@ -1,40 +1,18 @@
-"""scripts/latent_readout_check.py: the answer span it scores, its refusal of reasoning-trained
-models, and the script end to end on a tiny model trained with --response imagery-answer."""
+"""scripts/latent_readout_check.py: its refusal of reasoning-trained models, and the script end to
+end on a tiny model trained with --response imagery-answer (the check itself: tests/train/test_readout.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from fourdthinker.latent.toy import make_toy_dift
 
 SCRIPT = Path(__file__).parents[2] / "scripts" / "latent_readout_check.py"
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("latent_readout_check", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_answer_span():
-    from fourdthinker.models.testing import tiny
-
-    tok = tiny("qwen2.5-vl-tiny").tokenizer
-    text = "<|latent_end|></think><answer>Pan Left</answer><|im_end|>"
-    row = tok(text, add_special_tokens=False)["input_ids"]
-    a, b = _script().answer_span(tok, row, 0)
-    assert tok.decode(row[a:b]) == "Pan Left"
-    with pytest.raises(ValueError, match="no <answer>"):
-        _script().answer_span(tok, tok("<|latent_end|></think>", add_special_tokens=False)["input_ids"], 0)
 
 
 def _run(*args):

@@ -67,8 +67,17 @@ class DemoConfig:
                                       "training seeds, not all (--mcq-style uniform --frame-span window --train-clips 6000 --sft-steps 1500; "
                                       "docs/latent_feed_study.md); at the defaults' size no model learns motion.")
     curriculum_read_steps: int = _f(0, "Steps of the curriculum's first stage (camera records only); 0 = 4/15 of "
-                                       "sft_steps (run F: 400 of 1500).", ge=0)
-    curriculum_self_steps: int = _f(0, "Steps of the curriculum's self-fed stage; 0 = sft_steps.", ge=0)
+                                       "sft_steps (run F: 400 of 1500), or with curriculum_gate its cap, 0 = 4/5 of "
+                                       "sft_steps.", ge=0)
+    curriculum_self_steps: int = _f(0, "Steps of the curriculum's self-fed stage; 0 = sft_steps, or with curriculum_gate "
+                                       "its cap, 0 = 2 x sft_steps.", ge=0)
+    curriculum_gate: bool = _f(False, "Stop each curriculum stage by the read-out gate (train dift --stop-when) instead of "
+                                      "at a fixed step count: the first stage once the answer reads the latents (fed z "
+                                      "beats fed zeros), the second once the self-fed read-out is level with the "
+                                      "teacher-forced one; checked every 1/12 of the cap on held-out camera records. The "
+                                      "step counts that work differ by training seed (docs/latent_feed_study.md).")
+    curriculum_gate_records: int = _f(300, "Camera records held out of both curriculum stages for the read-out gate.",
+                                      gt=0)
     curriculum_lr: float = _f(3e-4, "Learning rate of the curriculum's self-fed stage (it starts from the first "
                                     "stage's model, so lower than sft_lr).", gt=0)
     # RL stages (GRPO, CoT SFT + GRPO, DIFT + 4DRL)
@@ -92,7 +101,11 @@ class DemoConfig:
             raise ValueError("DemoConfig: " + "; ".join(problems))
 
     def curriculum_steps(self) -> tuple[int, int]:
-        """(first stage, self-fed stage) steps of the DIFT curriculum, the 0 defaults resolved."""
+        """(first stage, self-fed stage) steps of the DIFT curriculum, the 0 defaults resolved: fixed
+        counts, or with ``curriculum_gate`` the caps of the gated stages."""
+        if self.curriculum_gate:
+            return (self.curriculum_read_steps or max(1, round(self.sft_steps * 4 / 5)),
+                    self.curriculum_self_steps or 2 * self.sft_steps)
         read = self.curriculum_read_steps or max(1, round(self.sft_steps * 4 / 15))
         return read, self.curriculum_self_steps or self.sft_steps
 
@@ -111,7 +124,8 @@ class DemoConfig:
 
 FULL = DemoConfig()
 QUICK = DemoConfig(train_clips=8, rl_clips=2, bench_clips=4, sft_steps=4, sft_batch=4, rl_steps=2, rl_questions=2,
-                   rl_generations=2, rl_max_new_tokens=24, eval_max_new_tokens=24, max_frames=4)
+                   rl_generations=2, rl_max_new_tokens=24, eval_max_new_tokens=24, max_frames=4,
+                   curriculum_gate_records=1)
 
 
 def preset(quick: bool) -> DemoConfig:

@@ -150,8 +150,9 @@ class Demo:
             setattr(dc, k, v)
         r = train_dift(dc)
         first = next((row.get("loss") for row in r.losses if "loss" in row), None)
+        gate = {"gate": dc.stop_when, "gate_fired_at": r.gate_fired_at, "steps": len(r.losses)} if r.n_gate else {}
         return {"mode": mode, "samples": r.n_samples, "skipped": r.n_skipped, "first_loss": first,
-                "final_loss": r.final_loss, "model": str(out)}
+                "final_loss": r.final_loss, "model": str(out), **gate}
 
     def stage_rl(self, mode: str, name: str, init_stage: str, **over: Any) -> dict:
         from fourdthinker.train.rl import RLConfig, train_rl
@@ -180,13 +181,23 @@ class Demo:
         steps, _ = self.cfg.curriculum_steps()
         data = task_records(self.data / "demo_dift.jsonl", CURRICULUM_TASKS)
         return self.stage_sft("dift", "dift-curriculum-read", data=str(data), max_steps=steps,
-                              warmup_steps=max(1, round(steps * 3 / 40)), **CURRICULUM_READ)
+                              warmup_steps=max(1, round(steps * 3 / 40)), **CURRICULUM_READ,
+                              **self._curriculum_gate("readout", steps))
 
     def stage_curriculum_self(self) -> dict:
         """The curriculum's second stage: from the first stage's model, the self-fed chain on all records."""
         _, steps = self.cfg.curriculum_steps()
         return self.stage_sft("dift", "dift-curriculum", model=self.model_dir("dift-curriculum-read"), max_steps=steps,
-                              lr=self.cfg.curriculum_lr, warmup_steps=max(1, min(10, steps // 10)), **CURRICULUM_SELF)
+                              lr=self.cfg.curriculum_lr, warmup_steps=max(1, min(10, steps // 10)), **CURRICULUM_SELF,
+                              **self._curriculum_gate("self-level", steps))
+
+    def _curriculum_gate(self, rule: str, cap: int) -> dict:
+        """``train dift --stop-when`` settings of a curriculum stage (none without ``curriculum_gate``): the
+        same held-out camera records in both stages (the last ones of the data), a check every 1/12 of the cap."""
+        if not self.cfg.curriculum_gate:
+            return {}
+        return {"stop_when": rule, "gate_task": CURRICULUM_TASKS[0], "gate_records": self.cfg.curriculum_gate_records,
+                "gate_every": max(1, cap // 12)}
 
     # ----------------------------------------------------------------------------- evaluation
     def stage_eval(self, row: str, model_stage: str, folder: str | None = None) -> dict:

@@ -509,6 +509,17 @@ class DiftDataset(torch.utils.data.Dataset):
         """Record ids in item order (reads the file)."""
         return [self.record(i).id for i in range(len(self))]
 
+    def tasks(self) -> list[str | None]:
+        """Each item's ``task`` field, in item order (one pass over the file, no validation)."""
+        import json
+
+        out = []
+        with open(self.file, "rb") as f:
+            for off in self.offsets:
+                f.seek(int(off))
+                out.append(json.loads(f.readline()).get("task"))
+        return out
+
     def load(self, i: int) -> Sample:
         """Encode item ``i`` now (raises on a bad record; ``__getitem__`` skips instead)."""
         targets = _CacheOnly(self.targets) if self.mode == "dift" else None

@@ -24,13 +24,16 @@ Examples:
 
   fourdthinker train dift --data data/dift --out runs/dift-self --latent-feed self --feed-norm  # closed-loop latents
 
+  fourdthinker train dift --data data/dift --out runs/ans --imagery-bottleneck --response imagery-answer --latent-feed self \
+      --stop-when self-level --max-steps 3000   # stop once the self-fed read-out is level (docs/latent_feed_study.md)
+
   fourdthinker train dift --data data/dift --model Qwen/Qwen2.5-VL-3B-Instruct --out runs/dift3b \\
       --dtype bfloat16 --grad-checkpointing --lr 1e-5 --epochs 1
 
   accelerate launch --config_file configs/accelerate_zero2.yaml -m fourdthinker.cli train dift \\
       --data data/dift --model Qwen/Qwen2.5-VL-7B-Instruct --out runs/dift7b --deepspeed configs/ds_zero2.json
 
-Writes to --out: the final model (safetensors, loadable with AutoModelForImageTextToText / AutoProcessor), checkpoint-N/ (resume points), log.jsonl (loss, ce, sim and latent-health norms per step), loss.png, latent_health.png, quarantine.jsonl (records refused by the validation pass before training, and why), load_errors.jsonl (records skipped when fetched during training; each is replaced by the next record that loads), dift_config.json.
+Writes to --out: the final model (safetensors, loadable with AutoModelForImageTextToText / AutoProcessor), checkpoint-N/ (resume points), log.jsonl (loss, ce, sim and latent-health norms per step), loss.png, latent_health.png, quarantine.jsonl (records refused by the validation pass before training, and why), load_errors.jsonl (records skipped when fetched during training; each is replaced by the next record that loads), dift_config.json, gate.json (--stop-when: every read-out check and the step it stopped at).
 """
 
 
@@ -65,9 +68,15 @@ def _run(config: str | None = None, dry_run: bool = False, **flags) -> None:
     last = res.losses[-1] if res.losses else {}
     parts = " ".join(f"{k}={last[k]:.4f}" for k in ("loss", "ce", "sim") if last.get(k) is not None)
     held = getattr(res, "n_heldout", 0) or 0
+    n_gate = getattr(res, "n_gate", 0) or 0
     skipped = f"{res.n_skipped} quarantined" + (f", {res.n_load_errors} skipped at load time" if res.n_load_errors else "")
-    typer.echo(f"trained {len(res.losses)} steps on {res.n_samples - held} samples"
+    typer.echo(f"trained {len(res.losses)} steps on {res.n_samples - held - n_gate} samples"
                + (f" ({held} held out for latent health)" if held else "") + f" ({skipped}); last {parts}")
+    if cfg.stop_when != "none":
+        fired = getattr(res, "gate_fired_at", None)
+        when = f"stopped at step {fired}" if fired else f"not met by the cap (--max-steps {cfg.max_steps})"
+        typer.echo(f"read-out gate ({cfg.stop_when}, {n_gate} held-out records): {when}; checks in "
+                   f"{res.out_dir / 'gate.json'}")
     typer.echo(f"model: {res.out_dir}  log: {res.out_dir / 'log.jsonl'}  curve: {res.loss_png}")
 
 

@@ -151,6 +151,8 @@ class DiftResult:
     health_warnings: list = field(default_factory=list)  # (step, message) of divergent steps
     adapter: Any = field(default=None, repr=False)  # the trained model in memory (LoRA merged)
     n_load_errors: int = 0  # records skipped when fetched during training (load_errors.jsonl, all ranks)
+    n_gate: int = 0  # records held out for the read-out gate (--stop-when)
+    gate_fired_at: int | None = None  # the step the gate stopped the run at; None: it ran to --max-steps
 
 
 # ----------------------------------------------------------------------------- trainer
@@ -381,6 +383,11 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
         n_held = cfg.health_heldout
         train_ds = torch.utils.data.Subset(ds, range(len(ds) - n_held))
         heldout = DiftCollator(ad.pad_id)([ds[i] for i in range(len(ds) - n_held, len(ds))])
+    gate = None
+    if cfg.stop_when != "none":
+        gate = _gate_samples(ds, cfg, out / "quarantine.jsonl" if main else None)
+        kept = sorted(set(range(len(ds) - n_held)) - set(gate.indices))
+        train_ds = torch.utils.data.Subset(ds, kept)  # the gate's records never train (deterministic for --resume)
     target_norm = None
     if cfg.mode == "dift" and cfg.feed_norm:
         from fourdthinker.train.latent_feed import target_mean_norm
@@ -410,10 +417,19 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
     health_cb = HealthCallback(  # trainer is bound below, before the first call
         lambda b: dift_forward(ad, b, cfg, step=trainer.state.global_step, total=trainer.state.max_steps), heldout,
         every=cfg.health_every, factor=cfg.health_factor, progress=cfg.progress)
+    gate_cb = None
+    if gate is not None:
+        from fourdthinker.train.readout import ReadoutGateCallback
+
+        gate_cb = ReadoutGateCallback(ad, gate, cfg, gate=cfg.stop_when, every=cfg.gate_every, margin=cfg.gate_margin,
+                                      tolerance=cfg.gate_tolerance, out=out, batch_size=max(8, cfg.batch_size),
+                                      progress=cfg.progress)
     trainer = DiftTrainer(model=ad.model, args=args, train_dataset=train_ds, data_collator=DiftCollator(ad.pad_id),
-                          callbacks=[health_cb, log_cb], adapter=ad, dift=cfg,  # health first: same JSONL row
-                          processing_class=ad.processor)  # saved in every checkpoint-N: each loads as a model
-    log_cb.trainer = health_cb.trainer = trainer
+                          callbacks=[health_cb, *([gate_cb] if gate_cb else []), log_cb], adapter=ad, dift=cfg,
+                          processing_class=ad.processor)  # health and gate before the log: same JSONL row; the
+    log_cb.trainer = health_cb.trainer = trainer  # processor is saved in every checkpoint-N: each loads as a model
+    if gate_cb is not None:
+        gate_cb.trainer = trainer
     trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # our rich bar + JSONL replace it
     trainer.train(resume_from_checkpoint=resume_from)
     png = health_png = None
@@ -430,4 +446,42 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
     n_err = len(errs.read_text().splitlines()) if errs.exists() else 0
     return DiftResult(out_dir=out, losses=log_cb.rows, n_samples=len(ds), n_skipped=len(ds.skipped),
                       loss_png=png, final_loss=final, health_png=health_png, n_heldout=n_held,
-                      health_warnings=health_cb.messages, adapter=ad, n_load_errors=n_err)
+                      health_warnings=health_cb.messages, adapter=ad, n_load_errors=n_err,
+                      n_gate=len(gate) if gate is not None else 0,
+                      gate_fired_at=gate_cb.fired_at if gate_cb is not None else None)
+
+
+class _GateSamples:
+    """The read-out gate's held-out records as a sequence that encodes each item on access (no pixel
+    tensors are kept between checks). ``indices``: their items in the dataset."""
+
+    def __init__(self, ds, indices: list[int]):
+        self.ds, self.indices = ds, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        return self.ds.load(self.indices[i])
+
+
+def _gate_samples(ds, cfg: DiftConfig, quarantine: Path | None) -> _GateSamples:
+    """The last ``cfg.gate_records`` records of ``cfg.gate_task`` (``train.readout.gate_indices``),
+    each encoded once now: one that fails is dropped with its reason (added to the quarantine file)."""
+    from fourdthinker.io import append_jsonl
+    from fourdthinker.train.readout import gate_indices
+
+    task = None if cfg.gate_task in (None, "", "none", "all") else cfg.gate_task
+    idx = gate_indices(ds.tasks(), task, cfg.gate_records)
+    ok = []
+    for i in idx:
+        try:
+            ds.load(i)
+        except Exception as e:  # noqa: BLE001 - one bad record leaves the gate, never stops the run
+            if quarantine is not None:
+                append_jsonl(quarantine, {"line": int(ds.lines[i]), "reason": f"read-out gate: {e}".splitlines()[0]})
+            continue
+        ok.append(i)
+    if not ok:
+        raise ValueError(f"{ds.file}: none of the {len(idx)} read-out gate records could be encoded")
+    return _GateSamples(ds, ok)

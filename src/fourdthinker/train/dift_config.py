@@ -14,7 +14,9 @@ from fourdthinker.config import config_field as _f
 from fourdthinker.config import field_problems
 from fourdthinker.models.inputs import SPANS
 
-__all__ = ["DiftConfig"]
+__all__ = ["DiftConfig", "GATES"]
+
+GATES = ("none", "readout", "self-level")  # train dift --stop-when (train/readout.py)
 
 
 @dataclass
@@ -107,6 +109,21 @@ class DiftConfig:
                                          "Saved in the model config, so eval/probe/infer decode with the same mask.")
     latent_feed_norm: float | None = _f(None, "The norm --feed-norm rescales to; unset = measured on the training "
                                               "targets (mean ||z||).", gt=0)
+    stop_when: str = _f("none", "Stop rule on the read-out check (needs --response imagery-answer; train/readout.py): "
+                                "none (run --max-steps) | readout (stop once the answer, fed the targets z, beats the "
+                                "answer fed zeros by --gate-margin points, McNemar p < 0.01: the curriculum's first "
+                                "stage) | self-level (stop once the answer fed the model's own vectors is within "
+                                "--gate-tolerance of fed z, and beats fed zeros by --gate-margin: the second stage). "
+                                "--max-steps is then the cap. Checked on held-out records (--gate-records).",
+                        choices=GATES)
+    gate_task: str | None = _f("camera", "--stop-when: the task of the held-out records (none = any task).")
+    gate_records: int = _f(300, "--stop-when: the last N records of --gate-task, kept out of training and checked. "
+                                "The data must hold 4N of them. 300 tells a 10-point gap from noise.", gt=0)
+    gate_every: int = _f(100, "--stop-when: check every N optimizer steps (and at the cap). Each check is 2-3 "
+                              "no-grad forwards of the held-out records (self: K+1 per block).", gt=0)
+    gate_margin: float = _f(10.0, "--stop-when: points the fed answer must beat the zero-fed one by.", ge=0)
+    gate_tolerance: float = _f(3.0, "--stop-when self-level: points the self-fed answer may trail the target-fed one "
+                                    "by.", ge=0)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> DiftConfig:
@@ -144,6 +161,9 @@ class DiftConfig:
         if self.imagery_bottleneck and "flash" in self.attn_implementation:
             raise ValueError(f"--imagery-bottleneck needs a 4-D attention mask, which {self.attn_implementation} does "
                              "not take: use --attn-implementation sdpa or eager")
+        if self.stop_when != "none" and (self.mode != "dift" or self.response != "imagery-answer"):
+            raise ValueError(f"--stop-when {self.stop_when} checks the answer read after the imagery: it needs --mode "
+                             f"dift --response imagery-answer, got --mode {self.mode} --response {self.response}")
         if self.latent_feed != "target" and self.grad_checkpointing:
             raise ValueError(f"--latent-feed {self.latent_feed} needs the KV cache, which gradient checkpointing turns off: "
                              "drop --grad-checkpointing")
