@@ -124,3 +124,26 @@ def test_a_met_gate_stops_and_saves(toy, tmp_path, monkeypatch):
     assert gate["fired_at"] == 4 and [c["met"] for c in gate["checks"]] == [False, True]
     cfg = json.loads((tmp_path / "stop" / "config.json").read_text())  # the model at step 4 is saved
     assert cfg["dift_response"] == "imagery-answer" and (tmp_path / "stop" / "model.safetensors").exists()
+
+
+def test_resume_keeps_the_checks_up_to_the_checkpoint(tmp_path):
+    """--resume from checkpoint-2: the checks after step 2 (and a gate that fired after it) are dropped,
+    as those steps train again; a gate that fired at or before the checkpoint stops the run at once."""
+    from transformers import TrainerControl, TrainerState
+
+    from fourdthinker.train.readout import ReadoutGateCallback
+
+    def cb(fired_at):
+        checks = [{"step": s, "met": s == fired_at} for s in (1, 2, 3)]
+        (tmp_path / "gate.json").write_text(json.dumps({"stop_when": "readout", "fired_at": fired_at, "checks": checks}))
+        return ReadoutGateCallback(None, [], None, gate="readout", every=1, margin=10, tolerance=3, out=tmp_path)
+
+    late = cb(3)
+    late.on_train_begin(None, TrainerState(global_step=2), TrainerControl())
+    assert [c["step"] for c in late.checks] == [1, 2] and late.fired_at is None
+    early = cb(2)
+    early.on_train_begin(None, TrainerState(global_step=2), TrainerControl())
+    control = early.on_step_end(None, TrainerState(global_step=3, max_steps=9), TrainerControl())
+    assert early.fired_at == 2 and control.should_training_stop
+    other = ReadoutGateCallback(None, [], None, gate="self-level", every=1, margin=10, tolerance=3, out=tmp_path)
+    assert other.checks == [] and other.fired_at is None  # another rule's gate.json is not resumed

@@ -203,6 +203,12 @@ class ReadoutGateCallback(TrainerCallback):
         met, why = gate_decision(acc, self.gate, margin=self.margin, tolerance=self.tolerance)
         return met, why, {f: 100.0 * sum(v) / len(v) for f, v in acc.items()}
 
+    def on_train_begin(self, args, state, control, **kw):
+        # --resume: keep the checks up to the checkpoint's step (the steps after it are trained again)
+        self.checks = [c for c in self.checks if c["step"] <= state.global_step]
+        if self.fired_at is not None and self.fired_at > state.global_step:
+            self.fired_at = None
+
     def on_step_end(self, args, state, control, model=None, **kw):
         step = state.global_step
         if self.fired_at is not None:  # resumed after the gate fired: stop at once
