@@ -282,3 +282,18 @@ def test_demo_frame_span_window_reaches_training_and_evaluation(tmp_path):
     d.stage_eval("Raw QA SFT", "sft-raw-qa")
     run = json.loads((tmp_path / "eval" / "raw-qa-sft" / "run.json").read_text())
     assert run["runner"]["span"] == "window"
+
+
+def test_report_says_where_the_gated_curriculum_stages_stopped(tmp_path):
+    from fourdthinker.demo.report import _gate_html, curriculum_gates
+
+    assert curriculum_gates(tmp_path) == {} and _gate_html({}) == ""  # not gated: no section
+    for stage, fired, steps in (("dift-curriculum-read", 300, (100, 200, 300)), ("dift-curriculum", None, (250, 500))):
+        (tmp_path / stage).mkdir()
+        checks = [{"step": s, "why": f"check at {s}"} for s in steps]
+        (tmp_path / stage / "gate.json").write_text(json.dumps({"stop_when": "x", "fired_at": fired, "checks": checks}))
+    gates = curriculum_gates(tmp_path)
+    assert gates["dift-curriculum-read"] == {"rule": "x", "fired_at": 300, "last_step": 300, "last_check": "check at 300"}
+    assert gates["dift-curriculum"]["fired_at"] is None and gates["dift-curriculum"]["last_step"] == 500
+    html = _gate_html(gates)
+    assert "<td>300</td>" in html and "not met (cap 500)" in html and "check at 500" in html

@@ -160,19 +160,37 @@ def write_demo_report(demo: Any, results: Mapping[str, Any], *, title: str = "fo
     train_png = plot_training(Path(demo.runs), out / "demo_training.png")
     html = write_report(results, out, bench="synthetic", root=demo.world_bench, title=title, table=table,
                         span=demo.cfg.frame_span)
-    _add_demo_section(Path(html), paired, [out / "demo_table3.png", train_png])
+    gates = curriculum_gates(Path(demo.runs))
+    _add_demo_section(Path(html), paired, [out / "demo_table3.png", train_png], gates)
     summary = {
         "rows": {r["strategy"]: {"accuracy": r["accuracy"], "ci": [r["ci_lo"], r["ci_hi"]], "n": r["n"]}
                  for r in table.numbers},
         "paired": paired, "report": str(html), "table3_png": str(out / "demo_table3.png"),
-        "training_png": str(train_png) if train_png else None,
+        "training_png": str(train_png) if train_png else None, "curriculum_gates": gates,
     }
     atomic_write_json(out / "summary.json", summary)
     return summary
 
 
-def _add_demo_section(html_path: Path, paired: list[dict], pngs: list[Path | None]) -> None:
-    """Insert the paired gains (with CIs) and the demo figures into the eval report's HTML."""
+def curriculum_gates(runs: Path) -> dict[str, dict]:
+    """Where each read-out-gated curriculum stage stopped (``--curriculum-gate``): stage -> {rule,
+    fired_at (None: ran to its cap), last check}; empty when no stage was gated."""
+    import json
+
+    out = {}
+    for stage in ("dift-curriculum-read", "dift-curriculum"):
+        f = runs / stage / "gate.json"
+        if f.exists():
+            g = json.loads(f.read_text(encoding="utf-8"))
+            last = g["checks"][-1] if g.get("checks") else {}
+            out[stage] = {"rule": g["stop_when"], "fired_at": g["fired_at"], "last_step": last.get("step"),
+                          "last_check": last.get("why")}
+    return out
+
+
+def _add_demo_section(html_path: Path, paired: list[dict], pngs: list[Path | None], gates: dict | None = None) -> None:
+    """Insert the paired gains (with CIs), where the gated curriculum stages stopped, and the demo
+    figures into the eval report's HTML."""
     import base64
     import html as H
 
@@ -187,10 +205,26 @@ def _add_demo_section(html_path: Path, paired: list[dict], pngs: list[Path | Non
     section = ("<h2>Demo: paired gains (same items, paired stratified bootstrap 95% CI)</h2>"
                "<table><tr><th>B vs A</th><th>delta (pp)</th><th>95% CI</th><th>fixed/broken</th><th>McNemar p</th></tr>"
                f"{rows}</table><p class='caption'>The base row is a random-init model (it rarely answers in a parseable "
-               "way), so compare with chance (25%) too.</p><h2>Demo figures</h2><div class='grid'>" + imgs + "</div>")
+               "way), so compare with chance (25%) too.</p>" + _gate_html(gates or {}) +
+               "<h2>Demo figures</h2><div class='grid'>" + imgs + "</div>")
     text = html_path.read_text(encoding="utf-8")
     text = text.replace("</body>", section + "</body>", 1) if "</body>" in text else text + section
     atomic_write_text(html_path, text)
+
+
+def _gate_html(gates: dict) -> str:
+    import html as H
+
+    if not gates:
+        return ""
+
+    def stopped(g: dict) -> str:
+        return str(g["fired_at"]) if g["fired_at"] is not None else f"not met (cap {g['last_step']})"
+
+    rows = "".join(f"<tr><td>{H.escape(stage)}</td><td>{H.escape(g['rule'])}</td><td>{stopped(g)}</td>"
+                   f"<td>{H.escape(g['last_check'] or '')}</td></tr>" for stage, g in gates.items())
+    return ("<h2>Curriculum: the read-out gate</h2><table><tr><th>stage</th><th>rule</th><th>stopped at step</th>"
+            f"<th>last check (held-out camera records, %)</th></tr>{rows}</table>")
 
 
 def print_summary(summary: dict, console=None) -> None:
