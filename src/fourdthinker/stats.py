@@ -1,19 +1,22 @@
-"""The one bootstrap: stratified percentile-bootstrap CIs for accuracies and paired accuracy gains.
+"""The one bootstrap: stratified percentile-bootstrap CIs for accuracies and paired accuracy gains;
+and the exact McNemar test.
 
 Evaluation (``eval.metrics.bootstrap_ci``: the CI of "Avg."), the demo's report (the CI of a
 model's gain over another on the same items) and training reports all resample the same way, so
-the resampling lives here once, at the package root, importable by every stage.
+the resampling lives here once, at the package root, importable by every stage. McNemar lives here
+for the same reason: evaluation's paired comparisons and training's read-out gate both test with it.
 
 Pure numpy; hand computations in ``tests/test_stats.py``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["paired_delta_ci", "stratified_bootstrap_ci"]
+__all__ = ["mcnemar_exact", "paired_delta_ci", "stratified_bootstrap_ci"]
 
 
 def stratified_bootstrap_ci(groups: Sequence[Sequence[float]], *, statistic: str = "macro", n_boot: int = 2000,
@@ -73,3 +76,18 @@ def paired_delta_ci(a: Mapping[str, bool], b: Mapping[str, bool], subtask_of: Ma
     delta = float(np.mean([d.mean() for d in diffs]))
     lo, hi = stratified_bootstrap_ci(diffs, statistic="macro", n_boot=n_boot, alpha=alpha, seed=seed)
     return delta, lo, hi
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts.
+
+    b = items only run A got right, c = items only run B got right, n = b + c. Under H0 each
+    discordant item is A's with probability 1/2, so p = min(1, 2 * sum_{k=0}^{min(b,c)} C(n,k) / 2^n).
+    E.g. b=1, c=5: p = 2 * (1 + 6) / 64 = 0.21875. No discordant items -> p = 1."""
+    if b < 0 or c < 0:
+        raise ValueError(f"counts must be >= 0, got b={b}, c={c}")
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2**n
+    return min(1.0, 2 * tail)

@@ -7,13 +7,12 @@ Every function is pure (lists in, numbers out) so it can be checked by hand; see
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from fourdthinker.stats import stratified_bootstrap_ci
+from fourdthinker.stats import mcnemar_exact, stratified_bootstrap_ci
 
 
 def accuracy(correct: Sequence[bool]) -> float:
@@ -51,21 +50,6 @@ def bootstrap_ci(by_subtask: Mapping[str, Sequence[bool]], *, statistic: str = "
     resampling is :func:`fourdthinker.stats.stratified_bootstrap_ci` (shared with the paired CIs)."""
     return stratified_bootstrap_ci(list(by_subtask.values()), statistic=statistic, n_boot=n_boot, alpha=alpha,
                                    seed=seed)
-
-
-def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value from the discordant counts.
-
-    b = items only run A got right, c = items only run B got right, n = b + c. Under H0 each
-    discordant item is A's with probability 1/2, so p = min(1, 2 * sum_{k=0}^{min(b,c)} C(n,k) / 2^n).
-    E.g. b=1, c=5: p = 2 * (1 + 6) / 64 = 0.21875. No discordant items -> p = 1."""
-    if b < 0 or c < 0:
-        raise ValueError(f"counts must be >= 0, got b={b}, c={c}")
-    n = b + c
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2**n
-    return min(1.0, 2 * tail)
 
 
 @dataclass

@@ -75,8 +75,8 @@ def gate_decision(acc: Mapping[str, Sequence[bool]], gate: str, *, margin: float
           and  McNemar p(self vs zero) < alpha
 
     McNemar is the exact two-sided test on the records where the two feeds disagree
-    (``eval.metrics.mcnemar_exact``). Returns (met, one line saying why)."""
-    from fourdthinker.eval.metrics import mcnemar_exact
+    (``fourdthinker.stats.mcnemar_exact``). Returns (met, one line saying why)."""
+    from fourdthinker.stats import mcnemar_exact
 
     if gate not in GATES[1:]:
         raise ValueError(f"gate must be one of {GATES[1:]}, got {gate!r}")
