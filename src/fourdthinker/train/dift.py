@@ -422,8 +422,7 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
         from fourdthinker.train.readout import ReadoutGateCallback
 
         gate_cb = ReadoutGateCallback(ad, gate, cfg, gate=cfg.stop_when, every=cfg.gate_every, margin=cfg.gate_margin,
-                                      tolerance=cfg.gate_tolerance, out=out, batch_size=max(8, cfg.batch_size),
-                                      progress=cfg.progress)
+                                      tolerance=cfg.gate_tolerance, out=out, batch_size=max(8, cfg.batch_size))
     trainer = DiftTrainer(model=ad.model, args=args, train_dataset=train_ds, data_collator=DiftCollator(ad.pad_id),
                           callbacks=[health_cb, *([gate_cb] if gate_cb else []), log_cb], adapter=ad, dift=cfg,
                           processing_class=ad.processor)  # health and gate before the log: same JSONL row; the

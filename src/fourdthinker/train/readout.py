@@ -175,11 +175,10 @@ class ReadoutGateCallback(TrainerCallback):
     check (the forward is collective under ZeRO-3); rank 0's decision is the one all follow."""
 
     def __init__(self, adapter, samples: Sequence, cfg, *, gate: str, every: int, margin: float, tolerance: float,
-                 out: str | Path, batch_size: int = 16, progress: bool = True):
+                 out: str | Path, batch_size: int = 16):
         self.adapter, self.samples, self.cfg, self.gate = adapter, samples, cfg, gate
         self.every, self.margin, self.tolerance, self.batch_size = every, margin, tolerance, batch_size
         self.file = Path(out) / "gate.json"
-        self.progress = progress
         self.trainer = None
         state = json.loads(self.file.read_text()) if self.file.exists() else {}
         self.checks: list[dict[str, Any]] = state.get("checks", []) if state.get("stop_when") == gate else []
@@ -224,9 +223,8 @@ class ReadoutGateCallback(TrainerCallback):
         if met:
             self.fired_at = step
             control.should_training_stop = True
-        if state.is_world_process_zero:
+        if state.is_world_process_zero:  # one line per check, bar or not (a few per run): logs show the trajectory
             self._write()
-        if self.progress:
             from rich.console import Console
 
             Console(stderr=True).print(f"read-out gate ({self.gate}) at step {step}: {why}", soft_wrap=True,
