@@ -71,7 +71,8 @@ def _run(config: str | None = None, dry_run: bool = False, **flags) -> None:
     n_gate = getattr(res, "n_gate", 0) or 0
     skipped = f"{res.n_skipped} quarantined" + (f", {res.n_load_errors} skipped at load time" if res.n_load_errors else "")
     typer.echo(f"trained {len(res.losses)} steps on {res.n_samples - held - n_gate} samples"
-               + (f" ({held} held out for latent health)" if held else "") + f" ({skipped}); last {parts}")
+               + "".join(f" ({n} held out for {why})" for n, why in ((held, "latent health"), (n_gate, "the read-out gate")) if n)
+               + f" ({skipped}); last {parts}")
     if cfg.stop_when != "none":
         fired = getattr(res, "gate_fired_at", None)
         when = f"stopped at step {fired}" if fired else f"not met by the cap (--max-steps {cfg.max_steps})"
