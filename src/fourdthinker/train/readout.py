@@ -29,10 +29,10 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
+from fourdthinker.train.dift_config import GATES
+
 __all__ = ["GATES", "GATE_ALPHA", "READOUT_FEEDS", "ReadoutGateCallback", "answer_span", "gate_decision",
            "gate_feeds", "gate_indices", "readout_accuracy"]
-
-from fourdthinker.train.dift_config import GATES
 
 READOUT_FEEDS = ("target", "zero", "roll", "self")
 GATE_ALPHA = 0.01  # the McNemar p a gate needs, on top of its margin (checks are repeated: kept strict)
@@ -92,8 +92,7 @@ def gate_decision(acc: Mapping[str, Sequence[bool]], gate: str, *, margin: float
 
     read = "self" if gate == "self-level" else "target"
     gap, p = pct[read] - pct["zero"], test(read, "zero")
-    said = f"{read} {pct[read]:.1f} vs zero {pct['zero']:.1f} (+{gap:.1f} points, p {p:.2g})" if gap >= 0 else \
-        f"{read} {pct[read]:.1f} vs zero {pct['zero']:.1f} ({gap:.1f} points, p {p:.2g})"
+    said = f"{read} {pct[read]:.1f} vs zero {pct['zero']:.1f} ({gap:+.1f} points, p {p:.2g})"
     met = gap >= margin and p < alpha
     if gate == "self-level":
         level = pct["self"] >= pct["target"] - tolerance
