@@ -383,11 +383,15 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
         n_held = cfg.health_heldout
         train_ds = torch.utils.data.Subset(ds, range(len(ds) - n_held))
         heldout = DiftCollator(ad.pad_id)([ds[i] for i in range(len(ds) - n_held, len(ds))])
-    gate = None
+    gate_cb = None
     if cfg.stop_when != "none":
+        from fourdthinker.train.readout import ReadoutGateCallback
+
         gate = _gate_samples(ds, cfg, out / "quarantine.jsonl" if main else None)
         kept = sorted(set(range(len(ds) - n_held)) - set(gate.indices))
         train_ds = torch.utils.data.Subset(ds, kept)  # the gate's records never train (deterministic for --resume)
+        gate_cb = ReadoutGateCallback(ad, gate, cfg, gate=cfg.stop_when, every=cfg.gate_every, margin=cfg.gate_margin,
+                                      tolerance=cfg.gate_tolerance, out=out, batch_size=max(8, cfg.batch_size))
     target_norm = None
     if cfg.mode == "dift" and cfg.feed_norm:
         from fourdthinker.train.latent_feed import target_mean_norm
@@ -417,12 +421,6 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
     health_cb = HealthCallback(  # trainer is bound below, before the first call
         lambda b: dift_forward(ad, b, cfg, step=trainer.state.global_step, total=trainer.state.max_steps), heldout,
         every=cfg.health_every, factor=cfg.health_factor, progress=cfg.progress)
-    gate_cb = None
-    if gate is not None:
-        from fourdthinker.train.readout import ReadoutGateCallback
-
-        gate_cb = ReadoutGateCallback(ad, gate, cfg, gate=cfg.stop_when, every=cfg.gate_every, margin=cfg.gate_margin,
-                                      tolerance=cfg.gate_tolerance, out=out, batch_size=max(8, cfg.batch_size))
     trainer = DiftTrainer(model=ad.model, args=args, train_dataset=train_ds, data_collator=DiftCollator(ad.pad_id),
                           callbacks=[health_cb, *([gate_cb] if gate_cb else []), log_cb], adapter=ad, dift=cfg,
                           processing_class=ad.processor)  # health and gate before the log: same JSONL row; the
@@ -446,7 +444,7 @@ def train_dift(cfg: DiftConfig) -> DiftResult:
     return DiftResult(out_dir=out, losses=log_cb.rows, n_samples=len(ds), n_skipped=len(ds.skipped),
                       loss_png=png, final_loss=final, health_png=health_png, n_heldout=n_held,
                       health_warnings=health_cb.messages, adapter=ad, n_load_errors=n_err,
-                      n_gate=len(gate) if gate is not None else 0,
+                      n_gate=len(gate_cb.samples) if gate_cb is not None else 0,
                       gate_fired_at=gate_cb.fired_at if gate_cb is not None else None)
 
 
