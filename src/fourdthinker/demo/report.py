@@ -188,7 +188,7 @@ def curriculum_gates(runs: Path) -> dict[str, dict]:
     return out
 
 
-def _add_demo_section(html_path: Path, paired: list[dict], pngs: list[Path | None], gates: dict | None = None) -> None:
+def _add_demo_section(html_path: Path, paired: list[dict], pngs: list[Path | None], gates: dict) -> None:
     """Insert the paired gains (with CIs), where the gated curriculum stages stopped, and the demo
     figures into the eval report's HTML."""
     import base64
@@ -205,7 +205,7 @@ def _add_demo_section(html_path: Path, paired: list[dict], pngs: list[Path | Non
     section = ("<h2>Demo: paired gains (same items, paired stratified bootstrap 95% CI)</h2>"
                "<table><tr><th>B vs A</th><th>delta (pp)</th><th>95% CI</th><th>fixed/broken</th><th>McNemar p</th></tr>"
                f"{rows}</table><p class='caption'>The base row is a random-init model (it rarely answers in a parseable "
-               "way), so compare with chance (25%) too.</p>" + _gate_html(gates or {}) +
+               "way), so compare with chance (25%) too.</p>" + _gate_html(gates) +
                "<h2>Demo figures</h2><div class='grid'>" + imgs + "</div>")
     text = html_path.read_text(encoding="utf-8")
     text = text.replace("</body>", section + "</body>", 1) if "</body>" in text else text + section
