@@ -124,6 +124,11 @@ for _seed in (0, 1, 2, 3):
                                     "gate_every": 100}
     VARIANTS[f"gate-self{_sfx}"] = {**VARIANTS["target-bn-ans-cam-self-long-s1"], "seed": _seed, "max_steps": 3000,
                                     "stop_when": "self-level", "gate_every": 250, "init": f"gate-read{_sfx}"}
+    # the read-out stage at a third of the lr, with twice the cap (at lr 1e-3 the read-out grew through the whole
+    # cosine decay, and a restart at 1e-3 erased it), and the self-fed stage from it
+    VARIANTS[f"gate-read-slow{_sfx}"] = {**VARIANTS[f"gate-read{_sfx}"], "lr": 3e-4, "max_steps": 2400,
+                                         "warmup_steps": 180, "gate_every": 200}
+    VARIANTS[f"gate-self-slow{_sfx}"] = {**VARIANTS[f"gate-self{_sfx}"], "init": f"gate-read-slow{_sfx}"}
 VARIANTS |= {
     "target-bn-ans-nosim-self": {"latent_feed": "self", "imagery_bottleneck": True, "response": "imagery-answer",
                                  "l_ce": 1.0, "max_steps": 500, "lr": 3e-4, "warmup_steps": 10,

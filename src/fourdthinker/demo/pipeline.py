@@ -30,7 +30,7 @@ from fourdthinker.demo.config import DemoConfig
 from fourdthinker.demo.stages import Stage, console_progress, pin_config, run_stages
 from fourdthinker.names import slug  # 'CoT SFT + GRPO' -> 'cot-sft-grpo' (folder and stage names)
 
-__all__ = ["CURRICULUM_RL_ROW", "CURRICULUM_ROW", "ROWS", "build_stages", "run_demo"]
+__all__ = ["CURRICULUM_READ_STAGE", "CURRICULUM_RL_ROW", "CURRICULUM_ROW", "CURRICULUM_STAGE", "ROWS", "build_stages", "run_demo"]
 
 # Table 3 rows -> (stage that makes the model, how to find its folder)
 ROWS: dict[str, str] = {
@@ -45,6 +45,9 @@ ROWS: dict[str, str] = {
 # the rows `dift_curriculum` adds (not in the paper's Table 3; the paper's DIFT rows stay)
 CURRICULUM_ROW = "DIFT (curriculum)"
 CURRICULUM_RL_ROW = "DIFT (curriculum) + 4DRL"
+# ... and the run folders (stage names) of its two DIFT stages, which the report reads back
+CURRICULUM_READ_STAGE = "dift-curriculum-read"
+CURRICULUM_STAGE = "dift-curriculum"
 # its two stages' fixed settings (docs/latent_feed_study.md#the-dift-curriculum-in-the-demo): under the
 # imagery bottleneck, the whole text loss on the answer; first teacher-forced on the camera records with the
 # answer's loss alone (the read-out of the latents), then self-fed on all records with both losses
@@ -180,14 +183,14 @@ class Demo:
 
         steps, _ = self.cfg.curriculum_steps()
         data = task_records(self.data / "demo_dift.jsonl", CURRICULUM_TASKS)
-        return self.stage_sft("dift", "dift-curriculum-read", data=str(data), max_steps=steps,
+        return self.stage_sft("dift", CURRICULUM_READ_STAGE, data=str(data), max_steps=steps,
                               warmup_steps=max(1, round(steps * 3 / 40)), **CURRICULUM_READ,
                               **self._curriculum_gate("readout", steps))
 
     def stage_curriculum_self(self) -> dict:
         """The curriculum's second stage: from the first stage's model, the self-fed chain on all records."""
         _, steps = self.cfg.curriculum_steps()
-        return self.stage_sft("dift", "dift-curriculum", model=self.model_dir("dift-curriculum-read"), max_steps=steps,
+        return self.stage_sft("dift", CURRICULUM_STAGE, model=self.model_dir(CURRICULUM_READ_STAGE), max_steps=steps,
                               lr=self.cfg.curriculum_lr, warmup_steps=max(1, min(10, steps // 10)), **CURRICULUM_SELF,
                               **self._curriculum_gate("self-level", steps))
 
@@ -236,7 +239,7 @@ class Demo:
             return dict(ROWS)
         rows = list(ROWS.items())
         at = [r for r, _ in rows].index("DIFT") + 1
-        return dict(rows[:at] + [(CURRICULUM_ROW, "dift-curriculum")] + rows[at:] + [(CURRICULUM_RL_ROW, "rl-4drl-curriculum")])
+        return dict(rows[:at] + [(CURRICULUM_ROW, CURRICULUM_STAGE)] + rows[at:] + [(CURRICULUM_RL_ROW, "rl-4drl-curriculum")])
 
     # ----------------------------------------------------------------------------- recipe
     def stages(self) -> list[Stage]:
@@ -249,9 +252,9 @@ class Demo:
             Stage("dift", "DIFT (reasoning with latent imagery, Eq. 7-9)", lambda: self.stage_sft("dift", "dift")),
         ]
         if self.cfg.dift_curriculum:
-            st += [Stage("dift-curriculum-read", "DIFT curriculum 1/2: read-out on camera records (bottleneck, answer loss)",
+            st += [Stage(CURRICULUM_READ_STAGE, "DIFT curriculum 1/2: read-out on camera records (bottleneck, answer loss)",
                          self.stage_curriculum_read),
-                   Stage("dift-curriculum", "DIFT curriculum 2/2: self-fed chain on all records", self.stage_curriculum_self)]
+                   Stage(CURRICULUM_STAGE, "DIFT curriculum 2/2: self-fed chain on all records", self.stage_curriculum_self)]
         st += [
             Stage("rl-grpo", "GRPO from the base model", lambda: self.stage_rl("grpo", "rl-grpo", "")),
             Stage("rl-cot-grpo", "CoT SFT + GRPO", lambda: self.stage_rl("cot-grpo", "rl-cot-grpo", "sft-cot")),
@@ -259,7 +262,7 @@ class Demo:
         ]
         if self.cfg.dift_curriculum:  # rolled out and replayed under the curriculum model's imagery bottleneck
             st.append(Stage("rl-4drl-curriculum", "DIFT (curriculum) + 4DRL",
-                            lambda: self.stage_rl("4drl", "rl-4drl-curriculum", "dift-curriculum")))
+                            lambda: self.stage_rl("4drl", "rl-4drl-curriculum", CURRICULUM_STAGE)))
         for row, model_stage in self.rows().items():
             st.append(Stage(f"eval-{slug(row)}", f"Evaluate: {row}", _bind(self.stage_eval, row, model_stage)))
         st.append(Stage("report", "Table 3, paired comparisons, HTML report", self.stage_report))

@@ -68,7 +68,12 @@ def plot_training(runs: Path, path: Path) -> Path | None:
     from fourdthinker.plots import save_figure
 
     sft = {"Raw QA SFT": "sft-raw-qa", "CoT SFT": "sft-cot", "DIFT": "dift"}
-    from fourdthinker.demo.pipeline import CURRICULUM_RL_ROW, CURRICULUM_ROW
+    from fourdthinker.demo.pipeline import (
+        CURRICULUM_READ_STAGE,
+        CURRICULUM_RL_ROW,
+        CURRICULUM_ROW,
+        CURRICULUM_STAGE,
+    )
 
     rl = {"GRPO": "rl-grpo", "CoT SFT + GRPO": "rl-cot-grpo", "DIFT + 4DRL": "rl-4drl", CURRICULUM_RL_ROW: "rl-4drl-curriculum"}
     if not any((runs / d / "log.jsonl").exists() for d in sft.values()):
@@ -88,8 +93,8 @@ def plot_training(runs: Path, path: Path) -> Path | None:
         line, = a1.plot(steps, [r[key] for r in rows], label=f"{name} (text CE)", marker="o" if len(rows) < 10 else None)
         if name == "DIFT" and all("sim" in r for r in rows):
             a1.plot(steps, [r["sim"] for r in rows], ls="--", color=line.get_color(), label="DIFT L_sim (1 - cos)")
-    read = [r for r in _read_jsonl(runs / "dift-curriculum-read" / "log.jsonl") if "loss" in r]
-    chain = [r for r in _read_jsonl(runs / "dift-curriculum" / "log.jsonl") if "loss" in r]
+    read = [r for r in _read_jsonl(runs / CURRICULUM_READ_STAGE / "log.jsonl") if "loss" in r]
+    chain = [r for r in _read_jsonl(runs / CURRICULUM_STAGE / "log.jsonl") if "loss" in r]
     if read:  # the curriculum's two stages end to end (its CE is on the answer alone: another scale)
         shift = read[-1]["step"]
         rows = read + [{**r, "step": r["step"] + shift} for r in chain]
@@ -178,7 +183,9 @@ def curriculum_gates(runs: Path) -> dict[str, dict]:
     import json
 
     out = {}
-    for stage in ("dift-curriculum-read", "dift-curriculum"):
+    from fourdthinker.demo.pipeline import CURRICULUM_READ_STAGE, CURRICULUM_STAGE
+
+    for stage in (CURRICULUM_READ_STAGE, CURRICULUM_STAGE):
         f = runs / stage / "gate.json"
         if f.exists():
             g = json.loads(f.read_text(encoding="utf-8"))
