@@ -129,6 +129,9 @@ for _seed in (0, 1, 2, 3):
     VARIANTS[f"gate-read-slow{_sfx}"] = {**VARIANTS[f"gate-read{_sfx}"], "lr": 3e-4, "max_steps": 2400,
                                          "warmup_steps": 180, "gate_every": 200}
     VARIANTS[f"gate-self-slow{_sfx}"] = {**VARIANTS[f"gate-self{_sfx}"], "init": f"gate-read-slow{_sfx}"}
+    # the demo's ungated read-out stage length (1,200 steps) at lr 3e-4, checked every 100 steps by a gate that
+    # cannot fire (a 101-point margin): does the read-out last to the end of a fixed schedule?
+    VARIANTS[f"read-slow-trace{_sfx}"] = {**VARIANTS[f"gate-read{_sfx}"], "lr": 3e-4, "gate_margin": 101.0}
 VARIANTS |= {
     "target-bn-ans-nosim-self": {"latent_feed": "self", "imagery_bottleneck": True, "response": "imagery-answer",
                                  "l_ce": 1.0, "max_steps": 500, "lr": 3e-4, "warmup_steps": 10,

@@ -132,6 +132,7 @@ def test_quick_curriculum_trains_both_stages_and_evaluates_its_row(tmp_path):
     cam = [json.loads(x) for x in Path(read_cfg["data"]).read_text().splitlines()]
     assert read_cfg["data"].endswith("demo_dift.camera.jsonl") and cam and {r["task"] for r in cam} == {"camera"}
     assert (read_cfg["latent_feed"], read_cfg["use_sim"], read_cfg["max_steps"]) == ("target", False, demo.cfg.curriculum_steps()[0])
+    assert read_cfg["lr"] == QUICK.curriculum_lr != QUICK.sft_lr  # gated: the read-out stage at the lower lr too
     gates = [json.loads((d / "gate.json").read_text()) for d in (read, chain)]
     assert [g["stop_when"] for g in gates] == ["readout", "self-level"] and all(g["records"] == 1 for g in gates)
     assert [done[s]["steps"] for s in ("dift-curriculum-read", "dift-curriculum")] == list(demo.cfg.curriculum_steps())

@@ -71,3 +71,8 @@ def test_every_variant_is_dift_config_fields():
     assert {k: read[k] for k in CURRICULUM_READ} == CURRICULUM_READ and read["tasks"] == CURRICULUM_TASKS
     assert {k: chain[k] for k in CURRICULUM_SELF} == CURRICULUM_SELF and chain["lr"] == DemoConfig().curriculum_lr
     assert DemoConfig(sft_steps=1500).curriculum_steps() == (read["max_steps"], chain["max_steps"])
+    # ... and with --curriculum-gate, what the gated study variants measured (the read-out stage at the lower lr)
+    read, chain = mod.VARIANTS["gate-read-slow"], mod.VARIANTS["gate-self-slow"]
+    gated = DemoConfig(sft_steps=1500, curriculum_gate=True)
+    assert gated.curriculum_steps() == (read["max_steps"], chain["max_steps"]) and read["lr"] == chain["lr"] == gated.curriculum_lr
+    assert round(read["max_steps"] * 3 / 40) == read["warmup_steps"] and read["max_steps"] // 12 == read["gate_every"]

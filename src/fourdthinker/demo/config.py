@@ -67,7 +67,7 @@ class DemoConfig:
                                       "training seeds, not all (--mcq-style uniform --frame-span window --train-clips 6000 --sft-steps 1500; "
                                       "docs/latent_feed_study.md); at the defaults' size no model learns motion.")
     curriculum_read_steps: int = _f(0, "Steps of the curriculum's first stage (camera records only); 0 = 4/15 of "
-                                       "sft_steps (run F: 400 of 1500), or with curriculum_gate its cap, 0 = 4/5 of "
+                                       "sft_steps (run F: 400 of 1500), or with curriculum_gate its cap, 0 = 8/5 of "
                                        "sft_steps.", ge=0)
     curriculum_self_steps: int = _f(0, "Steps of the curriculum's self-fed stage; 0 = sft_steps, or with curriculum_gate "
                                        "its cap, 0 = 2 x sft_steps.", ge=0)
@@ -79,7 +79,9 @@ class DemoConfig:
     curriculum_gate_records: int = _f(300, "Camera records held out of both curriculum stages for the read-out gate.",
                                       gt=0)
     curriculum_lr: float = _f(3e-4, "Learning rate of the curriculum's self-fed stage (it starts from the first "
-                                    "stage's model, so lower than sft_lr).", gt=0)
+                                    "stage's model, so lower than sft_lr), and with curriculum_gate of its first stage "
+                                    "too (at sft_lr the read-out formed at some seeds only; docs/latent_feed_study.md).",
+                              gt=0)
     # RL stages (GRPO, CoT SFT + GRPO, DIFT + 4DRL)
     rl_steps: int = _f(16, "GRPO steps of each RL run.", gt=0)
     rl_questions: int = _f(6, "Questions per GRPO step.", gt=0)
@@ -104,7 +106,7 @@ class DemoConfig:
         """(first stage, self-fed stage) steps of the DIFT curriculum, the 0 defaults resolved: fixed
         counts, or with ``curriculum_gate`` the caps of the gated stages."""
         if self.curriculum_gate:
-            return (self.curriculum_read_steps or max(1, round(self.sft_steps * 4 / 5)),
+            return (self.curriculum_read_steps or max(1, round(self.sft_steps * 8 / 5)),
                     self.curriculum_self_steps or 2 * self.sft_steps)
         read = self.curriculum_read_steps or max(1, round(self.sft_steps * 4 / 15))
         return read, self.curriculum_self_steps or self.sft_steps
