@@ -80,7 +80,7 @@ class DemoConfig:
                                       gt=0)
     curriculum_lr: float = _f(3e-4, "Learning rate of the curriculum's self-fed stage (it starts from the first "
                                     "stage's model, so lower than sft_lr), and with curriculum_gate of its first stage "
-                                    "too (at sft_lr the read-out formed at some seeds only; docs/latent_feed_study.md).",
+                                    "too (at sft_lr the read-out formed in some runs only; docs/latent_feed_study.md).",
                               gt=0)
     # RL stages (GRPO, CoT SFT + GRPO, DIFT + 4DRL)
     rl_steps: int = _f(16, "GRPO steps of each RL run.", gt=0)

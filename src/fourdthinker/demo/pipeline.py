@@ -183,8 +183,8 @@ class Demo:
 
         steps, _ = self.cfg.curriculum_steps()
         data = task_records(self.data / "demo_dift.jsonl", CURRICULUM_TASKS)
-        # gated, at the self-fed stage's lower lr: at sft_lr the read-out formed by step 400 at some seeds and never
-        # at others; at 3e-4 it formed by step 400 at each seed tried (docs/latent_feed_study.md#gate-slow)
+        # gated, at the self-fed stage's lower lr: at sft_lr the read-out formed in some runs (by step 500) and not in
+        # others (not in 1,200 steps); at 3e-4 it formed by step 400 at each seed tried (docs/latent_feed_study.md#gate-slow)
         lr = self.cfg.curriculum_lr if self.cfg.curriculum_gate else self.cfg.sft_lr
         return self.stage_sft("dift", CURRICULUM_READ_STAGE, data=str(data), max_steps=steps, lr=lr,
                               warmup_steps=max(1, round(steps * 3 / 40)), **CURRICULUM_READ,
