@@ -206,7 +206,7 @@ def test_curriculum_adds_its_stages_and_row_after_dift(tmp_path):
     assert FULL.with_overrides(curriculum_read_steps=7, curriculum_self_steps=9).curriculum_steps() == (7, 9)
     assert on._curriculum_gate("readout", 1200) == {}  # fixed step counts unless curriculum_gate
     gated = Demo(FULL.with_overrides(dift_curriculum=True, curriculum_gate=True, sft_steps=1500), tmp_path)
-    assert gated.cfg.curriculum_steps() == (2400, 3000)  # the caps, twice what seed 2 of run F needed at 1,200 + 3,000
+    assert gated.cfg.curriculum_steps() == (2400, 3000)  # the caps: 8/5 and 2x sft_steps (stage 1 at lr 3e-4 fired at 400; seed 2 once needed 3,000 in stage 2)
     assert gated._curriculum_gate("self-level", 3000) == {"stop_when": "self-level", "gate_task": "camera",
                                                           "gate_records": 300, "gate_every": 250}
     assert CURRICULUM_READ["latent_feed"] == "target" and CURRICULUM_READ["use_sim"] is False
