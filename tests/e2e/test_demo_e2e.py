@@ -116,8 +116,8 @@ def test_quick_curriculum_trains_both_stages_and_evaluates_its_row(tmp_path):
     """`dift_curriculum` at quick size: the first stage trains on the camera records only, teacher-forced
     under the bottleneck with the answer's loss alone; the second starts from its model, self-fed; the
     row is evaluated with the bottleneck the model's config asks for, and 4DRL runs from it (wiring, not
-    learning). With the read-out gate on: both stages hold out the same camera records and check them;
-    one record can never pass the gate, so both run to their caps."""
+    learning). With the read-out gate on: the first stage holds out camera records and checks them (one
+    record can never pass the gate, so it runs to its cap); the second runs its fixed steps ungated."""
     from fourdthinker.demo.config import QUICK
     from fourdthinker.demo.pipeline import CURRICULUM_ROW, Demo
     from fourdthinker.demo.stages import run_stages
@@ -133,10 +133,10 @@ def test_quick_curriculum_trains_both_stages_and_evaluates_its_row(tmp_path):
     assert read_cfg["data"].endswith("demo_dift.camera.jsonl") and cam and {r["task"] for r in cam} == {"camera"}
     assert (read_cfg["latent_feed"], read_cfg["use_sim"], read_cfg["max_steps"]) == ("target", False, demo.cfg.curriculum_steps()[0])
     assert read_cfg["lr"] == QUICK.curriculum_lr != QUICK.sft_lr  # gated: the read-out stage at the lower lr too
-    gates = [json.loads((d / "gate.json").read_text()) for d in (read, chain)]
-    assert [g["stop_when"] for g in gates] == ["readout", "self-level"] and all(g["records"] == 1 for g in gates)
+    gate = json.loads((read / "gate.json").read_text())  # only the first stage is gated
+    assert gate["stop_when"] == "readout" and gate["records"] == 1 and not (chain / "gate.json").exists()
     assert [done[s]["steps"] for s in ("dift-curriculum-read", "dift-curriculum")] == list(demo.cfg.curriculum_steps())
-    assert all(g["fired_at"] is None and g["checks"] for g in gates)
+    assert gate["fired_at"] is None and gate["checks"]
     chain_cfg = json.loads((chain / "dift_config.json").read_text())
     assert chain_cfg["model"] == str(read) and chain_cfg["latent_feed"] == "self" and chain_cfg["use_sim"]
     assert chain_cfg["data"].endswith("demo_dift.jsonl") and chain_cfg["lr"] == QUICK.curriculum_lr

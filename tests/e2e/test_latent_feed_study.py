@@ -71,8 +71,11 @@ def test_every_variant_is_dift_config_fields():
     assert {k: read[k] for k in CURRICULUM_READ} == CURRICULUM_READ and read["tasks"] == CURRICULUM_TASKS
     assert {k: chain[k] for k in CURRICULUM_SELF} == CURRICULUM_SELF and chain["lr"] == DemoConfig().curriculum_lr
     assert DemoConfig(sft_steps=1500).curriculum_steps() == (read["max_steps"], chain["max_steps"])
-    # ... and with --curriculum-gate, what the gated study variants measured (the read-out stage at the lower lr)
-    read, chain = mod.VARIANTS["gate-read-slow"], mod.VARIANTS["gate-self-slow"]
+    # ... and with --curriculum-gate, what the study variants that reached the goal measured: the read-out stage
+    # gated at the lower lr, then the self-fed stage ungated for a fixed 1,500 steps
+    read, chain = mod.VARIANTS["gate-read-slow"], mod.VARIANTS["self1500-slow"]
+    assert chain["init"] == "gate-read-slow" and read["stop_when"] == "readout" and chain["stop_when"] == "none"
     gated = DemoConfig(sft_steps=1500, curriculum_gate=True)
     assert gated.curriculum_steps() == (read["max_steps"], chain["max_steps"]) and read["lr"] == chain["lr"] == gated.curriculum_lr
     assert round(read["max_steps"] * 3 / 40) == read["warmup_steps"] and read["max_steps"] // 12 == read["gate_every"]
+    assert max(1, min(10, chain["max_steps"] // 10)) == chain["warmup_steps"]

@@ -69,14 +69,14 @@ class DemoConfig:
     curriculum_read_steps: int = _f(0, "Steps of the curriculum's first stage (camera records only); 0 = 4/15 of "
                                        "sft_steps (run F: 400 of 1500), or with curriculum_gate its cap, 0 = 8/5 of "
                                        "sft_steps.", ge=0)
-    curriculum_self_steps: int = _f(0, "Steps of the curriculum's self-fed stage; 0 = sft_steps, or with curriculum_gate "
-                                       "its cap, 0 = 2 x sft_steps.", ge=0)
-    curriculum_gate: bool = _f(False, "Stop each curriculum stage by the read-out gate (train dift --stop-when) instead of "
-                                      "at a fixed step count: the first stage once the answer reads the latents (fed z "
-                                      "beats fed zeros), the second once the self-fed read-out is level with the "
-                                      "teacher-forced one; checked every 1/12 of the cap on held-out camera records. The "
-                                      "step counts that work differ by training seed (docs/latent_feed_study.md).")
-    curriculum_gate_records: int = _f(300, "Camera records held out of both curriculum stages for the read-out gate.",
+    curriculum_self_steps: int = _f(0, "Steps of the curriculum's self-fed stage (never gated); 0 = sft_steps.", ge=0)
+    curriculum_gate: bool = _f(False, "Stop the curriculum's first stage by the read-out gate (train dift --stop-when "
+                                      "readout) instead of at a fixed step count: once the answer fed z beats the answer "
+                                      "fed zeros on held-out camera records, checked every 1/12 of the cap; that stage "
+                                      "then runs at curriculum_lr. The self-fed stage keeps its fixed step count (gated "
+                                      "too, it stopped before the other tasks were learnt). The step count that works "
+                                      "differs by training seed (docs/latent_feed_study.md#gate-slow).")
+    curriculum_gate_records: int = _f(300, "Camera records held out of the gated first stage for the read-out gate.",
                                       gt=0)
     curriculum_lr: float = _f(3e-4, "Learning rate of the curriculum's self-fed stage (it starts from the first "
                                     "stage's model, so lower than sft_lr), and with curriculum_gate of its first stage "
@@ -104,11 +104,11 @@ class DemoConfig:
 
     def curriculum_steps(self) -> tuple[int, int]:
         """(first stage, self-fed stage) steps of the DIFT curriculum, the 0 defaults resolved: fixed
-        counts, or with ``curriculum_gate`` the caps of the gated stages."""
+        counts, except that with ``curriculum_gate`` the first is the gated stage's cap."""
         if self.curriculum_gate:
-            return (self.curriculum_read_steps or max(1, round(self.sft_steps * 8 / 5)),
-                    self.curriculum_self_steps or 2 * self.sft_steps)
-        read = self.curriculum_read_steps or max(1, round(self.sft_steps * 4 / 15))
+            read = self.curriculum_read_steps or max(1, round(self.sft_steps * 8 / 5))
+        else:
+            read = self.curriculum_read_steps or max(1, round(self.sft_steps * 4 / 15))
         return read, self.curriculum_self_steps or self.sft_steps
 
     def to_dict(self) -> dict[str, Any]:
