@@ -173,6 +173,9 @@ def main() -> None:
                     help="leave out the Raw QA SFT model (the benchmark check; not needed to compare DIFT variants)")
     ap.add_argument("--confirm-clips", type=int, default=0,
                     help="also probe every model on a fresh benchmark of this many clips (~2 items each), in <out>/confirm")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="the demo's seed (default 0): the training world's; the benchmark's is seed + 1000, and the "
+                         "models without a seed of their own (CoT SFT, Raw QA SFT) train with it")
     ap.add_argument("--confirm-seed", type=int, default=None,
                     help="seed of the confirmation world (default: the demo's seed + 2000; the benchmark's is seed + 1000)")
     a = ap.parse_args()
@@ -194,6 +197,8 @@ def main() -> None:
     for key in ("mcq_style", "frame_span", "train_clips", "threads", "model"):
         if getattr(a, key):
             cfg = cfg.with_overrides(**{key: getattr(a, key)})
+    if a.seed is not None:
+        cfg = cfg.with_overrides(seed=a.seed)
     confirm_seed = cfg.seed + 2000 if a.confirm_seed is None else a.confirm_seed
     if confirm_seed in (cfg.seed, cfg.seed + 1000):
         ap.error(f"--confirm-seed {confirm_seed} is the training or the benchmark world's seed: the items would not be fresh")

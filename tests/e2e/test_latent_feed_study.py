@@ -19,9 +19,10 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           timeout=850)  # inside the test's own 900 s
 
 
-@pytest.mark.parametrize("seed", ["0", "1000"])
-def test_confirm_seed_must_differ_from_the_training_and_benchmark_worlds(tmp_path, seed):
-    r = _run("--quick", "--confirm-clips", "2", "--confirm-seed", seed, "--out", str(tmp_path / "s"), cwd=tmp_path)
+@pytest.mark.parametrize(("world", "seed"), [([], "0"), ([], "1000"), (["--seed", "3"], "3"), (["--seed", "3"], "1003")])
+def test_confirm_seed_must_differ_from_the_training_and_benchmark_worlds(tmp_path, world, seed):
+    """--seed moves the training world (seed) and the benchmark world (seed + 1000) with it."""
+    r = _run("--quick", *world, "--confirm-clips", "2", "--confirm-seed", seed, "--out", str(tmp_path / "s"), cwd=tmp_path)
     assert r.returncode == 2
     assert f"--confirm-seed {seed} is the training or the benchmark world's seed" in r.stderr
     assert not (tmp_path / "s").exists()  # refused before anything is written
