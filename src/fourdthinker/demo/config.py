@@ -107,11 +107,9 @@ class DemoConfig:
     def curriculum_steps(self) -> tuple[int, int]:
         """(first stage, self-fed stage) steps of the DIFT curriculum, the 0 defaults resolved: fixed
         counts, except that with ``curriculum_gate`` the first is the gated stage's cap."""
-        if self.curriculum_gate:
-            read = self.curriculum_read_steps or max(1, round(self.sft_steps * 8 / 5))
-        else:
-            read = self.curriculum_read_steps or max(1, round(self.sft_steps * 4 / 15))
-        return read, self.curriculum_self_steps or self.sft_steps
+        share = 8 / 5 if self.curriculum_gate else 4 / 15
+        return (self.curriculum_read_steps or max(1, round(self.sft_steps * share)),
+                self.curriculum_self_steps or self.sft_steps)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
