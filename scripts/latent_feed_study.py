@@ -135,6 +135,8 @@ for _seed in (0, 1, 2, 3):
     # the demo's ungated read-out stage length (1,200 steps) at lr 3e-4, checked every 100 steps by a gate that
     # cannot fire (a 101-point margin): does the read-out last to the end of a fixed schedule?
     VARIANTS[f"read-slow-trace{_sfx}"] = {**VARIANTS[f"gate-read{_sfx}"], "lr": 3e-4, "gate_margin": 101.0}
+    # ... and the 1,500 self-fed steps from it (is a longer-trained read-out a better start for the chain?)
+    VARIANTS[f"self1500-trace{_sfx}"] = {**VARIANTS[f"self1500-slow{_sfx}"], "init": f"read-slow-trace{_sfx}"}
 VARIANTS |= {
     "target-bn-ans-nosim-self": {"latent_feed": "self", "imagery_bottleneck": True, "response": "imagery-answer",
                                  "l_ce": 1.0, "max_steps": 500, "lr": 3e-4, "warmup_steps": 10,
