@@ -65,8 +65,8 @@ class DemoConfig:
                                       "h_{t-1} at the slots). Off by default: it adds two SFT runs, one RL run and two "
                                       "evaluations, and its gain was measured at run F's size only (--mcq-style uniform "
                                       "--frame-span window --train-clips 6000 --sft-steps 1500): there, with "
-                                      "curriculum_gate, it reached the latent-usage goal and beat the paper's DIFT at every "
-                                      "training seed tried (docs/latent_feed_study.md#gate-slow); at the defaults' size no "
+                                      "curriculum_gate, it reached the latent-usage goal in every run tried and beat the paper's "
+                                      "DIFT at each seed compared (docs/latent_feed_study.md#gate-slow); at the defaults' size no "
                                       "model learns motion.")
     curriculum_read_steps: int = _f(0, "Steps of the curriculum's first stage (camera records only); 0 = 4/15 of "
                                        "sft_steps (run F: 400 of 1500), or with curriculum_gate its cap, 0 = 8/5 of "
