@@ -132,7 +132,7 @@ for _seed in (0, 1, 2, 3):
     # the self-fed stage from the lower-lr read-out ungated, for the 1,500 steps that reached the goal at seed 0
     # (the self-level gate looks at the camera records alone, and can stop before the other tasks are learnt)
     VARIANTS[f"self1500-slow{_sfx}"] = {**VARIANTS[f"gate-self-slow{_sfx}"], "stop_when": "none", "max_steps": 1500}
-    # the demo's ungated read-out stage length (1,200 steps) at lr 3e-4, checked every 100 steps by a gate that
+    # a fixed 1,200-step read-out stage (gate-read's cap) at lr 3e-4, checked every 100 steps by a gate that
     # cannot fire (a 101-point margin): does the read-out last to the end of a fixed schedule?
     VARIANTS[f"read-slow-trace{_sfx}"] = {**VARIANTS[f"gate-read{_sfx}"], "lr": 3e-4, "gate_margin": 101.0}
     # ... and the 1,500 self-fed steps from it (is a longer-trained read-out a better start for the chain?)
